@@ -1,0 +1,3 @@
+export * from './object-store.js';
+export * from './job-runner.js';
+export * from './events.js';

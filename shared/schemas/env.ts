@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/**
+ * Environment of every handler and of the training job. Validated once, at cold
+ * start, by `loadEnv`. Local runs use a folder as the bucket and child processes
+ * as jobs; the cloud uses S3 and AWS Batch.
+ */
+export const PlatformEnvSchema = z
+  .object({
+    /** @default "local" */
+    STORE_KIND: z.enum(['local', 's3']).default('local'),
+    /** Folder that plays the bucket (local). */
+    BUCKET_DIR: z.string().min(1).optional(),
+    /** Bucket name (s3). */
+    BUCKET_NAME: z.string().min(3).optional(),
+    /** @default "local" */
+    JOB_RUNNER: z.enum(['local', 'batch']).default('local'),
+    JOB_QUEUE: z.string().min(1).optional(),
+    JOB_DEFINITION: z.string().min(1).optional(),
+    /** Models kept in memory by the predict function. @default 4 */
+    MODEL_CACHE_SIZE: z.coerce.number().int().min(1).max(64).default(4),
+    /** Base URL of the local platform, used to hand out upload URLs. */
+    TL_PUBLIC_URL: z.string().url().optional(),
+    /** Secret that signs local upload URLs. */
+    TL_UPLOAD_SECRET: z.string().min(16).optional(),
+  })
+  .superRefine((env, ctx) => {
+    if (env.STORE_KIND === 'local' && !env.BUCKET_DIR) ctx.addIssue({ code: 'custom', path: ['BUCKET_DIR'], message: 'required when STORE_KIND=local' });
+    if (env.STORE_KIND === 's3' && !env.BUCKET_NAME) ctx.addIssue({ code: 'custom', path: ['BUCKET_NAME'], message: 'required when STORE_KIND=s3' });
+    if (env.JOB_RUNNER === 'batch' && (!env.JOB_QUEUE || !env.JOB_DEFINITION))
+      ctx.addIssue({ code: 'custom', path: ['JOB_QUEUE'], message: 'JOB_QUEUE and JOB_DEFINITION are required when JOB_RUNNER=batch' });
+  });
+export type PlatformEnv = z.infer<typeof PlatformEnvSchema>;
+
+/** What a training job gets besides the platform environment (Batch parameters or a child's env). */
+export const TrainJobEnvSchema = z.object({
+  TL_JOB_ID: z.string().min(1),
+  /** `prepared/<dataset>/<hash>`: where the shards and the dataset report are. */
+  TL_PREPARED_PREFIX: z.string().regex(/^prepared\/[^/]+\/[0-9a-f]+$/),
+});
+export type TrainJobEnv = z.infer<typeof TrainJobEnvSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses an environment with a schema and throws one readable error listing every problem. */
+export function loadEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(`invalid environment:\n  ${lines.join('\n  ')}`);
+  }
+  return result.data;
+}

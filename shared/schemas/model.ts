@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { TaskTypeSchema, TrainSpecSchema } from './spec.js';
+
+export const TaskHeadSchema = z.strictObject({
+  name: z.string(),
+  type: TaskTypeSchema,
+  auxiliary: z.boolean(),
+  /** Class names in output order (classification, multilabel). */
+  labels: z.array(z.string()).optional(),
+  /** Per-label decision thresholds (multilabel). */
+  thresholds: z.array(z.number()).optional(),
+  /** Output length (regression). */
+  size: z.number().int().optional(),
+  /** Standardisation of regression targets: prediction = output * std + mean. */
+  mean: z.array(z.number()).optional(),
+  std: z.array(z.number()).optional(),
+});
+export type TaskHead = z.infer<typeof TaskHeadSchema>;
+
+export const InputSpecSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('image'),
+    /** [height, width, channels] the preprocessor resizes to. */
+    shape: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
+  }),
+  z.strictObject({ type: z.literal('vector'), size: z.number().int().positive() }),
+]);
+export type InputSpec = z.infer<typeof InputSpecSchema>;
+
+/** `models/<model>/<version>/metadata.json`. */
+export const ModelMetadataSchema = z.strictObject({
+  model: z.string(),
+  version: z.string(),
+  createdAt: z.string(),
+  /** `train` for a trained head, `prototype` for a nearest-class-mean model. */
+  kind: z.enum(['train', 'prototype']),
+  input: InputSpecSchema,
+  /** Which frozen embedder feeds the stored model (`none` means it reads the inputs directly). */
+  base: z.strictObject({ name: z.string(), embeddingSize: z.number().int().optional() }),
+  tasks: z.array(TaskHeadSchema).min(1),
+  dataset: z.strictObject({ name: z.string(), hash: z.string() }),
+  spec: TrainSpecSchema,
+  jobId: z.string().optional(),
+  /** Test-split metrics per task, plus anything a job adds (baselines, ablations). */
+  metrics: z.record(z.string(), z.unknown()).default({}),
+});
+export type ModelMetadata = z.infer<typeof ModelMetadataSchema>;
+
+/** `models/<model>/aliases/<alias>.json`. */
+export const AliasSchema = z.strictObject({
+  version: z.string(),
+  previous: z.string().optional(),
+  updatedAt: z.string().optional(),
+});
+export type Alias = z.infer<typeof AliasSchema>;

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { NameSchema } from './common.js';
+
+export const TaskTypeSchema = z.enum(['classification', 'multilabel', 'regression']);
+
+export const TaskSchema = z.strictObject({
+  name: NameSchema,
+  type: TaskTypeSchema.default('classification'),
+  /** Static loss weight. @default 1 */
+  weight: z.number().positive().max(1000).default(1),
+  /** Auxiliary tasks help training; predict leaves them out unless asked. @default false */
+  auxiliary: z.boolean().default(false),
+  /** Length of a regression target (1 for a scalar). Inferred from the data when absent. */
+  size: z.number().int().positive().max(1024).optional(),
+});
+export type Task = z.infer<typeof TaskSchema>;
+
+/** Hard sharing: one trunk, a head per task. Soft: a tower per task tied by an L2 penalty. */
+export const SharingSchema = z.discriminatedUnion('method', [
+  z.strictObject({
+    method: z.literal('hard'),
+    /** Hidden layer sizes of the shared trunk on top of the base embedding. @default [128] */
+    trunk: z.array(z.number().int().positive().max(4096)).max(4).default([128]),
+  }),
+  z.strictObject({
+    method: z.literal('soft'),
+    /** Hidden layer sizes of each task's tower. @default [128] */
+    tower: z.array(z.number().int().positive().max(4096)).min(1).max(4).default([128]),
+    /** λ of the penalty λ·Σ‖W_a − W_b‖² between towers (Duong et al., 2015). @default 0.01 */
+    l2: z.number().nonnegative().max(100).default(0.01),
+  }),
+]);
+export type Sharing = z.infer<typeof SharingSchema>;
+
+/** How task losses are combined. */
+export const LossWeightingSchema = z.discriminatedUnion('method', [
+  z.strictObject({ method: z.literal('static') }),
+  /** Kendall, Gal & Cipolla (2018): learned homoscedastic uncertainty per task. */
+  z.strictObject({ method: z.literal('uncertainty') }),
+  /** Dynamic Weight Averaging (Liu, Johns & Davison, 2019). */
+  z.strictObject({ method: z.literal('dwa'), temperature: z.number().positive().default(2) }),
+]);
+export type LossWeighting = z.infer<typeof LossWeightingSchema>;
+
+export const TrainingOptionsSchema = z.strictObject({
+  /** @default 30 */
+  epochs: z.number().int().min(1).max(1000).default(30),
+  /** @default 32 */
+  batchSize: z.number().int().min(1).max(1024).default(32),
+  /** @default 0.001 */
+  learningRate: z.number().positive().max(10).default(0.001),
+  /** Epochs without validation improvement before stopping. @default 5 */
+  patience: z.number().int().min(1).max(1000).default(5),
+  /** Dropout before each head. @default 0.2 */
+  dropout: z.number().min(0).max(0.9).default(0.2),
+  /** Share of records (by key hash) held out for validation and test. @default 0.15 each */
+  validationFraction: z.number().min(0.05).max(0.4).default(0.15),
+  testFraction: z.number().min(0.05).max(0.4).default(0.15),
+  /** Seed for weight initialisation and shuffling. @default 42 */
+  seed: z.number().int().default(42),
+});
+export type TrainingOptions = z.infer<typeof TrainingOptionsSchema>;
+
+export const FineTuneSchema = z.strictObject({
+  /** Number of top base layers (with weights) to unfreeze after the heads converge. */
+  layers: z.number().int().min(1).max(200),
+  /** @default 0.0001 */
+  learningRate: z.number().positive().max(1).default(0.0001),
+  /** @default 5 */
+  epochs: z.number().int().min(1).max(200).default(5),
+});
+
+/**
+ * The training spec, `datasets/<dataset>/train.json`. Its upload triggers processing.
+ */
+export const TrainSpecSchema = z.strictObject({
+  /** Model to publish to. @default the dataset's name */
+  model: NameSchema.optional(),
+  input: z.strictObject({ type: z.enum(['image', 'vector']).default('image') }).default({ type: 'image' }),
+  /** A base model name, `model:<name>[@version]`, or `none`. @default "mobilenet_v2" */
+  base: z
+    .string()
+    .regex(/^(none|[a-z0-9][a-z0-9_-]{0,62}|model:[a-z0-9][a-z0-9_-]{0,62}(@v\d{14}-[0-9a-f]{6}|@[a-z0-9_-]+)?)$/i, 'expected a base model name, "model:<name>[@version]" or "none"')
+    .default('mobilenet_v2'),
+  /** `prototype` publishes a nearest-class-mean classifier without a training job. @default "train" */
+  mode: z.enum(['train', 'prototype']).default('train'),
+  /** @default one classification task "class" for a folder-per-label dataset */
+  tasks: z
+    .array(TaskSchema)
+    .min(1, 'a spec needs at least one task')
+    .max(32)
+    .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, 'task names must be unique')
+    .optional(),
+  sharing: SharingSchema.default({ method: 'hard', trunk: [128] }),
+  lossWeighting: LossWeightingSchema.default({ method: 'static' }),
+  training: TrainingOptionsSchema.default(TrainingOptionsSchema.parse({})),
+  fineTune: FineTuneSchema.optional(),
+  /** Continual learning: extend `<model>@<version>` with new tasks or classes. */
+  from: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}@[a-z0-9_-]+$/i).optional(),
+  promotion: z.strictObject({ margin: z.number().min(0).max(1).default(0.01) }).default({ margin: 0.01 }),
+});
+export type TrainSpec = z.infer<typeof TrainSpecSchema>;
+export type TrainSpecInput = z.input<typeof TrainSpecSchema>;
+
+/** Tasks of a spec, with the folder-per-label default applied. */
+export function tasksOf(spec: TrainSpec): Task[] {
+  return spec.tasks ?? [TaskSchema.parse({ name: 'class', type: 'classification' })];
+}
