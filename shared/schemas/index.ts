@@ -7,3 +7,4 @@ export * from './model.js';
 export * from './predict.js';
 export * from './events.js';
 export * from './env.js';
+export * from './base-model.js';

@@ -1,0 +1,20 @@
+import { z } from 'zod';
+
+/** `base-models/<name>/descriptor.json`: how to feed a base model and where to cut it. */
+export const BaseModelDescriptorSchema = z.strictObject({
+  name: z.string(),
+  /** [height, width, channels] of the model input. */
+  inputShape: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
+  /** Pixel scaling applied to uint8 RGB before the model: x * scale + offset (e.g. 1/255 and 0). */
+  normalization: z.strictObject({ scale: z.number(), offset: z.number() }),
+  /** Layer whose output is the embedding, and how it is pooled to a vector. */
+  embedding: z.strictObject({
+    layer: z.string(),
+    pooling: z.enum(['none', 'avg']).default('none'),
+    size: z.number().int().positive(),
+  }),
+  /** Key of the tfjs `model.json`, relative to the bucket. */
+  modelKey: z.string(),
+  provenance: z.strictObject({ source: z.string(), license: z.string().optional(), notes: z.string().optional() }),
+});
+export type BaseModelDescriptor = z.infer<typeof BaseModelDescriptorSchema>;
