@@ -36,8 +36,6 @@ export function encodeShard(shard: Shard): Buffer {
   if ((shard.dtype === 'uint8') !== shard.data instanceof Uint8Array) throw new ShardFormatError('shard dtype does not match its data');
   const header: ShardHeader = { format: 'tl-shard-1', split: shard.split, dtype: shard.dtype, shape: shard.shape, records: shard.records };
   const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(json.length, 0);
   // Pad the header so float32 data starts 4-byte aligned.
   const pad = Buffer.alloc((4 - ((4 + json.length) % 4)) % 4, 0x20);
   const body = Buffer.from(shard.data.buffer, shard.data.byteOffset, shard.data.byteLength);
