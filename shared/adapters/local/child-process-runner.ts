@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { JobDescription, JobRequest, JobRunner } from '../../ports/job-runner.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+/** The training job's entry point: the same file the Batch container runs. */
+export const TRAIN_ENTRY = path.join(repoRoot, 'functions/train/main.ts');
+
+export interface ChildProcessJobRunnerOptions {
+  /** Jobs run at once; the rest wait, as in a Batch queue. @default 1 */
+  concurrency?: number;
+  /** Command line of the job. @default node --import tsx functions/train/main.ts */
+  command?: { file: string; args: string[] };
+  /** Where the children's output goes, one line at a time. @default stderr with a prefix */
+  onOutput?: (jobId: string, line: string) => void;
+}
+
+interface Entry {
+  request: JobRequest;
+  runnerJobId: string;
+  state: JobDescription['state'];
+  reason?: string;
+  child?: ChildProcess;
+}
+
+/**
+ * JobRunner of the embedded default: each job is a child process with the same
+ * environment contract as the AWS Batch job. Jobs queue up to `concurrency`.
+ */
+export class ChildProcessJobRunner implements JobRunner {
+  private readonly jobs = new Map<string, Entry>();
+  private readonly waiting: Entry[] = [];
+  private running = 0;
+  private readonly idle = new Set<() => void>();
+
+  constructor(private readonly options: ChildProcessJobRunnerOptions = {}) {}
+
+  async submit(request: JobRequest): Promise<{ runnerJobId: string }> {
+    const runnerJobId = `local-${randomBytes(4).toString('hex')}`;
+    const entry: Entry = { request, runnerJobId, state: 'submitted' };
+    this.jobs.set(runnerJobId, entry);
+    this.waiting.push(entry);
+    this.pump();
+    return { runnerJobId };
+  }
+
+  async describe(runnerJobId: string): Promise<JobDescription | undefined> {
+    const e = this.jobs.get(runnerJobId);
+    return e && { jobId: e.request.jobId, runnerJobId, state: e.state, reason: e.reason };
+  }
+
+  async cancel(runnerJobId: string, reason: string): Promise<void> {
+    const e = this.jobs.get(runnerJobId);
+    if (!e || e.state === 'succeeded' || e.state === 'failed' || e.state === 'cancelled') return;
+    e.reason = reason;
+    if (e.child) e.child.kill('SIGTERM');
+    else {
+      this.waiting.splice(this.waiting.indexOf(e), 1);
+      e.state = 'cancelled';
+    }
+  }
+
+  /** Resolves when no job is queued or running. */
+  whenIdle(): Promise<void> {
+    if (this.running === 0 && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.add(resolve));
+  }
+
+  /** Stops every running job (used on shutdown). */
+  async stopAll(): Promise<void> {
+    for (const e of this.jobs.values()) await this.cancel(e.runnerJobId, 'platform stopped');
+  }
+
+  private pump(): void {
+    const limit = this.options.concurrency ?? 1;
+    while (this.running < limit && this.waiting.length > 0) this.start(this.waiting.shift()!);
+    if (this.running === 0 && this.waiting.length === 0) {
+      for (const r of this.idle) r();
+      this.idle.clear();
+    }
+  }
+
+  private start(e: Entry): void {
+    const cmd = this.options.command ?? { file: process.execPath, args: ['--import', 'tsx', TRAIN_ENTRY] };
+    const out = this.options.onOutput ?? ((id, line) => process.stderr.write(`[${id}] ${line}\n`));
+    e.state = 'running';
+    this.running++;
+    const child = spawn(cmd.file, cmd.args, {
+      cwd: repoRoot,
+      env: { ...process.env, ...e.request.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    e.child = child;
+    const forward = (stream: NodeJS.ReadableStream) => {
+      let buf = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        buf += chunk;
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          out(e.request.jobId, buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      stream.on('end', () => buf && out(e.request.jobId, buf));
+    };
+    forward(child.stdout!);
+    forward(child.stderr!);
+    child.on('error', (err) => {
+      e.reason = err.message;
+    });
+    child.on('close', (code, signal) => {
+      e.child = undefined;
+      if (e.reason && signal) e.state = 'cancelled';
+      else if (code === 0) e.state = 'succeeded';
+      else {
+        e.state = 'failed';
+        e.reason ??= signal ? `killed by ${signal}` : `exited with code ${code}`;
+      }
+      this.running--;
+      this.pump();
+    });
+  }
+}
