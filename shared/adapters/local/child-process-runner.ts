@@ -15,6 +15,8 @@ export interface ChildProcessJobRunnerOptions {
   command?: { file: string; args: string[] };
   /** Where the children's output goes, one line at a time. @default stderr with a prefix */
   onOutput?: (jobId: string, line: string) => void;
+  /** Called when a job's process ends, e.g. to record a crash the job could not record itself. */
+  onExit?: (description: JobDescription, request: JobRequest) => void;
 }
 
 interface Entry {
@@ -33,7 +35,7 @@ export class ChildProcessJobRunner implements JobRunner {
   private readonly jobs = new Map<string, Entry>();
   private readonly waiting: Entry[] = [];
   private running = 0;
-  private readonly idle = new Set<() => void>();
+  private readonly idleWaiters = new Set<() => void>();
 
   constructor(private readonly options: ChildProcessJobRunnerOptions = {}) {}
 
@@ -62,10 +64,14 @@ export class ChildProcessJobRunner implements JobRunner {
     }
   }
 
+  get idle(): boolean {
+    return this.running === 0 && this.waiting.length === 0;
+  }
+
   /** Resolves when no job is queued or running. */
   whenIdle(): Promise<void> {
     if (this.running === 0 && this.waiting.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idle.add(resolve));
+    return new Promise((resolve) => this.idleWaiters.add(resolve));
   }
 
   /** Stops every running job (used on shutdown). */
@@ -77,8 +83,8 @@ export class ChildProcessJobRunner implements JobRunner {
     const limit = this.options.concurrency ?? 1;
     while (this.running < limit && this.waiting.length > 0) this.start(this.waiting.shift()!);
     if (this.running === 0 && this.waiting.length === 0) {
-      for (const r of this.idle) r();
-      this.idle.clear();
+      for (const r of this.idleWaiters) r();
+      this.idleWaiters.clear();
     }
   }
 
@@ -120,6 +126,7 @@ export class ChildProcessJobRunner implements JobRunner {
         e.reason ??= signal ? `killed by ${signal}` : `exited with code ${code}`;
       }
       this.running--;
+      this.options.onExit?.({ jobId: e.request.jobId, runnerJobId: e.runnerJobId, state: e.state, reason: e.reason }, e.request);
       this.pump();
     });
   }

@@ -1,0 +1,81 @@
+import { type ObjectStore, getJsonIfExists } from '../../shared/ports/object-store.js';
+import { ApiError } from '../../shared/http/api.js';
+import { NameSchema } from '../../shared/schemas/common.js';
+import { JobStatusSchema, type JobStatus } from '../../shared/schemas/job.js';
+import type { ModelMetadata } from '../../shared/schemas/model.js';
+import type { PredictRequest, PredictResponse, TaskPrediction } from '../../shared/schemas/predict.js';
+import { listModels, ModelNotFoundError, resolveModel } from '../../shared/models/registry.js';
+import { readJobStatus } from '../../shared/jobs/status.js';
+
+/** A model ready to serve: one forward pass from raw instances to per-task predictions. */
+export interface Servable {
+  readonly metadata: ModelMetadata;
+  predict(request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>>;
+  dispose(): void;
+}
+
+/** Loads servables, keeping the most recently used in memory keyed by model and version. */
+export interface ModelCache {
+  get(metadata: ModelMetadata): Promise<Servable>;
+}
+
+export interface ApiDeps {
+  store: ObjectStore;
+  models: ModelCache;
+}
+
+export function checkModelName(model: string | undefined): string {
+  if (!model || !NameSchema.safeParse(model).success) {
+    throw new ApiError(400, 'INVALID_MODEL_NAME', `invalid model name ${JSON.stringify(model ?? '')}: use letters, digits, "-" or "_"`);
+  }
+  return model;
+}
+
+async function resolveOr404(store: ObjectStore, model: string, version?: string): Promise<ModelMetadata> {
+  try {
+    return await resolveModel(store, model, version);
+  } catch (err) {
+    if (err instanceof ModelNotFoundError) throw new ApiError(404, 'MODEL_NOT_FOUND', err.message);
+    throw err;
+  }
+}
+
+export async function predict(model: string, request: PredictRequest, deps: ApiDeps): Promise<PredictResponse> {
+  const metadata = await resolveOr404(deps.store, checkModelName(model), request.version);
+  const servable = await deps.models.get(metadata);
+  const predictions = await servable.predict(request);
+  return { model: metadata.model, version: metadata.version, predictions };
+}
+
+/** What GET /models lists per model: enough to choose one without a second call. */
+function summary(meta: ModelMetadata) {
+  return {
+    model: meta.model,
+    version: meta.version,
+    createdAt: meta.createdAt,
+    kind: meta.kind,
+    input: meta.input,
+    base: meta.base.name,
+    tasks: meta.tasks.map((t) => ({ name: t.name, type: t.type, auxiliary: t.auxiliary, labels: t.labels })),
+  };
+}
+
+export async function listModelSummaries(deps: Pick<ApiDeps, 'store'>) {
+  const names = await listModels(deps.store);
+  const metas = await Promise.all(names.map((n) => resolveModel(deps.store, n).catch(() => undefined)));
+  return { models: metas.filter((m): m is ModelMetadata => Boolean(m)).map(summary) };
+}
+
+export async function describeModel(model: string, deps: Pick<ApiDeps, 'store'>, version?: string) {
+  const meta = await resolveOr404(deps.store, checkModelName(model), version);
+  return meta;
+}
+
+/** The latest training job of a model (what `tl status` shows). */
+export async function latestJob(model: string, deps: Pick<ApiDeps, 'store'>): Promise<JobStatus> {
+  checkModelName(model);
+  const pointer = await getJsonIfExists<{ jobId?: string }>(deps.store, `jobs/by-model/${model}.json`);
+  const status = pointer?.jobId ? await readJobStatus(deps.store, pointer.jobId) : undefined;
+  if (!status) throw new ApiError(404, 'JOB_NOT_FOUND', `no training job for model ${model}`);
+  return JobStatusSchema.parse(status);
+}

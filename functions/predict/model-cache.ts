@@ -1,0 +1,129 @@
+import type { LayersModel } from '@tensorflow/tfjs';
+import { ApiError } from '../../shared/http/api.js';
+import { LruCache } from '../../shared/lru.js';
+import type { ObjectStore } from '../../shared/ports/object-store.js';
+import type { ModelMetadata } from '../../shared/schemas/model.js';
+import type { Instance, PredictRequest, TaskPrediction } from '../../shared/schemas/predict.js';
+import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
+import { resolveBase } from '../../shared/ml/base-models.js';
+import { loadEmbedder, type Embedder } from '../../shared/ml/embedder.js';
+import { loadModel } from '../../shared/ml/model-io.js';
+import { predictTasks, UnknownTaskError } from '../../shared/ml/predict.js';
+import { versionPrefix } from '../../shared/models/registry.js';
+import type { ModelCache, Servable } from './core.js';
+
+/** Strict base64 (standard or URL-safe alphabet), optionally as a data URL. */
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+export function decodeBase64Image(value: string, index: number): Buffer {
+  const data = value.replace(/^data:[\w/+.-]+;base64,/, '').replace(/\s+/g, '');
+  if (!data || data.length % 4 === 1 || !BASE64.test(data)) {
+    throw new ApiError(400, 'INVALID_BASE64', `instances[${index}].image is not valid base64`);
+  }
+  return Buffer.from(data, data.includes('-') || data.includes('_') ? 'base64url' : 'base64');
+}
+
+/** Turns request instances into the input the model was trained on, or a 400 naming the instance. */
+async function toPixels(instances: Instance[], meta: ModelMetadata): Promise<Uint8Array> {
+  if (meta.input.type !== 'image') throw new Error('not an image model');
+  const shape = meta.input.shape;
+  const per = shape[0] * shape[1] * shape[2];
+  const out = new Uint8Array(instances.length * per);
+  await Promise.all(
+    instances.map(async (inst, i) => {
+      if (!('image' in inst)) throw new ApiError(400, 'INVALID_INPUT', `instances[${i}]: model ${meta.model} takes images: send {"image": "<base64>"}`);
+      try {
+        out.set(await decodeImage(decodeBase64Image(inst.image, i), shape), i * per);
+      } catch (err) {
+        if (err instanceof ImageDecodeError) throw new ApiError(400, 'INVALID_IMAGE', `instances[${i}].image: ${err.message}`);
+        throw err;
+      }
+    }),
+  );
+  return out;
+}
+
+function toFeatures(instances: Instance[], meta: ModelMetadata): Float32Array {
+  if (meta.input.type !== 'vector') throw new Error('not a vector model');
+  const size = meta.input.size;
+  const out = new Float32Array(instances.length * size);
+  instances.forEach((inst, i) => {
+    if (!('features' in inst)) throw new ApiError(400, 'INVALID_INPUT', `instances[${i}]: model ${meta.model} takes vectors: send {"features": [${size} numbers]}`);
+    if (inst.features.length !== size) throw new ApiError(400, 'INVALID_INPUT', `instances[${i}].features has ${inst.features.length} values; model ${meta.model} expects ${size}`);
+    out.set(inst.features, i * size);
+  });
+  return out;
+}
+
+class HeadServable implements Servable {
+  constructor(
+    readonly metadata: ModelMetadata,
+    private readonly embedder: Embedder | undefined,
+    private readonly head: LayersModel,
+  ) {}
+
+  async predict(request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>> {
+    const n = request.instances.length;
+    const embeddings = this.embedder
+      ? await this.embedder.embed(await toPixels(request.instances, this.metadata), n)
+      : toFeatures(request.instances, this.metadata);
+    try {
+      return await predictTasks(this.head, this.metadata.tasks, embeddings, n, { tasks: request.tasks, topK: request.topK });
+    } catch (err) {
+      if (err instanceof UnknownTaskError) throw new ApiError(400, 'UNKNOWN_TASK', err.message);
+      throw err;
+    }
+  }
+
+  dispose(): void {
+    this.head.dispose();
+  }
+}
+
+export interface ModelCacheOptions {
+  /** Model versions kept loaded. @default 4 */
+  capacity?: number;
+}
+
+/**
+ * Loaded models keyed by `model@version` (a version never changes, so entries
+ * never go stale), and embedders keyed by base name, shared by every model on
+ * that base so the large frozen part is loaded once.
+ */
+export function createModelCache(store: ObjectStore, options: ModelCacheOptions = {}): ModelCache {
+  const models = new LruCache<string, Promise<Servable>>(options.capacity ?? 4, (_k, v) => void v.then((s) => s.dispose()).catch(() => {}));
+  const embedders = new Map<string, Promise<Embedder>>();
+
+  const embedderFor = (baseName: string): Promise<Embedder> => {
+    let e = embedders.get(baseName);
+    if (!e) {
+      e = resolveBase(store, baseName).then((b) => loadEmbedder(store, b));
+      embedders.set(baseName, e);
+      e.catch(() => embedders.delete(baseName));
+    }
+    return e;
+  };
+
+  return {
+    get(meta: ModelMetadata): Promise<Servable> {
+      const key = `${meta.model}@${meta.version}`;
+      let s = models.get(key);
+      if (!s) {
+        s = (async () => {
+          const [embedder, head] = await Promise.all([
+            meta.input.type === 'image' ? embedderFor(meta.base.name) : Promise.resolve(undefined),
+            loadModel(store, versionPrefix(meta.model, meta.version)),
+          ]);
+          return new HeadServable(meta, embedder, head);
+        })();
+        models.set(key, s);
+        // A failed load is not cached: the next request tries again.
+        const loading = s;
+        loading.catch(() => {
+          if (models.get(key) === loading) models.delete(key);
+        });
+      }
+      return s;
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { getJsonIfExists } from '../ports/object-store.js';
+import { readJobStatus } from '../jobs/status.js';
+import { readAlias } from '../models/registry.js';
+import { TERMINAL_STATES, type JobStatus } from '../schemas/job.js';
+import { generateShapesDataset, generateShapesImages } from './demo-data.js';
+import type { Platform } from './platform.js';
+
+export const DEMO_MODEL = 'demo';
+
+export interface DemoOptions {
+  out: (line: string) => void;
+  /** Images per class of the generated dataset. @default 30 */
+  perClass?: number;
+  /** How long to wait for the demo job. @default 15 minutes */
+  timeoutMs?: number;
+}
+
+/** Polls a model's latest job until it ends, reporting phase and epoch changes. */
+export async function waitForModelJob(platform: Platform, model: string, opts: { out: (line: string) => void; timeoutMs: number }): Promise<JobStatus> {
+  const store = platform.defaultTenant.store;
+  const deadline = Date.now() + opts.timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const pointer = await getJsonIfExists<{ jobId: string }>(store, `jobs/by-model/${model}.json`);
+    const status = pointer && (await readJobStatus(store, pointer.jobId));
+    if (status) {
+      const line = `  ${status.state}${status.phase ? ` · ${status.phase}` : ''}${status.epoch ? ` · epoch ${status.epoch}/${status.epochs ?? '?'}` : ''} · ${Math.round(status.progress * 100)}%`;
+      if (line !== last) opts.out(line);
+      last = line;
+      if (TERMINAL_STATES.includes(status.state)) return status;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`model ${model} was not trained within ${Math.round(opts.timeoutMs / 1000)} s`);
+}
+
+/**
+ * Trains the demo model on a dataset the project draws itself (no downloads),
+ * the way an app would: every image first, train.json last. Skipped when the
+ * model already exists, so a restart serves at once.
+ */
+export async function runDemo(platform: Platform, options: DemoOptions): Promise<void> {
+  const { out } = options;
+  const tenant = platform.defaultTenant;
+  const heldOutDir = path.join(platform.dataDir, 'demo', 'held-out');
+  if (!(await readAlias(tenant.store, DEMO_MODEL, 'latest'))) {
+    const datasetDir = path.join(platform.dataDir, 'demo', 'dataset');
+    out(`Demo: drawing a shapes dataset in ${datasetDir} and training model "${DEMO_MODEL}" on it...`);
+    await fs.rm(datasetDir, { recursive: true, force: true });
+    const files = await generateShapesDataset(datasetDir, { perClass: options.perClass ?? 30, seed: 7, corrupt: 2 });
+    const rel = files.map((f) => path.relative(datasetDir, f)).filter((f) => f !== 'train.json');
+    for (const f of rel) await tenant.store.put(`datasets/${DEMO_MODEL}/${f.split(path.sep).join('/')}`, await fs.readFile(path.join(datasetDir, f)));
+    const spec = { model: DEMO_MODEL, training: { epochs: 20 } };
+    await tenant.store.put(`datasets/${DEMO_MODEL}/train.json`, JSON.stringify(spec, null, 2));
+    const status = await waitForModelJob(platform, DEMO_MODEL, { out, timeoutMs: options.timeoutMs ?? 15 * 60_000 });
+    if (status.state !== 'succeeded') {
+      out(`Demo training ${status.state}: ${status.error?.code ?? ''} ${status.error?.message ?? ''}`);
+      return;
+    }
+  }
+  await fs.mkdir(heldOutDir, { recursive: true });
+  const images = await generateShapesImages({ perClass: 1, seed: 99, format: 'png' });
+  const written: string[] = [];
+  for (const [i, img] of images.entries()) {
+    const file = path.join(heldOutDir, `${img.label}-${i}.png`);
+    await fs.writeFile(file, img.data);
+    written.push(file);
+  }
+  const sample = path.relative(process.cwd(), written[0]);
+  out(`Demo model "${DEMO_MODEL}" is serving. Try (held-out images in ${path.relative(process.cwd(), heldOutDir)}):`);
+  out(`  npx tl predict ${DEMO_MODEL} ${written.map((f) => path.relative(process.cwd(), f)).join(' ')}`);
+  out(
+    `  curl -s -X POST ${platform.url}/models/${DEMO_MODEL}/predict -H "x-api-key: ${tenant.tenant.apiKey}" -H "content-type: application/json" ` +
+      `-d "{\\"instances\\":[{\\"image\\":\\"$(base64 -w0 ${sample})\\"}]}"`,
+  );
+}
