@@ -1,0 +1,168 @@
+/**
+ * The frozen part of a model behind one small interface: uint8 RGB images in,
+ * float32 embeddings out. Training, the embedding cache and predict all go through
+ * it, so a faster engine (e.g. onnxruntime) can replace the tfjs forward pass here
+ * without touching the rest.
+ */
+import type { LayersModel, SymbolicTensor, Tensor, Tensor4D } from '@tensorflow/tfjs';
+import type { ObjectStore } from '../ports/object-store.js';
+import type { BaseModelDescriptor } from '../schemas/base-model.js';
+import { loadTf, type Tf } from '../tf/loader.js';
+import type { ResolvedBase } from './base-models.js';
+import { objectStoreIO } from './model-io.js';
+
+export type ImageShape = [number, number, number];
+
+export interface EmbedOptions {
+  /** Images per forward pass. @default 32 (8 for pretrained bases, which need the memory) */
+  batchSize?: number;
+  /** Called after each batch with images done so far. */
+  onProgress?: (done: number, total: number) => void;
+  /**
+   * Shape of the given images when it differs from `inputShape`: they are resized
+   * (bilinear) and grey images repeated to three channels first.
+   * @default the embedder's inputShape
+   */
+  sourceShape?: ImageShape;
+}
+
+export interface Embedder {
+  readonly inputShape: ImageShape;
+  readonly size: number;
+  /**
+   * @param pixels count×h×w×c uint8 RGB, HWC
+   * @returns count×size embeddings
+   */
+  embed(pixels: Uint8Array, count: number, opts?: EmbedOptions): Promise<Float32Array>;
+  dispose(): void;
+}
+
+export class EmbedderError extends Error {
+  override name = 'EmbedderError';
+}
+
+export interface LoadEmbedderOptions {
+  /** Cut a pretrained base somewhere other than its descriptor's embedding layer (used to compare layers). */
+  embedding?: Pick<BaseModelDescriptor['embedding'], 'layer' | 'pooling'>;
+}
+
+const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Turns a batch of uint8 images into normalized float input of the target shape. */
+function toInput(tf: Tf, pixels: Uint8Array, n: number, source: ImageShape, target: ImageShape, scale: number, offset: number): Tensor4D {
+  let x = tf.tensor4d(Float32Array.from(pixels), [n, ...source]);
+  if (source[2] === 1 && target[2] === 3) x = tf.tile(x, [1, 1, 1, 3]);
+  else if (source[2] !== target[2]) throw new EmbedderError(`cannot feed ${source[2]}-channel images to a ${target[2]}-channel input`);
+  if (source[0] !== target[0] || source[1] !== target[1]) x = tf.image.resizeBilinear(x, [target[0], target[1]], true);
+  return x.mul(scale).add(offset) as Tensor4D;
+}
+
+abstract class BatchedEmbedder implements Embedder {
+  abstract readonly inputShape: ImageShape;
+  abstract readonly size: number;
+  protected abstract readonly defaultBatch: number;
+  constructor(protected readonly tf: Tf) {}
+  protected abstract forward(x: Tensor4D): Tensor;
+  protected abstract normalization(): { scale: number; offset: number };
+
+  async embed(pixels: Uint8Array, count: number, opts: EmbedOptions = {}): Promise<Float32Array> {
+    const source = opts.sourceShape ?? this.inputShape;
+    const per = prod(source);
+    if (pixels.length !== count * per) throw new EmbedderError(`expected ${count}×${source.join('×')} = ${count * per} pixel values, got ${pixels.length}`);
+    const batch = Math.max(1, opts.batchSize ?? this.defaultBatch);
+    const out = new Float32Array(count * this.size);
+    const { scale, offset } = this.normalization();
+    for (let start = 0; start < count; start += batch) {
+      const n = Math.min(batch, count - start);
+      const y = this.tf.tidy(() => this.forward(toInput(this.tf, pixels.subarray(start * per, (start + n) * per), n, source, this.inputShape, scale, offset)));
+      try {
+        out.set((await y.data()) as Float32Array, start * this.size);
+      } finally {
+        y.dispose();
+      }
+      opts.onProgress?.(start + n, count);
+    }
+    return out;
+  }
+  abstract dispose(): void;
+}
+
+/** A pretrained base cut at its embedding layer. */
+class LayersEmbedder extends BatchedEmbedder {
+  readonly size: number;
+  protected readonly defaultBatch = 8;
+  constructor(
+    tf: Tf,
+    private readonly cut: LayersModel,
+    private readonly full: LayersModel,
+    readonly inputShape: ImageShape,
+    private readonly norm: { scale: number; offset: number },
+  ) {
+    super(tf);
+    const shape = cut.outputs[0].shape;
+    this.size = prod(shape.slice(1) as number[]);
+  }
+  protected forward(x: Tensor4D): Tensor {
+    const y = this.cut.predict(x) as Tensor;
+    return y.reshape([x.shape[0], this.size]);
+  }
+  protected normalization() {
+    return this.norm;
+  }
+  dispose(): void {
+    this.full.dispose();
+  }
+}
+
+/** `base: "none"`: pixels scaled to [0, 1] and flattened. */
+class PixelEmbedder extends BatchedEmbedder {
+  readonly size: number;
+  protected readonly defaultBatch = 256;
+  constructor(
+    tf: Tf,
+    readonly inputShape: ImageShape,
+  ) {
+    super(tf);
+    this.size = prod(inputShape);
+  }
+  protected forward(x: Tensor4D): Tensor {
+    return x.reshape([x.shape[0], this.size]);
+  }
+  protected normalization() {
+    return { scale: 1 / 255, offset: 0 };
+  }
+  dispose(): void {}
+}
+
+/**
+ * Loads the frozen part of a base: the stored tfjs model cut at the descriptor's
+ * embedding layer (globally average-pooled when the descriptor says `avg`), or a
+ * pixel embedder for `none`.
+ * @throws EmbedderError when the embedding layer is missing or its size differs from the descriptor.
+ */
+export async function loadEmbedder(store: ObjectStore, base: ResolvedBase, opts: LoadEmbedderOptions = {}): Promise<Embedder> {
+  const { tf } = await loadTf();
+  if (base.kind === 'none') return new PixelEmbedder(tf, base.inputShape);
+  const d = base.descriptor;
+  const prefix = d.modelKey.replace(/\/model\.json$/, '');
+  const full = await tf.loadLayersModel(objectStoreIO(store, prefix));
+  const want = opts.embedding ?? d.embedding;
+  let layer;
+  try {
+    layer = full.getLayer(want.layer);
+  } catch {
+    full.dispose();
+    throw new EmbedderError(`base ${base.name} has no layer "${want.layer}"`);
+  }
+  let output = layer.output as SymbolicTensor;
+  if (want.pooling === 'avg' && output.shape.length === 4) {
+    output = tf.layers.globalAveragePooling2d({ name: `${want.layer}_avg_pool` }).apply(output) as SymbolicTensor;
+  }
+  const cut = tf.model({ inputs: full.inputs, outputs: output });
+  const embedder = new LayersEmbedder(tf, cut, full, d.inputShape as ImageShape, d.normalization);
+  if (!opts.embedding && embedder.size !== d.embedding.size) {
+    embedder.dispose();
+    throw new EmbedderError(`base ${base.name}: layer ${d.embedding.layer} gives ${embedder.size} values, the descriptor says ${d.embedding.size}`);
+  }
+  return embedder;
+}
