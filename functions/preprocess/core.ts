@@ -1,0 +1,307 @@
+import { assignSplits } from '../../shared/data/split.js';
+import {
+  assertTrainable,
+  DatasetError,
+  datasetContentHash,
+  listDatasetObjects,
+  readDatasetContents,
+  SPEC_FILE,
+  summarizeTasks,
+  type DatasetItem,
+  type SkippedFile,
+} from '../../shared/data/dataset.js';
+import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
+import { encodeShard, type ShardRecord } from '../../shared/data/shards.js';
+import { jobIdFor, jobStatusKey, readJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
+import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
+import type { JobRunner } from '../../shared/ports/job-runner.js';
+import { getJsonIfExists, NotFoundError, putJson, type ObjectStore } from '../../shared/ports/object-store.js';
+import { NameSchema } from '../../shared/schemas/common.js';
+import { TrainJobEnvSchema } from '../../shared/schemas/env.js';
+import type { ObjectCreated } from '../../shared/schemas/events.js';
+import { JobStatusSchema, TERMINAL_STATES, type JobState, type JobStatus } from '../../shared/schemas/job.js';
+import { DatasetReportSchema, type DatasetReport, type SplitName } from '../../shared/schemas/report.js';
+import { tasksOf, TrainSpecSchema, type Task, type TrainSpec } from '../../shared/schemas/spec.js';
+
+/**
+ * Preprocessing: from an uploaded `datasets/<dataset>/train.json` to prepared
+ * shards, a dataset report and a submitted training job, exactly once per dataset
+ * content. Problems the uploader can fix end the job as `failed` with a code and a
+ * message and return normally (a retry would fail the same way); anything else
+ * (store or runner failures) throws so that the queue delivers the message again.
+ */
+
+/** Codes a failed preprocessing job can carry in `status.error.code`. */
+export type PreprocessErrorCode =
+  | DatasetError['code']
+  | 'INVALID_SPEC'
+  | 'INVALID_DATASET_NAME'
+  | 'UNKNOWN_BASE_MODEL'
+  | 'UNSUPPORTED_INPUT'
+  | 'NO_USABLE_IMAGES';
+
+/** A problem with the upload itself; retrying cannot fix it. */
+export class PreprocessInputError extends Error {
+  override name = 'PreprocessInputError';
+  constructor(
+    readonly code: PreprocessErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Minimal logger; `console` and Powertools' Logger both fit. */
+export interface PreprocessLog {
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface PreprocessOptions {
+  /** Images decoded at once; sharp decodes on libuv's 4 threads. @default 4 */
+  concurrency?: number;
+  /** Records per shard object. @default 256 */
+  shardSize?: number;
+}
+
+export interface PreprocessDeps {
+  store: ObjectStore;
+  jobs: JobRunner;
+  log?: PreprocessLog;
+  options?: PreprocessOptions;
+}
+
+export type PreprocessResult =
+  /** Not a train.json of a dataset, or nothing left to do with it. */
+  | { outcome: 'ignored'; reason: string }
+  /** This dataset content already has a job (redelivery or the same upload again). */
+  | { outcome: 'duplicate'; jobId: string; state: JobState }
+  | { outcome: 'failed'; jobId: string; error: { code: PreprocessErrorCode; message: string } }
+  | { outcome: 'submitted'; jobId: string; runnerJobId: string; preparedPrefix: string; reusedReport: boolean };
+
+const SPEC_KEY = /^datasets\/([^/]+)\/train\.json$/;
+
+/** `jobs/by-model/<model>.json`: `{ "jobId" }` of the model's latest job, for `tl status <model>`. */
+export const modelJobPointerKey = (model: string) => `jobs/by-model/${model}.json`;
+
+export const preparedPrefixOf = (dataset: string, hash: string) => `prepared/${dataset}/${hash}`;
+
+/** Handles one "object created" event; see the module comment for what it guarantees. */
+export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDeps): Promise<PreprocessResult> {
+  const { store, log } = deps;
+  const match = SPEC_KEY.exec(event.key);
+  if (!match) return { outcome: 'ignored', reason: `${event.key} is not datasets/<dataset>/${SPEC_FILE}` };
+  const dataset = match[1];
+
+  let specBytes: Buffer;
+  try {
+    specBytes = await store.get(event.key);
+  } catch (err) {
+    // Deleted since the event: a later upload of train.json brings its own event.
+    if (err instanceof NotFoundError) return { outcome: 'ignored', reason: `${event.key} no longer exists` };
+    throw err;
+  }
+  const parsed = parseSpec(specBytes);
+  const datasetNameOk = NameSchema.safeParse(dataset).success;
+  const model = parsed.spec?.model ?? dataset;
+  if (!NameSchema.safeParse(model).success) {
+    // Without a valid model name there is no key to report a failure under.
+    log?.error('dataset name is not usable as a model name and train.json names no valid model', { dataset });
+    return { outcome: 'ignored', reason: `dataset name "${dataset}" is invalid: ${NameSchema.safeParse(dataset).error?.issues[0]?.message}` };
+  }
+
+  const objects = await listDatasetObjects(store, dataset);
+  const hash = datasetContentHash(objects, dataset, specBytes);
+  const jobId = jobIdFor(model, hash);
+  const now = new Date().toISOString();
+  const initial: JobStatus = JobStatusSchema.parse({ jobId, model, dataset, datasetHash: hash, state: 'submitted', phase: 'preparing', createdAt: now, updatedAt: now });
+  const created = await store.putIfAbsent(jobStatusKey(jobId), JSON.stringify(initial, null, 2), { contentType: 'application/json' });
+  if (!created) {
+    const existing = await readJobStatus(store, jobId);
+    if (existing && (existing.runnerJobId !== undefined || TERMINAL_STATES.includes(existing.state))) {
+      log?.info('dataset content already has a job', { jobId, state: existing.state });
+      return { outcome: 'duplicate', jobId, state: existing.state };
+    }
+    // Otherwise an earlier attempt stopped before submitting: carry on from here.
+    log?.info('resuming a job that was never submitted', { jobId });
+  }
+  await putJson(store, modelJobPointerKey(model), { jobId });
+
+  try {
+    if (parsed.error) throw parsed.error;
+    const spec = parsed.spec!;
+    if (!datasetNameOk) {
+      throw new PreprocessInputError('INVALID_DATASET_NAME', `dataset name "${dataset}" is invalid: ${NameSchema.safeParse(dataset).error?.issues[0]?.message}`);
+    }
+    const preparedPrefix = preparedPrefixOf(dataset, hash);
+    const reportKey = `${preparedPrefix}/report.json`;
+    // The report is written after every shard, so its presence means the data is complete.
+    const previous = DatasetReportSchema.safeParse(await getJsonIfExists(store, reportKey));
+    let report: DatasetReport;
+    if (previous.success) {
+      report = previous.data;
+      log?.info('reusing prepared data', { preparedPrefix });
+    } else {
+      report = await prepareDataset({ store, dataset, hash, spec, objects, preparedPrefix, options: deps.options, log });
+      await putJson(store, reportKey, report);
+    }
+
+    const env = TrainJobEnvSchema.parse({ TL_JOB_ID: jobId, TL_PREPARED_PREFIX: preparedPrefix });
+    const { runnerJobId } = await deps.jobs.submit({ jobId, env });
+    await updateJobStatus(store, jobId, { runnerJobId, phase: 'queued' });
+    log?.info('training job submitted', { jobId, runnerJobId, preparedPrefix, used: report.records.used, skipped: report.records.skipped });
+    return { outcome: 'submitted', jobId, runnerJobId, preparedPrefix, reusedReport: previous.success };
+  } catch (err) {
+    const inputError = asInputError(err);
+    if (!inputError) throw err;
+    const error = { code: inputError.code, message: inputError.message };
+    await updateJobStatus(store, jobId, { state: 'failed', error });
+    log?.warn('dataset refused', { jobId, ...error });
+    return { outcome: 'failed', jobId, error };
+  }
+}
+
+function asInputError(err: unknown): PreprocessInputError | undefined {
+  if (err instanceof PreprocessInputError) return err;
+  if (err instanceof DatasetError) return new PreprocessInputError(err.code, err.message);
+  if (err instanceof UnknownBaseModelError) return new PreprocessInputError('UNKNOWN_BASE_MODEL', err.message);
+  return undefined;
+}
+
+/** Parses train.json; a problem becomes an INVALID_SPEC error naming each field. */
+export function parseSpec(bytes: Uint8Array): { spec: TrainSpec; error?: undefined } | { spec?: undefined; error: PreprocessInputError } {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(bytes).toString('utf8').replace(/^\uFEFF/, ''));
+  } catch (err) {
+    return { error: new PreprocessInputError('INVALID_SPEC', `${SPEC_FILE} is not valid JSON: ${(err as Error).message}`) };
+  }
+  const result = TrainSpecSchema.safeParse(json);
+  if (!result.success) {
+    const problems = result.error.issues.slice(0, 5).map((i) => (i.path.length ? `field "${i.path.join('.')}": ${i.message}` : i.message));
+    const more = result.error.issues.length > 5 ? `; and ${result.error.issues.length - 5} more` : '';
+    return { error: new PreprocessInputError('INVALID_SPEC', `${SPEC_FILE}: ${problems.join('; ')}${more}`) };
+  }
+  const spec = result.data;
+  if (tasksOf(spec).every((t) => t.auxiliary)) {
+    return { error: new PreprocessInputError('INVALID_SPEC', `${SPEC_FILE}, field "tasks": every task is auxiliary; at least one task must be a main task for predict to return`) };
+  }
+  return { spec };
+}
+
+interface PrepareInput {
+  store: ObjectStore;
+  dataset: string;
+  hash: string;
+  spec: TrainSpec;
+  objects: Awaited<ReturnType<typeof listDatasetObjects>>;
+  preparedPrefix: string;
+  options?: PreprocessOptions;
+  log?: PreprocessLog;
+}
+
+const SPLITS: readonly SplitName[] = ['train', 'validation', 'test'];
+
+/** Decodes, checks, splits and writes the shards; returns the report (not yet written). */
+async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
+  const { store, dataset, hash, spec, objects, preparedPrefix } = input;
+  if (spec.input.type !== 'image') {
+    throw new PreprocessInputError('UNSUPPORTED_INPUT', `input type "${spec.input.type}" is not supported by preprocessing yet; use "image"`);
+  }
+  const tasks: Task[] = tasksOf(spec);
+  const base = await resolveBase(store, spec.base);
+  const inputShape: [number, number, number] = base.kind === 'pretrained' ? base.descriptor.inputShape : base.inputShape;
+
+  const contents = await readDatasetContents(store, dataset, objects, tasks);
+  const skipped: SkippedFile[] = [...contents.skipped];
+  if (contents.items.length === 0) {
+    const why = skipped.length === 0 ? 'it has no files besides train.json' : `none of its ${skipped.length} files is a record (${describeSkipped(skipped)})`;
+    throw new PreprocessInputError('EMPTY_DATASET', `dataset "${dataset}" is empty: ${why}`);
+  }
+
+  // Decoded pixels stay in memory until the split is known (it needs every usable
+  // record's labels): 224×224×3 is 150 kB per image, so ~6,000 images per GB.
+  const pixels: Array<Uint8Array | undefined> = new Array(contents.items.length);
+  await forEachLimit(contents.items, input.options?.concurrency ?? 4, async (item, i) => {
+    let bytes: Buffer;
+    try {
+      bytes = await store.get(item.objectKey);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        skipped.push({ key: item.key, reason: 'deleted before it could be read' });
+        return;
+      }
+      throw err;
+    }
+    try {
+      pixels[i] = await decodeImage(bytes, inputShape);
+    } catch (err) {
+      if (!(err instanceof ImageDecodeError)) throw err;
+      skipped.push({ key: item.key, reason: err.message });
+    }
+  });
+  const usable: Array<DatasetItem & { pixels: Uint8Array }> = [];
+  contents.items.forEach((item, i) => {
+    const p = pixels[i];
+    if (p) usable.push({ ...item, pixels: p });
+  });
+  skipped.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  if (usable.length === 0) {
+    throw new PreprocessInputError('NO_USABLE_IMAGES', `dataset "${dataset}" has no usable images: ${describeSkipped(skipped)}`);
+  }
+
+  const summary = summarizeTasks(tasks, usable);
+  assertTrainable(tasks, summary);
+
+  const splits = assignSplits(usable, spec.training, tasks);
+  const shardSize = input.options?.shardSize ?? 256;
+  const perRecord = inputShape[0] * inputShape[1] * inputShape[2];
+  const shards: DatasetReport['shards'] = [];
+  const counts = { train: 0, validation: 0, test: 0 } satisfies Record<SplitName, number>;
+  for (const split of SPLITS) {
+    const members = usable.filter((_, i) => splits[i] === split).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    counts[split] = members.length;
+    for (let start = 0, n = 0; start < members.length; start += shardSize, n++) {
+      const chunk = members.slice(start, start + shardSize);
+      const data = new Uint8Array(chunk.length * perRecord);
+      chunk.forEach((m, j) => data.set(m.pixels, j * perRecord));
+      const records: ShardRecord[] = chunk.map((m) => ({ key: m.key, labels: m.labels }));
+      const key = `${preparedPrefix}/shards/${split}-${String(n).padStart(5, '0')}.bin`;
+      await store.put(key, encodeShard({ split, dtype: 'uint8', shape: [...inputShape], records, data }), { contentType: 'application/octet-stream' });
+      shards.push({ key, split, count: chunk.length });
+    }
+  }
+  input.log?.info('dataset prepared', { dataset, hash, used: usable.length, skipped: skipped.length, splits: counts });
+
+  return DatasetReportSchema.parse({
+    dataset,
+    hash,
+    layout: contents.layout,
+    spec,
+    inputShape: [...inputShape],
+    records: { total: usable.length + skipped.length, used: usable.length, skipped: skipped.length },
+    splits: counts,
+    tasks: summary,
+    skipped,
+    shards,
+    createdAt: new Date().toISOString(),
+  });
+}
+
+function describeSkipped(skipped: readonly SkippedFile[]): string {
+  const shown = skipped.slice(0, 3).map((s) => `"${s.key}": ${s.reason}`);
+  return shown.join('; ') + (skipped.length > 3 ? `; and ${skipped.length - 3} more` : '');
+}
+
+/** Runs `fn` over items with at most `limit` calls in flight; the first failure rejects. */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
