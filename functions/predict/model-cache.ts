@@ -8,7 +8,7 @@ import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
 import { resolveBase } from '../../shared/ml/base-models.js';
 import { loadEmbedder, type Embedder } from '../../shared/ml/embedder.js';
 import { loadModel } from '../../shared/ml/model-io.js';
-import { predictTasks, UnknownTaskError } from '../../shared/ml/predict.js';
+import { predictTasks, selectTasks, UnknownTaskError } from '../../shared/ml/predict.js';
 import { versionPrefix } from '../../shared/models/registry.js';
 import type { ModelCache, Servable } from './core.js';
 
@@ -64,11 +64,17 @@ class HeadServable implements Servable {
 
   async predict(request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>> {
     const n = request.instances.length;
+    // Check the task names before any decoding or compute.
+    this.selectOrThrow(request.tasks);
     const embeddings = this.embedder
       ? await this.embedder.embed(await toPixels(request.instances, this.metadata), n)
       : toFeatures(request.instances, this.metadata);
+    return predictTasks(this.head, this.metadata.tasks, embeddings, n, { tasks: request.tasks, topK: request.topK });
+  }
+
+  private selectOrThrow(tasks?: string[]) {
     try {
-      return await predictTasks(this.head, this.metadata.tasks, embeddings, n, { tasks: request.tasks, topK: request.topK });
+      return selectTasks(this.metadata.tasks, tasks);
     } catch (err) {
       if (err instanceof UnknownTaskError) throw new ApiError(400, 'UNKNOWN_TASK', err.message);
       throw err;
