@@ -90,10 +90,15 @@ export class S3ObjectStore implements ObjectStore {
     return { Bucket: this.bucket, Key: key, Body: body, ContentType: options?.contentType };
   }
 
+  /** PutObject input with an explicit length: the SDK cannot infer it for an empty string and would warn about a stream of unknown length. */
+  private singlePutInput(key: string, body: Buffer | Uint8Array | string, options?: PutOptions): PutObjectCommandInput {
+    return { ...this.putInput(key, body, options), ContentLength: byteLength(body) };
+  }
+
   async put(key: string, body: Buffer | Uint8Array | string, options?: PutOptions): Promise<void> {
     const input = this.putInput(key, body, options);
     if (byteLength(body) <= this.multipartThreshold) {
-      await this.client.send(new PutObjectCommand(input));
+      await this.client.send(new PutObjectCommand(this.singlePutInput(key, body, options)));
       return;
     }
     // S3 makes a multipart object visible only on CompleteMultipartUpload, so
@@ -109,12 +114,12 @@ export class S3ObjectStore implements ObjectStore {
   async putIfAbsent(key: string, body: Buffer | Uint8Array | string, options?: PutOptions): Promise<boolean> {
     if (this.conditionalWrites === 'head-then-put') {
       if (await this.exists(key)) return false;
-      await this.client.send(new PutObjectCommand(this.putInput(key, body, options)));
+      await this.client.send(new PutObjectCommand(this.singlePutInput(key, body, options)));
       return true;
     }
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.client.send(new PutObjectCommand({ ...this.putInput(key, body, options), IfNoneMatch: '*' }));
+        await this.client.send(new PutObjectCommand({ ...this.singlePutInput(key, body, options), IfNoneMatch: '*' }));
         return true;
       } catch (err) {
         if (errorName(err) === 'PreconditionFailed' || httpStatus(err) === 412) return false;
@@ -160,8 +165,12 @@ export class S3ObjectStore implements ObjectStore {
 
   async presignPut(key: string, options: { expiresIn: number; contentType?: string }): Promise<PresignedPut> {
     const command = new PutObjectCommand({ Bucket: this.bucket, Key: key, ContentType: options.contentType });
-    const url = await getSignedUrl(this.client, command, { expiresIn: options.expiresIn });
-    // The signature covers Content-Type when one was given, so the client must send it unchanged.
+    // Signing Content-Type makes S3 refuse an upload that claims another type,
+    // so the bucket holds what the API agreed to; the client must send it unchanged.
+    const url = await getSignedUrl(this.client, command, {
+      expiresIn: options.expiresIn,
+      signableHeaders: options.contentType ? new Set(['content-type']) : undefined,
+    });
     return { url, headers: options.contentType ? { 'content-type': options.contentType } : {} };
   }
 }
