@@ -1,0 +1,295 @@
+import { parseArgs } from 'node:util';
+import { ApiError, CliError, UsageError, explainApiError } from './cli-client.js';
+import { DEFAULT_ENDPOINT, resolveConnection } from './cli-config.js';
+import { fetchModels, predictImages } from './cli-predict.js';
+import { formatBytes, type Output } from './cli-progress.js';
+import { showStatus } from './cli-status.js';
+import { uploadDataset } from './cli-upload.js';
+
+export { ApiError, CliError, EndpointUnreachableError, UsageError } from './cli-client.js';
+export { readDefaultApiKey, resolveConnection } from './cli-config.js';
+export { batchInstances, fetchModels, predictImages } from './cli-predict.js';
+export { renderBar, renderJobLine } from './cli-progress.js';
+export { fetchJobStatus, showStatus } from './cli-status.js';
+export { buildTrainSpec, listDatasetFiles, uploadDataset } from './cli-upload.js';
+
+/** Everything `tl` touches outside itself, so tests can run it in-process. */
+export interface CliIo {
+  stdout: Output;
+  stderr: Output;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** Poll interval of `--wait`; tests shorten it. @default 1000 */
+  pollIntervalMs?: number;
+}
+
+const GLOBAL_HELP = `Usage: tl <command> [options]
+
+Commands:
+  upload <dir> --model <name>   upload a dataset folder, then train.json (which starts training)
+  status <model> [--wait]       show the model's latest training job; --wait follows it to the end
+  predict <model> <image...>    predict images and print the JSON response
+  models [model]                list the models, or show one model's metadata
+
+Global options:
+  --endpoint <url>   platform URL (env TL_ENDPOINT; default ${DEFAULT_ENDPOINT})
+  --api-key <key>    API key (env TL_API_KEY; for a loopback endpoint, the default
+                     tenant's key in $TL_DATA_DIR/tenants.json, TL_DATA_DIR default .data)
+  -h, --help         help; \`tl <command> --help\` for a command's options
+
+Exit codes: 0 ok, 1 error or failed job, 2 bad usage or timeout.
+`;
+
+const GLOBAL_OPTIONS = {
+  endpoint: { type: 'string' },
+  'api-key': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+interface OptionSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+}
+
+interface CommandSpec {
+  usage: string;
+  options: Record<string, OptionSpec>;
+  run(values: Record<string, unknown>, positionals: string[], io: CliIo): Promise<number>;
+}
+
+function parseNumber(flag: string, raw: unknown, check: (n: number) => boolean, expected: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (raw === '' || !Number.isFinite(n) || !check(n)) throw new UsageError(`--${flag} must be ${expected}, got "${String(raw)}"`);
+  return n;
+}
+
+async function connect(values: Record<string, unknown>, io: CliIo) {
+  const conn = await resolveConnection({
+    endpoint: values.endpoint as string | undefined,
+    apiKey: values['api-key'] as string | undefined,
+    env: io.env,
+    cwd: io.cwd,
+  });
+  return { ...conn, fetch: io.fetch };
+}
+
+/** The hint after an upload repeats a non-default endpoint given as a flag, so it can be pasted. */
+function statusHint(model: string, values: Record<string, unknown>): string {
+  const endpoint = values.endpoint as string | undefined;
+  return `tl status ${model} --wait${endpoint ? ` --endpoint ${endpoint}` : ''}`;
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  upload: {
+    usage: `Usage: tl upload <dir> --model <name> [--dataset <name>] [--wait [--timeout <s>]]
+
+Uploads every file under <dir> (dotfiles skipped) to the dataset, then train.json
+last: its arrival starts training. Without a train.json in <dir>, {"model": "<name>"}
+is sent; with one, its "model" is set to --model.
+
+Options:
+  --model <name>        model to train (required)
+  --dataset <name>      dataset to upload to (default: the model's name)
+  --concurrency <n>     files in flight at once (default 4)
+  --wait                then follow the training job like \`tl status --wait\`
+  --timeout <s>         with --wait, give up after this many seconds (default 3600)
+`,
+    options: {
+      model: { type: 'string' },
+      dataset: { type: 'string' },
+      concurrency: { type: 'string' },
+      wait: { type: 'boolean' },
+      timeout: { type: 'string' },
+    },
+    async run(values, positionals, io) {
+      if (positionals.length !== 1) throw new UsageError('give exactly one folder to upload');
+      if (typeof values.model !== 'string') throw new UsageError('--model <name> is required');
+      const concurrency = parseNumber('concurrency', values.concurrency, (n) => Number.isInteger(n) && n >= 1 && n <= 64, 'an integer from 1 to 64');
+      const timeoutSeconds = parseNumber('timeout', values.timeout, (n) => n >= 0, 'a number of seconds');
+      const conn = await connect(values, io);
+      const result = await uploadDataset({
+        ...conn,
+        dir: positionals[0],
+        model: values.model,
+        dataset: values.dataset as string | undefined,
+        concurrency,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      });
+      io.stdout.write(
+        `uploaded ${result.files} files (${formatBytes(result.bytes)}) to dataset ${result.dataset}, then train.json (${result.spec}): training starts for model ${result.model}\n`,
+      );
+      if (!values.wait) {
+        io.stdout.write(`next: ${statusHint(result.model, values)}\n`);
+        return 0;
+      }
+      return showStatus({
+        ...conn,
+        model: result.model,
+        wait: true,
+        timeoutSeconds,
+        // A little slack for a platform clock slightly behind this one.
+        since: new Date(result.triggeredAt.getTime() - 2000),
+        pollIntervalMs: io.pollIntervalMs,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      });
+    },
+  },
+  status: {
+    usage: `Usage: tl status <model> [--wait] [--timeout <s>] [--since <time>] [--json]
+
+Shows the model's latest training job. With --wait, polls about once a second and
+draws a progress bar on stderr until the job ends; a job not found yet is waited for.
+
+Options:
+  --wait            follow the job until it succeeds, fails or is cancelled
+  --timeout <s>     give up waiting after this many seconds (default 3600)
+  --since <time>    ignore jobs created before this ISO time (earlier uploads)
+  --json            print the job status as JSON on stdout
+
+Exit codes: 0 succeeded, 1 failed, cancelled or error, 2 timed out (without --wait:
+still running) or bad usage.
+`,
+    options: {
+      wait: { type: 'boolean' },
+      timeout: { type: 'string' },
+      since: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    async run(values, positionals, io) {
+      if (positionals.length !== 1) throw new UsageError('give exactly one model');
+      const timeoutSeconds = parseNumber('timeout', values.timeout, (n) => n >= 0, 'a number of seconds');
+      let since: Date | undefined;
+      if (values.since !== undefined) {
+        since = new Date(values.since as string);
+        if (Number.isNaN(since.getTime())) throw new UsageError(`--since must be a date and time such as 2025-01-31T12:00:00Z, got "${String(values.since)}"`);
+      }
+      const conn = await connect(values, io);
+      return showStatus({
+        ...conn,
+        model: positionals[0],
+        wait: values.wait === true,
+        timeoutSeconds,
+        since,
+        json: values.json === true,
+        pollIntervalMs: io.pollIntervalMs,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      });
+    },
+  },
+  predict: {
+    usage: `Usage: tl predict <model> <image...> [--version <v>] [--top-k <k>] [--task <name>...]
+
+Sends the images (32 per call at most; more are split into several calls pinned to one
+version) and prints the merged JSON response: {"model","version","predictions":[...]}.
+
+Options:
+  --version <v>     a version or alias (default: latest)
+  --top-k <k>       scores listed per classification task (default 3)
+  --task <name>     only these tasks (repeatable); auxiliary tasks only when named
+`,
+    options: {
+      version: { type: 'string' },
+      'top-k': { type: 'string' },
+      task: { type: 'string', multiple: true },
+    },
+    async run(values, positionals, io) {
+      if (positionals.length < 2) throw new UsageError('give a model and at least one image');
+      const topK = parseNumber('top-k', values['top-k'], (n) => Number.isInteger(n) && n >= 1 && n <= 100, 'an integer from 1 to 100');
+      const conn = await connect(values, io);
+      const response = await predictImages({
+        ...conn,
+        model: positionals[0],
+        images: positionals.slice(1),
+        version: values.version as string | undefined,
+        topK,
+        tasks: values.task as string[] | undefined,
+        cwd: io.cwd,
+      });
+      io.stdout.write(`${JSON.stringify(response, null, 2)}\n`);
+      return 0;
+    },
+  },
+  models: {
+    usage: `Usage: tl models [model]
+
+Prints the JSON of GET /models, or of GET /models/<model> (the serving version's
+metadata and metrics) when a model is named.
+`,
+    options: {},
+    async run(values, positionals, io) {
+      if (positionals.length > 1) throw new UsageError('give at most one model');
+      const conn = await connect(values, io);
+      const body = await fetchModels({ ...conn, model: positionals[0] });
+      io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return 0;
+    },
+  },
+};
+
+/**
+ * Runs `tl` with `argv` (without `node` and the script) and returns the exit code.
+ * Never throws: every failure becomes a message on stderr and a code.
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let command: string | undefined;
+  try {
+    // Parse with every command's options first so global flags may come before the
+    // command; then refuse options that do not belong to the command given.
+    const allOptions: Record<string, OptionSpec> = Object.assign({}, GLOBAL_OPTIONS, ...Object.values(COMMANDS).map((c) => c.options));
+    const parsed = parseArgs({ args: argv, options: allOptions, allowPositionals: true, strict: true, tokens: true });
+    const values: Record<string, unknown> = parsed.values;
+    const { positionals, tokens } = parsed;
+    const help = values.help === true;
+    command = positionals[0];
+    const spec = command === undefined ? undefined : COMMANDS[command];
+    if (!spec) {
+      if (command === undefined || command === 'help') {
+        const asked = help || command === 'help';
+        (asked ? io.stdout : io.stderr).write(GLOBAL_HELP);
+        return asked ? 0 : 2;
+      }
+      throw new UsageError(`unknown command "${command}"`);
+    }
+    if (help) {
+      io.stdout.write(spec.usage);
+      return 0;
+    }
+    for (const token of tokens ?? []) {
+      if (token.kind === 'option' && !(token.name in GLOBAL_OPTIONS) && !(token.name in spec.options)) {
+        throw new UsageError(`${command} takes no option ${token.rawName}`);
+      }
+    }
+    return await spec.run(values, positionals.slice(1), io);
+  } catch (error) {
+    return reportError(error, command, io);
+  }
+}
+
+function reportError(error: unknown, command: string | undefined, io: CliIo): number {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    error = new UsageError((error as Error).message);
+  }
+  if (error instanceof UsageError) {
+    const help = command && COMMANDS[command] ? `tl ${command} --help` : 'tl --help';
+    io.stderr.write(`tl: ${error.message}\nsee \`${help}\`\n`);
+    return error.exitCode;
+  }
+  if (error instanceof ApiError) {
+    io.stderr.write(`tl: ${explainApiError(error)}\n`);
+    return error.exitCode;
+  }
+  if (error instanceof CliError) {
+    io.stderr.write(`tl: ${error.message}\n`);
+    return error.exitCode;
+  }
+  io.stderr.write(`tl: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  return 1;
+}
