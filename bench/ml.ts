@@ -174,6 +174,7 @@ export async function benchHeadTraining(opts: { records?: number; epochs?: numbe
 export const EMBEDDING_LAYER_CANDIDATES = [
   { layer: 'flatten_1', pooling: 'none' as const },
   { layer: 'block_13_expand_relu', pooling: 'avg' as const },
+  { layer: 'block_16_project', pooling: 'avg' as const },
 ];
 
 /**

@@ -3,7 +3,7 @@
  * standard tfjs layout (`model.json` + one `weights.bin`), so a model written here
  * also loads with `tf.loadLayersModel('file://…/model.json')` from a copied folder.
  */
-import type { io, LayersModel } from '@tensorflow/tfjs';
+import type { io, LayersModel, Tensor } from '@tensorflow/tfjs';
 import type { ObjectStore } from '../ports/object-store.js';
 import { getJson } from '../ports/object-store.js';
 import { loadTf } from '../tf/loader.js';
@@ -97,4 +97,29 @@ export async function saveModel(model: LayersModel, store: ObjectStore, prefix: 
 export async function loadModel(store: ObjectStore, prefix: string): Promise<LayersModel> {
   const { tf } = await loadTf();
   return tf.loadLayersModel(objectStoreIO(store, prefix));
+}
+
+/**
+ * Saves bare weight tensors (in model.getWeights() order) as `<key>.bin` plus
+ * `<key>.json` with their specs; used for training checkpoints, where the
+ * architecture is rebuilt from the spec and only the numbers need keeping.
+ */
+export async function saveWeights(store: ObjectStore, key: string, tensors: Tensor[]): Promise<void> {
+  const { tf } = await loadTf();
+  const { data, specs } = await tf.io.encodeWeights(tensors.map((tensor, i) => ({ name: `w${i}`, tensor })));
+  await store.put(`${key}.bin`, joinBuffers(data as ArrayBuffer | ArrayBuffer[]), { contentType: 'application/octet-stream' });
+  await store.put(`${key}.json`, JSON.stringify(specs), { contentType: 'application/json' });
+}
+
+/** Loads tensors written by saveWeights, in the same order; the caller owns them. */
+export async function loadWeights(store: ObjectStore, key: string): Promise<Tensor[]> {
+  const { tf } = await loadTf();
+  const specs = await getJson<io.WeightsManifestEntry[]>(store, `${key}.json`);
+  const bin = await store.get(`${key}.bin`);
+  const map = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer, specs);
+  return specs.map((s) => {
+    const t = map[s.name];
+    if (!t) throw new ModelFormatError(`weights file ${key} lacks ${s.name}`);
+    return t;
+  });
 }

@@ -1,0 +1,458 @@
+/**
+ * The training job: prepared shards in, a published model version out.
+ *
+ * report + splits → resolve base → embed every split once (frozen base) → train
+ * heads on the embeddings (checkpoint per epoch) → evaluate on the test split →
+ * write models/<model>/<version>/ (model, report.json, metadata.json last) → move
+ * `latest`. The job status tells the user each phase; a failure ends in `failed`
+ * with a message meant for the user, and never touches what is already published.
+ */
+import type { LayersModel, Tensor } from '@tensorflow/tfjs';
+import { ZodError } from 'zod';
+import { readReport, readSplit, ShardFormatError, type Shard } from '../../shared/data/shards.js';
+import { readJobStatus, updateJobStatus, jobStatusKey } from '../../shared/jobs/status.js';
+import { newVersionId, setAlias, versionPrefix, writeMetadata } from '../../shared/models/registry.js';
+import { getJsonIfExists, NotFoundError, putJson, type ObjectStore } from '../../shared/ports/object-store.js';
+import type { JobStatus } from '../../shared/schemas/job.js';
+import type { InputSpec, ModelMetadata, TaskHead } from '../../shared/schemas/model.js';
+import type { DatasetReport, SplitName } from '../../shared/schemas/report.js';
+import { tasksOf, type TrainSpec } from '../../shared/schemas/spec.js';
+import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
+import { EmbedderError, loadEmbedder, type ImageShape } from '../../shared/ml/embedder.js';
+import { buildHeadModel, UnsupportedArchitectureError } from '../../shared/ml/heads.js';
+import { lossWeightsFor, UnsupportedLossWeightingError } from '../../shared/ml/loss-weighting.js';
+import { classificationMetrics, type ClassificationMetrics } from '../../shared/ml/metrics.js';
+import { loadWeights, saveModel, saveWeights } from '../../shared/ml/model-io.js';
+import { LabelError, taskKind, UnsupportedTaskTypeError, type TaskTargets } from '../../shared/ml/task-kinds.js';
+import { trainHeads, TrainingDivergedError, type EpochLogs, type HeadSplit, type TrainCheckpoint, type TrainState } from '../../shared/ml/train.js';
+import { loadTf } from '../../shared/tf/loader.js';
+
+export interface TrainJobInput {
+  jobId: string;
+  /** `prepared/<dataset>/<hash>`. */
+  preparedPrefix: string;
+}
+
+export interface TrainJobDeps {
+  store: ObjectStore;
+  /** Progress lines for a human (stderr in the job). @default no logging */
+  log?: (line: string) => void;
+  /** @default () => new Date() */
+  now?: () => Date;
+  /** Least time between two progress writes to the status object. @default 1000 ms */
+  statusIntervalMs?: number;
+}
+
+export type TrainJobResult =
+  | { ok: true; model: string; version: string }
+  | { ok: false; error: { code: string; message: string } };
+
+/** A problem with the job's input that the user can fix (bad labels, too little data). */
+export class TrainingInputError extends Error {
+  override name = 'TrainingInputError';
+}
+
+/** Share of the job's progress bar each phase ends at. */
+const PROGRESS = { loaded: 0.02, embedded: 0.45, trained: 0.9, evaluated: 0.95, published: 1 } as const;
+const SPLITS: SplitName[] = ['train', 'validation', 'test'];
+
+export const checkpointPrefix = (jobId: string) => `jobs/${jobId}/checkpoint`;
+
+interface CheckpointManifest {
+  /** Which architecture and labels the weights belong to; a mismatch means start over. */
+  fingerprint: string;
+  /** Key prefix of this epoch's weights (`…/e<epoch>`). */
+  weightsPrefix: string;
+  state: TrainState;
+}
+
+interface PreparedSplit {
+  count: number;
+  targets: Record<string, TaskTargets>;
+  x: Float32Array;
+}
+
+/**
+ * Runs one training job to its end. Never throws for a job failure: it records
+ * `failed` with a readable error and returns it (it throws only when the status
+ * itself cannot be written).
+ */
+export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): Promise<TrainJobResult> {
+  const { store } = deps;
+  const log = deps.log ?? (() => {});
+  const now = deps.now ?? (() => new Date());
+  const interval = deps.statusIntervalMs ?? 1000;
+  const started = now().getTime();
+  const timings: Record<string, number> = {};
+  const lap = (() => {
+    let t = started;
+    return (name: string) => {
+      const n = now().getTime();
+      timings[`${name}Ms`] = n - t;
+      t = n;
+    };
+  })();
+  // Status writes are read-modify-write; chain them so a progress write fired from
+  // a callback can never land after (and undo) a later phase change.
+  let statusQueue: Promise<unknown> = Promise.resolve();
+  const setStatus = (patch: Partial<JobStatus>): Promise<JobStatus> => {
+    const next = statusQueue.then(() => updateJobStatus(store, input.jobId, patch));
+    statusQueue = next.catch(() => {});
+    return next;
+  };
+  let lastWrite = 0;
+  /** Progress writes within a phase, at most one per interval. */
+  const throttled = async (patch: Partial<JobStatus>) => {
+    const t = now().getTime();
+    if (t - lastWrite < interval) return;
+    lastWrite = t;
+    await setStatus(patch);
+  };
+
+  let report: DatasetReport | undefined;
+  try {
+    report = await readReport(store, input.preparedPrefix);
+    const existing = await ensureStatus(store, input.jobId, report, now);
+    if (existing.state === 'succeeded' && existing.version) {
+      log(`job ${input.jobId} already succeeded with version ${existing.version}; nothing to do`);
+      return { ok: true, model: existing.model, version: existing.version };
+    }
+    const spec = report.spec;
+    const modelName = spec.model ?? report.dataset;
+    await setStatus({ state: 'running', phase: 'loading', progress: 0, error: undefined });
+    log(`job ${input.jobId}: model ${modelName} from ${report.dataset}@${report.hash.slice(0, 12)}, base ${spec.base}`);
+
+    if (spec.mode !== 'train') throw new TrainingInputError(`mode "${spec.mode}" does not use a training job`);
+    const heads = headsFor(spec, report);
+    const isVector = spec.input.type === 'vector';
+    const base = await resolveBase(store, spec.base);
+    if (isVector && base.kind !== 'none') throw new TrainingInputError(`vector inputs need base "none", not "${spec.base}"`);
+
+    const shards: Partial<Record<SplitName, Shard>> = {};
+    for (const split of SPLITS) shards[split] = await readSplit(store, report, split);
+    for (const split of SPLITS) {
+      const s = shards[split]!;
+      if (s.records.length > 0 && s.dtype !== (isVector ? 'float32' : 'uint8')) throw new TrainingInputError(`the ${split} shards hold ${s.dtype} data, expected ${isVector ? 'float32 vectors' : 'uint8 images'}`);
+    }
+    const input_ = inputSpec(report, isVector);
+    await setStatus({ progress: PROGRESS.loaded });
+    lap('loading');
+
+    // Embeddings: the frozen base runs once per record, here; training reads only these.
+    await setStatus({ phase: 'embedding' });
+    const prepared: Partial<Record<SplitName, PreparedSplit>> = {};
+    let embeddingSize: number;
+    if (isVector) {
+      embeddingSize = input_.type === 'vector' ? input_.size : 0;
+      for (const split of SPLITS) prepared[split] = labelledRecords(shards[split]!, heads, embeddingSize, (x) => x as Float32Array);
+    } else {
+      const embedder = await loadEmbedder(store, base);
+      try {
+        embeddingSize = embedder.size;
+        const sourceShape = report.inputShape as ImageShape;
+        if (sourceShape.length !== 3) throw new TrainingInputError(`image records must be h×w×c, the report says ${report.inputShape.join('×')}`);
+        const total = SPLITS.reduce((a, s) => a + shards[s]!.records.length, 0);
+        let before = 0;
+        for (const split of SPLITS) {
+          const shard = shards[split]!;
+          const sel = selectLabelled(shard, heads);
+          const per = sourceShape[0] * sourceShape[1] * sourceShape[2];
+          const pixels = subsetRows(shard.data as Uint8Array, per, sel.index);
+          const done = before;
+          const x = await embedder.embed(pixels, sel.index.length, {
+            sourceShape,
+            onProgress: (n) => {
+              void throttled({ progress: PROGRESS.loaded + ((PROGRESS.embedded - PROGRESS.loaded) * (done + n)) / Math.max(1, total) }).catch(() => {});
+              log(`embedding ${split}: ${n}/${sel.index.length}`);
+            },
+          });
+          prepared[split] = { count: sel.index.length, targets: sel.targets, x };
+          before += shard.records.length;
+        }
+      } finally {
+        embedder.dispose();
+      }
+    }
+    const train = prepared.train!;
+    const validation = prepared.validation!;
+    const test = prepared.test!;
+    if (train.count < 2) throw new TrainingInputError(`the train split has ${train.count} labelled record${train.count === 1 ? '' : 's'}; add more data`);
+    await setStatus({ progress: PROGRESS.embedded });
+    lap('embedding');
+
+    // Training, resumable per epoch (a Spot retry continues where the last attempt stopped).
+    const { tf } = await loadTf();
+    const opts = spec.training;
+    const model = await buildHeadModel({ embeddingSize, tasks: heads, sharing: spec.sharing, dropout: opts.dropout, seed: opts.seed });
+    let trained: Awaited<ReturnType<typeof trainHeads>>;
+    let resumedFrom: number | undefined;
+    try {
+      const fingerprint = JSON.stringify({ embeddingSize, heads, sharing: spec.sharing, base: base.name, hash: report.hash });
+      const resume = await loadCheckpoint(store, input.jobId, fingerprint, model);
+      if (resume) {
+        resumedFrom = resume.state.nextEpoch;
+        log(`resuming from the checkpoint after epoch ${resumedFrom}`);
+      }
+      await setStatus({ phase: 'training', epoch: resumedFrom ?? 0, epochs: opts.epochs });
+      trained = await trainHeads(model, { train: toHeadSplit(train), validation: validation.count > 0 ? toHeadSplit(validation) : undefined }, {
+        epochs: opts.epochs,
+        batchSize: opts.batchSize,
+        learningRate: opts.learningRate,
+        patience: opts.patience,
+        taskTypes: Object.fromEntries(heads.map((h) => [h.name, h.type])),
+        lossWeights: lossWeightsFor(spec.lossWeighting, tasksOf(spec)),
+        resume,
+        onEpoch: async (epoch, logs, checkpoint) => {
+          await saveCheckpoint(store, input.jobId, fingerprint, model, checkpoint);
+          await setStatus({
+            epoch: epoch + 1,
+            epochs: opts.epochs,
+            metrics: pick(logs, ['loss', 'val_loss', 'val_acc']),
+            progress: PROGRESS.embedded + ((PROGRESS.trained - PROGRESS.embedded) * (epoch + 1)) / opts.epochs,
+          });
+          log(`epoch ${epoch + 1}/${opts.epochs} ${Object.entries(logs).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ')}`);
+        },
+      });
+      lap('training');
+
+      await setStatus({ phase: 'evaluating', progress: PROGRESS.trained });
+      const evaluation = await evaluate(tf, model, heads, test, embeddingSize);
+      await setStatus({ progress: PROGRESS.evaluated });
+      lap('evaluating');
+
+      // Publish: every file of the version first, metadata.json last, then the alias.
+      await setStatus({ phase: 'publishing' });
+      const createdAt = now();
+      const version = newVersionId(createdAt);
+      const prefix = versionPrefix(modelName, version);
+      await saveModel(model, store, prefix);
+      const testMetrics: Record<string, Record<string, number>> = Object.fromEntries(
+        Object.entries(evaluation).map(([task, m]) => [task, m ? { accuracy: m.accuracy, macroF1: m.macroF1, count: m.count } : ({ count: 0 } as Record<string, number>)]),
+      );
+      lap('publishing');
+      timings.totalMs = now().getTime() - started;
+      await putJson(store, `${prefix}/report.json`, {
+        model: modelName,
+        version,
+        jobId: input.jobId,
+        createdAt: createdAt.toISOString(),
+        dataset: { name: report.dataset, hash: report.hash, preparedPrefix: input.preparedPrefix },
+        base: { name: base.name, embeddingSize, ...(base.kind === 'pretrained' ? { embeddingLayer: base.descriptor.embedding.layer } : {}) },
+        splits: Object.fromEntries(SPLITS.map((s) => [s, prepared[s]!.count])),
+        tasks: Object.fromEntries(
+          heads.map((h) => [
+            h.name,
+            {
+              type: h.type,
+              auxiliary: h.auxiliary,
+              labels: h.labels,
+              labelled: Object.fromEntries(SPLITS.map((s) => [s, countLabelled(prepared[s]!.targets[h.name])])),
+              test: evaluation[h.name] ?? null,
+            },
+          ]),
+        ),
+        training: {
+          epochs: opts.epochs,
+          epochsRun: trained.epochsRun,
+          bestEpoch: trained.bestEpoch + 1,
+          stoppedEarly: trained.stoppedEarly,
+          resumedFromEpoch: resumedFrom,
+          history: trained.history,
+        },
+        timings,
+      });
+      const meta: ModelMetadata = {
+        model: modelName,
+        version,
+        createdAt: createdAt.toISOString(),
+        kind: 'train',
+        input: input_,
+        base: { name: base.name, embeddingSize },
+        tasks: heads,
+        dataset: { name: report.dataset, hash: report.hash },
+        spec,
+        jobId: input.jobId,
+        metrics: testMetrics,
+      };
+      await writeMetadata(store, meta);
+      await setAlias(store, modelName, 'latest', version);
+      await deleteCheckpoint(store, input.jobId);
+      await setStatus({ state: 'succeeded', phase: 'done', progress: PROGRESS.published, version, promoted: true, metrics: flatMetrics(testMetrics) });
+      log(`published ${modelName}@${version} (${Object.entries(testMetrics).map(([t, m]) => `${t}: ${m.accuracy !== undefined ? `accuracy ${(m.accuracy * 100).toFixed(1)}%` : 'no test records'}`).join(', ')})`);
+      return { ok: true, model: modelName, version };
+    } finally {
+      model.dispose();
+    }
+  } catch (err) {
+    const error = toJobError(err);
+    log(`job ${input.jobId} failed: ${error.code}: ${error.message}`);
+    if (err instanceof Error && error.code === 'internal_error' && err.stack) log(err.stack);
+    try {
+      if (!report) {
+        // Without a report there may be no status either; only update one that exists.
+        if (await readJobStatus(store, input.jobId)) await setStatus({ state: 'failed', error });
+      } else {
+        await setStatus({ state: 'failed', error });
+      }
+    } catch (statusErr) {
+      log(`could not record the failure: ${statusErr instanceof Error ? statusErr.message : String(statusErr)}`);
+      throw statusErr;
+    }
+    return { ok: false, error };
+  }
+}
+
+/** The status object is written by preprocessing; create it if a job was started by hand. */
+async function ensureStatus(store: ObjectStore, jobId: string, report: DatasetReport, now: () => Date): Promise<JobStatus> {
+  const current = await readJobStatus(store, jobId);
+  if (current) return current;
+  const t = now().toISOString();
+  const status: JobStatus = {
+    jobId,
+    model: report.spec.model ?? report.dataset,
+    dataset: report.dataset,
+    datasetHash: report.hash,
+    state: 'submitted',
+    progress: 0,
+    metrics: {},
+    createdAt: t,
+    updatedAt: t,
+  };
+  await putJson(store, jobStatusKey(jobId), status);
+  return status;
+}
+
+/** Task heads in output order; class labels sorted, from the dataset report. */
+function headsFor(spec: TrainSpec, report: DatasetReport): TaskHead[] {
+  return tasksOf(spec).map((task) => {
+    const found = report.tasks[task.name];
+    if (!found) throw new TrainingInputError(`task "${task.name}" has no labels in the dataset`);
+    const labels = Object.keys(found.classes ?? {}).sort();
+    const head: TaskHead = { name: task.name, type: task.type, auxiliary: task.auxiliary, labels };
+    if (task.type === 'classification' && labels.length < 2) {
+      throw new TrainingInputError(`task "${task.name}" needs at least 2 classes to learn from, the dataset has ${labels.length}${labels.length ? ` (${labels.join(', ')})` : ''}`);
+    }
+    taskKind(task.type).outputUnits(head);
+    return head;
+  });
+}
+
+function inputSpec(report: DatasetReport, isVector: boolean): InputSpec {
+  if (isVector) {
+    if (report.inputShape.length !== 1) throw new TrainingInputError(`vector records must have one dimension, the report says ${report.inputShape.join('×')}`);
+    return { type: 'vector', size: report.inputShape[0] };
+  }
+  const [h, w, c] = report.inputShape;
+  return { type: 'image', shape: [h, w, c] };
+}
+
+/** Records with a label for at least one task; a record without any teaches nothing. */
+function selectLabelled(shard: Shard, heads: TaskHead[]): { index: number[]; targets: Record<string, TaskTargets> } {
+  const all = Object.fromEntries(heads.map((h) => [h.name, taskKind(h.type).encodeLabels(shard.records.map((r) => r.labels[h.name]), h)]));
+  const index: number[] = [];
+  for (let i = 0; i < shard.records.length; i++) if (heads.some((h) => taskKind(h.type).hasLabel(all[h.name], i))) index.push(i);
+  const targets = Object.fromEntries(heads.map((h) => [h.name, Int32Array.from(index, (i) => all[h.name][i])]));
+  return { index, targets };
+}
+
+function subsetRows<T extends Uint8Array | Float32Array>(data: T, per: number, index: number[]): T {
+  if (index.length * per === data.length) return data;
+  const out = new (data.constructor as new (n: number) => T)(index.length * per);
+  index.forEach((j, n) => out.set(data.subarray(j * per, (j + 1) * per), n * per));
+  return out;
+}
+
+function labelledRecords(shard: Shard, heads: TaskHead[], size: number, asFloat: (x: Uint8Array | Float32Array) => Float32Array): PreparedSplit {
+  const sel = selectLabelled(shard, heads);
+  return { count: sel.index.length, targets: sel.targets, x: subsetRows(asFloat(shard.data), size, sel.index) };
+}
+
+const toHeadSplit = (s: PreparedSplit): HeadSplit => ({ x: s.x, count: s.count, targets: s.targets });
+const countLabelled = (t: TaskTargets) => t.reduce((a, v) => a + (v >= 0 ? 1 : 0), 0);
+const pick = (logs: EpochLogs, keys: string[]) => Object.fromEntries(keys.filter((k) => logs[k] !== undefined).map((k) => [k, logs[k]]));
+
+/** `{class: {accuracy: 0.9}}` → `{"class.accuracy": 0.9}` for the status' flat metrics. */
+function flatMetrics(m: Record<string, Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.entries(m).flatMap(([task, v]) => Object.entries(v).map(([k, x]) => [`test_${k}${Object.keys(m).length > 1 ? `_${task}` : ''}`, x])));
+}
+
+/** Test-split metrics per task, over the records that carry the task's label. */
+async function evaluate(tf: Awaited<ReturnType<typeof loadTf>>['tf'], model: LayersModel, heads: TaskHead[], test: PreparedSplit, size: number): Promise<Record<string, ClassificationMetrics | undefined>> {
+  const result: Record<string, ClassificationMetrics | undefined> = {};
+  if (test.count === 0) return Object.fromEntries(heads.map((h) => [h.name, undefined]));
+  const x = tf.tensor2d(test.x, [test.count, size]);
+  const out = model.predict(x);
+  const outs = Array.isArray(out) ? out : [out as Tensor];
+  try {
+    for (let t = 0; t < heads.length; t++) {
+      const targets = test.targets[heads[t].name];
+      const am = outs[t].argMax(-1);
+      const pred = (await am.data()) as Int32Array;
+      am.dispose();
+      const truth: number[] = [];
+      const predicted: number[] = [];
+      for (let i = 0; i < test.count; i++) {
+        if (targets[i] < 0) continue;
+        truth.push(targets[i]);
+        predicted.push(pred[i]);
+      }
+      result[heads[t].name] = truth.length ? classificationMetrics(truth, predicted, heads[t].labels!) : undefined;
+    }
+  } finally {
+    x.dispose();
+    outs.forEach((o) => o.dispose());
+  }
+  return result;
+}
+
+async function saveCheckpoint(store: ObjectStore, jobId: string, fingerprint: string, model: LayersModel, cp: TrainCheckpoint): Promise<void> {
+  const prefix = checkpointPrefix(jobId);
+  const previous = await getJsonIfExists<CheckpointManifest>(store, `${prefix}/state.json`);
+  // Each epoch's weights go to a fresh folder and state.json (written last) points
+  // at it, so a crash mid-save leaves the previous checkpoint whole.
+  const weightsPrefix = `${prefix}/e${cp.state.nextEpoch}`;
+  await saveWeights(store, `${weightsPrefix}/current`, model.getWeights());
+  if (cp.bestWeights) await saveWeights(store, `${weightsPrefix}/best`, cp.bestWeights);
+  const manifest: CheckpointManifest = { fingerprint, weightsPrefix, state: cp.state };
+  await putJson(store, `${prefix}/state.json`, manifest);
+  if (previous && previous.weightsPrefix !== weightsPrefix) await deleteUnder(store, `${previous.weightsPrefix}/`);
+}
+
+async function loadCheckpoint(store: ObjectStore, jobId: string, fingerprint: string, model: LayersModel): Promise<TrainCheckpoint | undefined> {
+  const manifest = await getJsonIfExists<CheckpointManifest>(store, `${checkpointPrefix(jobId)}/state.json`);
+  if (!manifest || manifest.fingerprint !== fingerprint) return undefined;
+  try {
+    const current = await loadWeights(store, `${manifest.weightsPrefix}/current`);
+    model.setWeights(current);
+    current.forEach((t) => t.dispose());
+    const bestWeights = manifest.state.bestEpoch >= 0 ? await loadWeights(store, `${manifest.weightsPrefix}/best`) : undefined;
+    // JSON has no Infinity: a checkpoint before any improvement stores null.
+    const best = typeof manifest.state.best === 'number' ? manifest.state.best : Infinity;
+    return { state: { ...manifest.state, best }, bestWeights };
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+async function deleteUnder(store: ObjectStore, prefix: string): Promise<void> {
+  for (const o of await store.list(prefix)) await store.delete(o.key);
+}
+
+async function deleteCheckpoint(store: ObjectStore, jobId: string): Promise<void> {
+  await deleteUnder(store, `${checkpointPrefix(jobId)}/`);
+}
+
+/** Maps an error to what the user reads in the job status: a code and one readable line. */
+export function toJobError(err: unknown): { code: string; message: string } {
+  const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  if (err instanceof UnknownBaseModelError) return { code: 'unknown_base_model', message: msg };
+  if (err instanceof NotFoundError) return { code: 'missing_data', message: `the prepared dataset is incomplete: ${err.key} is missing; upload train.json again to prepare it anew` };
+  if (err instanceof ShardFormatError) return { code: 'invalid_data', message: `a prepared shard is damaged: ${msg}` };
+  if (err instanceof ZodError) return { code: 'invalid_data', message: `prepared data does not match its schema: ${err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).slice(0, 3).join('; ')}` };
+  if (err instanceof LabelError || err instanceof TrainingInputError) return { code: 'invalid_dataset', message: msg };
+  if (err instanceof UnsupportedTaskTypeError || err instanceof UnsupportedArchitectureError || err instanceof UnsupportedLossWeightingError) return { code: 'unsupported_spec', message: msg };
+  if (err instanceof TrainingDivergedError) return { code: 'training_diverged', message: msg };
+  if (err instanceof EmbedderError) return { code: 'base_model_error', message: msg };
+  return { code: 'internal_error', message: `training failed unexpectedly: ${msg}` };
+}
