@@ -1,0 +1,342 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { decodeShard } from '../../../shared/data/shards.js';
+import { jobStatusKey, readJobStatus } from '../../../shared/jobs/status.js';
+import type { ObjectStore } from '../../../shared/ports/object-store.js';
+import { getJson } from '../../../shared/ports/object-store.js';
+import { DatasetReportSchema, type DatasetReport } from '../../../shared/schemas/report.js';
+import { TrainJobEnvSchema } from '../../../shared/schemas/env.js';
+import { modelJobPointerKey, preprocessDataset, type PreprocessDeps } from '../../../functions/preprocess/core.js';
+import { BLUE, FakeJobRunner, GREEN, makeTmpStore, RED, solidImage, truncatedJpeg, type TmpStore } from '../data/helpers.js';
+
+const SPEC = { base: 'none', training: { epochs: 2 } };
+const event = (dataset: string) => ({ bucket: 'local', key: `datasets/${dataset}/train.json` });
+
+let tmp: TmpStore;
+let store: ObjectStore;
+let jobs: FakeJobRunner;
+let deps: PreprocessDeps;
+
+beforeEach(async () => {
+  tmp = await makeTmpStore();
+  store = tmp.store;
+  jobs = new FakeJobRunner();
+  deps = { store, jobs };
+});
+afterEach(async () => tmp.cleanup());
+
+/** Uploads `<label>/<i>.<ext>` images, then train.json last, like `tl upload`. */
+async function uploadFolders(dataset: string, counts: Record<string, number>, spec: unknown = SPEC, extra: Record<string, Buffer | string> = {}) {
+  const colours = [RED, GREEN, BLUE];
+  const formats = ['png', 'jpeg', 'webp'] as const;
+  let c = 0;
+  for (const [label, n] of Object.entries(counts)) {
+    for (let i = 0; i < n; i++) {
+      const format = formats[i % 3];
+      await store.put(`datasets/${dataset}/${label}/${i}.${format === 'jpeg' ? 'jpg' : format}`, await solidImage(format, colours[c % 3], { width: 20 + i, height: 12 }));
+    }
+    c++;
+  }
+  for (const [key, body] of Object.entries(extra)) await store.put(`datasets/${dataset}/${key}`, body);
+  await store.put(`datasets/${dataset}/train.json`, typeof spec === 'string' ? spec : JSON.stringify(spec));
+}
+
+async function expectFailed(dataset: string, code: string, message: RegExp | string) {
+  const result = await preprocessDataset(event(dataset), deps);
+  expect(result).toMatchObject({ outcome: 'failed', error: { code } });
+  const status = await readJobStatus(store, (result as { jobId: string }).jobId);
+  expect(status?.state).toBe('failed');
+  expect(status?.error?.code).toBe(code);
+  expect(status?.error?.message).toMatch(message);
+  expect(jobs.submitted).toHaveLength(0);
+  return { result, status: status! };
+}
+
+describe('preprocessDataset', () => {
+  it('prepares a folder dataset: shards, a report listing skipped files, a job status and one submitted job', async () => {
+    // Prepare
+    await uploadFolders('pets', { cat: 12, dog: 10, bird: 3 }, SPEC, {
+      'cat/broken.jpg': await truncatedJpeg(),
+      'dog/notes.jpg': 'this is a text file named like a picture',
+      'dog/anim.gif': await solidImage('gif', RED),
+      'stray.png': await solidImage('png', RED),
+    });
+
+    // Act
+    const result = await preprocessDataset(event('pets'), deps);
+
+    // Assess: the outcome and the job
+    expect(result).toMatchObject({ outcome: 'submitted', runnerJobId: 'fake-1', reusedReport: false });
+    if (result.outcome !== 'submitted') throw new Error('unreachable');
+    expect(result.jobId).toMatch(/^train-pets-[0-9a-f]{16}$/);
+    expect(jobs.submitted).toHaveLength(1);
+    const env = TrainJobEnvSchema.parse(jobs.submitted[0].env);
+    expect(env).toEqual({ TL_JOB_ID: result.jobId, TL_PREPARED_PREFIX: result.preparedPrefix });
+    expect(result.preparedPrefix).toMatch(/^prepared\/pets\/[0-9a-f]{64}$/);
+
+    const status = await readJobStatus(store, result.jobId);
+    expect(status).toMatchObject({ jobId: result.jobId, model: 'pets', dataset: 'pets', state: 'submitted', runnerJobId: 'fake-1' });
+    expect(await getJson(store, modelJobPointerKey('pets'))).toEqual({ jobId: result.jobId });
+
+    // Assess: the report
+    const report: DatasetReport = DatasetReportSchema.parse(await getJson(store, `${result.preparedPrefix}/report.json`));
+    expect(report).toMatchObject({ dataset: 'pets', layout: 'folders', inputShape: [32, 32, 3], records: { total: 29, used: 25, skipped: 4 } });
+    expect(report.tasks).toEqual({ class: { type: 'classification', labelled: 25, classes: { bird: 3, cat: 12, dog: 10 } } });
+    expect(Object.fromEntries(report.skipped.map((s) => [s.key, s.reason]))).toEqual({
+      'cat/broken.jpg': expect.stringMatching(/^corrupt image data/),
+      'dog/notes.jpg': 'not a JPEG, PNG or WebP image',
+      'dog/anim.gif': 'not a JPEG, PNG or WebP image',
+      'stray.png': 'at the top level of the dataset, not in a <label>/ folder',
+    });
+    expect(report.splits.train + report.splits.validation + report.splits.test).toBe(25);
+
+    // Assess: the shards hold every usable record once, with its pixels and labels
+    const seen = new Map<string, string>();
+    for (const ref of report.shards) {
+      const shard = decodeShard(await store.get(ref.key));
+      expect(ref.key).toMatch(new RegExp(`^${result.preparedPrefix}/shards/${ref.split}-\\d{5}\\.bin$`));
+      expect(shard.split).toBe(ref.split);
+      expect(shard.shape).toEqual([32, 32, 3]);
+      expect(shard.records).toHaveLength(ref.count);
+      expect(shard.data.length).toBe(ref.count * 32 * 32 * 3);
+      shard.records.forEach((r, i) => {
+        seen.set(r.key, String(r.labels.class));
+        // Solid images: the first pixel tells the class's colour.
+        const px = Array.from(shard.data.subarray(i * 3072, i * 3072 + 3));
+        const colour = { cat: RED, dog: GREEN, bird: BLUE }[r.labels.class as 'cat' | 'dog' | 'bird'];
+        expect(Math.abs(px[0] - colour.r) + Math.abs(px[1] - colour.g) + Math.abs(px[2] - colour.b)).toBeLessThan(20);
+      });
+    }
+    expect(seen.size).toBe(25);
+    // Even the 3-image class has a training record.
+    const trainKeys = new Set((await Promise.all(report.shards.filter((s) => s.split === 'train').map(async (s) => decodeShard(await store.get(s.key)).records))).flat().map((r) => r.key));
+    expect([...trainKeys].some((k) => k.startsWith('bird/'))).toBe(true);
+  });
+
+  it('cuts splits into shards of the configured size', async () => {
+    await uploadFolders('pets', { cat: 12, dog: 12 });
+
+    const result = await preprocessDataset(event('pets'), { ...deps, options: { shardSize: 4, concurrency: 2 } });
+
+    if (result.outcome !== 'submitted') throw new Error(JSON.stringify(result));
+    const report = DatasetReportSchema.parse(await getJson(store, `${result.preparedPrefix}/report.json`));
+    expect(report.shards.every((s) => s.count <= 4)).toBe(true);
+    expect(report.shards.filter((s) => s.split === 'train').length).toBe(Math.ceil(report.splits.train / 4));
+  });
+
+  it('ignores keys other than datasets/<dataset>/train.json', async () => {
+    for (const key of ['datasets/pets/cat/1.jpg', 'datasets/pets/sub/train.json', 'models/pets/train.json', 'datasets/train.json']) {
+      expect(await preprocessDataset({ bucket: 'local', key }, deps)).toMatchObject({ outcome: 'ignored' });
+    }
+    expect(await store.list('jobs/')).toEqual([]);
+  });
+
+  describe('idempotency', () => {
+    it('starts one job when the same event is delivered twice', async () => {
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+
+      const first = await preprocessDataset(event('pets'), deps);
+      const second = await preprocessDataset(event('pets'), deps);
+
+      expect(first.outcome).toBe('submitted');
+      expect(second).toEqual({ outcome: 'duplicate', jobId: (first as { jobId: string }).jobId, state: 'submitted' });
+      expect(jobs.submitted).toHaveLength(1);
+    });
+
+    it('starts one job when the same content is uploaded again', async () => {
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+      await preprocessDataset(event('pets'), deps);
+
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+      const again = await preprocessDataset(event('pets'), deps);
+
+      expect(again.outcome).toBe('duplicate');
+      expect(jobs.submitted).toHaveLength(1);
+    });
+
+    it('starts a new job when the content changes', async () => {
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+      const first = await preprocessDataset(event('pets'), deps);
+
+      await store.put('datasets/pets/dog/extra.png', await solidImage('png', GREEN, { width: 9, height: 9 }));
+      const second = await preprocessDataset(event('pets'), deps);
+
+      expect(second.outcome).toBe('submitted');
+      expect((second as { jobId: string }).jobId).not.toBe((first as { jobId: string }).jobId);
+      expect(jobs.submitted).toHaveLength(2);
+      expect(await getJson(store, modelJobPointerKey('pets'))).toEqual({ jobId: (second as { jobId: string }).jobId });
+    });
+
+    it('resumes after a runner failure and reuses the prepared data', async () => {
+      // Prepare: the first attempt prepares everything, then the runner fails.
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+      jobs.failNext = new Error('Batch is throttling');
+      await expect(preprocessDataset(event('pets'), deps)).rejects.toThrow('Batch is throttling');
+      const shardsBefore = await store.list('prepared/');
+
+      // Act: the queue delivers the message again.
+      const retry = await preprocessDataset(event('pets'), deps);
+
+      // Assess
+      expect(retry).toMatchObject({ outcome: 'submitted', reusedReport: true });
+      expect(jobs.submitted).toHaveLength(1);
+      expect((await store.list('prepared/')).map((o) => [o.key, o.etag])).toEqual(shardsBefore.map((o) => [o.key, o.etag]));
+    });
+
+    it('does not retry a dataset that already failed with the same content', async () => {
+      await uploadFolders('pets', { cat: 4, dog: 1 });
+      await expectFailed('pets', 'TOO_FEW_EXAMPLES', /"dog" has 1/);
+
+      const again = await preprocessDataset(event('pets'), deps);
+
+      expect(again).toMatchObject({ outcome: 'duplicate', state: 'failed' });
+    });
+  });
+
+  describe('user errors end the job as failed, without a submit', () => {
+    it('INVALID_SPEC for train.json that is not JSON, reported under the dataset name', async () => {
+      await uploadFolders('pets', { cat: 3, dog: 3 }, '{"base": "none",');
+
+      const { status } = await expectFailed('pets', 'INVALID_SPEC', /^train\.json is not valid JSON/);
+
+      expect(status.model).toBe('pets');
+      expect(await getJson(store, modelJobPointerKey('pets'))).toEqual({ jobId: status.jobId });
+    });
+
+    it('INVALID_SPEC naming the field of a schema problem', async () => {
+      await uploadFolders('pets', { cat: 3, dog: 3 }, { model: 'pet-model', base: 'none', training: { epochs: 0 }, colour: 'red' });
+
+      const { status } = await expectFailed('pets', 'INVALID_SPEC', /field "training\.epochs"/);
+
+      expect(status.error?.message).toMatch(/colour/);
+      expect(status.model).toBe('pets');
+    });
+
+    it('INVALID_SPEC for a spec with no tasks, or with only auxiliary tasks', async () => {
+      await uploadFolders('pets', { cat: 3, dog: 3 }, { base: 'none', tasks: [] });
+      await expectFailed('pets', 'INVALID_SPEC', /field "tasks": a spec needs at least one task/);
+
+      await uploadFolders('pets2', { cat: 3, dog: 3 }, { base: 'none', tasks: [{ name: 'class', auxiliary: true }] });
+      await expectFailed('pets2', 'INVALID_SPEC', /every task is auxiliary/);
+    });
+
+    it('UNKNOWN_BASE_MODEL', async () => {
+      await uploadFolders('pets', { cat: 3, dog: 3 }, { base: 'resnet_9000' });
+
+      await expectFailed('pets', 'UNKNOWN_BASE_MODEL', /unknown base model "resnet_9000"/);
+    });
+
+    it('EMPTY_DATASET when only train.json was uploaded, or no file is a record', async () => {
+      await store.put('datasets/empty/train.json', JSON.stringify(SPEC));
+      await expectFailed('empty', 'EMPTY_DATASET', 'dataset "empty" is empty: it has no files besides train.json');
+
+      await store.put('datasets/flat/a.png', await solidImage('png', RED));
+      await store.put('datasets/flat/train.json', JSON.stringify(SPEC));
+      await expectFailed('flat', 'EMPTY_DATASET', /none of its 1 files is a record \("a\.png": at the top level/);
+    });
+
+    it('NO_USABLE_IMAGES when no file decodes', async () => {
+      await uploadFolders('junk', {}, SPEC, { 'cat/a.jpg': 'text', 'dog/b.jpg': await truncatedJpeg() });
+
+      await expectFailed('junk', 'NO_USABLE_IMAGES', /"cat\/a\.jpg": not a JPEG, PNG or WebP image; "dog\/b\.jpg": corrupt image data/);
+    });
+
+    it('TOO_FEW_EXAMPLES naming the label and its usable count', async () => {
+      // Two dog files, but one is corrupt: one usable image.
+      await uploadFolders('pets', { cat: 5, dog: 1 }, SPEC, { 'dog/bad.jpg': await truncatedJpeg() });
+
+      await expectFailed('pets', 'TOO_FEW_EXAMPLES', 'label with fewer than 2 usable images: "dog" has 1. Add images or remove that label');
+    });
+
+    it('TOO_FEW_CLASSES for a single label folder', async () => {
+      await uploadFolders('cats', { cat: 5 });
+
+      await expectFailed('cats', 'TOO_FEW_CLASSES', /only one class \("cat"\)/);
+    });
+
+    it('INVALID_MANIFEST naming the line and field', async () => {
+      await store.put('datasets/zoo/a.png', await solidImage('png', RED));
+      await store.put('datasets/zoo/manifest.jsonl', `${JSON.stringify({ source: 'a.png', labels: { species: 'cat' } })}\n${JSON.stringify({ source: 'b.png', labels: { colour: 'red' } })}\n`);
+      await store.put('datasets/zoo/train.json', JSON.stringify({ base: 'none', tasks: [{ name: 'species' }] }));
+
+      await expectFailed('zoo', 'INVALID_MANIFEST', 'manifest.jsonl line 2, field "labels.colour": unknown task "colour"; train.json declares "species"');
+    });
+
+    it('INVALID_DATASET_NAME when the folder name cannot be a name, reported under the spec\'s model', async () => {
+      await uploadFolders('my set', { cat: 3, dog: 3 }, { model: 'myset', base: 'none' });
+
+      const { status } = await expectFailed('my set', 'INVALID_DATASET_NAME', /dataset name "my set" is invalid/);
+
+      expect(status.model).toBe('myset');
+    });
+
+    it('leaves published models alone', async () => {
+      await store.put('models/pets/aliases/latest.json', '{"version":"v20250101000000-abcdef"}');
+      const before = await store.list('models/');
+      await uploadFolders('pets', { cat: 1, dog: 1 });
+
+      await expectFailed('pets', 'TOO_FEW_EXAMPLES', /"cat" has 1, "dog" has 1/);
+
+      expect(await store.list('models/')).toEqual(before);
+    });
+  });
+
+  it('fails transiently (throws, so the queue retries) when the store fails, without marking the job failed', async () => {
+    await uploadFolders('pets', { cat: 3, dog: 3 });
+    let fail = true;
+    const flaky: ObjectStore = Object.create(store, {
+      get: { value: async (key: string) => (fail && key.endsWith('.png') ? Promise.reject(new Error('SlowDown')) : store.get(key)) },
+    });
+
+    await expect(preprocessDataset(event('pets'), { store: flaky, jobs })).rejects.toThrow('SlowDown');
+    const [statusObj] = await store.list('jobs/train-');
+    expect((await getJson<{ state: string }>(store, statusObj.key)).state).toBe('submitted');
+
+    fail = false;
+    expect((await preprocessDataset(event('pets'), { store: flaky, jobs })).outcome).toBe('submitted');
+    expect(jobs.submitted).toHaveLength(1);
+    expect(statusObj.key).toBe(jobStatusKey(jobs.submitted[0].jobId));
+  });
+
+  it('prepares a multi-task manifest dataset with partial labels', async () => {
+    // Prepare
+    const lines: unknown[] = [];
+    for (let i = 0; i < 12; i++) {
+      const name = `img/${i}.png`;
+      await store.put(`datasets/zoo/${name}`, await solidImage('png', i % 2 ? RED : BLUE));
+      lines.push({ source: name, labels: { species: i % 2 ? 'cat' : 'dog', size: i % 3 === 0 ? null : i % 4 ? 'big' : 'small', box: i < 8 ? [i / 10, 0.1, 0.5, 0.5] : undefined } });
+    }
+    await store.put('datasets/zoo/manifest.jsonl', lines.map((l) => JSON.stringify(l)).join('\n'));
+    await store.put(
+      'datasets/zoo/train.json',
+      JSON.stringify({ model: 'zoo-model', base: 'none', tasks: [{ name: 'species' }, { name: 'size' }, { name: 'box', type: 'regression', auxiliary: true }] }),
+    );
+
+    // Act
+    const result = await preprocessDataset(event('zoo'), deps);
+
+    // Assess
+    if (result.outcome !== 'submitted') throw new Error(JSON.stringify(result));
+    expect(result.jobId).toMatch(/^train-zoo-model-/);
+    const report = DatasetReportSchema.parse(await getJson(store, `${result.preparedPrefix}/report.json`));
+    expect(report.layout).toBe('manifest');
+    expect(report.tasks).toEqual({
+      species: { type: 'classification', labelled: 12, classes: { cat: 6, dog: 6 } },
+      size: { type: 'classification', labelled: 8, classes: { big: 6, small: 2 } },
+      box: { type: 'regression', labelled: 8, size: 4 },
+    });
+    expect(await getJson(store, modelJobPointerKey('zoo-model'))).toEqual({ jobId: result.jobId });
+  });
+
+  it('uses the input shape of a pretrained base (mobilenet_v2)', async () => {
+    await uploadFolders('pets', { cat: 2, dog: 2 }, { base: 'mobilenet_v2' });
+
+    const result = await preprocessDataset(event('pets'), deps);
+
+    if (result.outcome !== 'submitted') throw new Error(JSON.stringify(result));
+    const report = DatasetReportSchema.parse(await getJson(store, `${result.preparedPrefix}/report.json`));
+    expect(report.inputShape).toEqual([224, 224, 3]);
+    const shard = decodeShard(await store.get(report.shards[0].key));
+    expect(shard.shape).toEqual([224, 224, 3]);
+    expect(shard.data.length).toBe(report.shards[0].count * 224 * 224 * 3);
+  });
+});
