@@ -65,7 +65,9 @@ describe('resolveBase', () => {
   it('uses a base uploaded under base-models/<name>/ and rejects an invalid descriptor', async () => {
     await store.put(descriptorKey('broken'), JSON.stringify({ name: 'broken' }));
     await expect(resolveBase(store, 'broken')).rejects.toThrow(/invalid descriptor/);
-    const good = { ...(await resolveBase(store, 'mobilenet_v2')).descriptor, name: 'mine' } as never;
+    const builtin = await resolveBase(store, 'mobilenet_v2');
+    if (builtin.kind !== 'pretrained') throw new Error('expected a pretrained base');
+    const good = { ...builtin.descriptor, name: 'mine' };
     await store.put(descriptorKey('mine'), JSON.stringify(good));
     expect(await resolveBase(store, 'mine')).toMatchObject({ kind: 'pretrained', name: 'mine' });
   });

@@ -1,0 +1,172 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
+import { readJobStatus } from '../../../shared/jobs/status.js';
+import { readAlias, readMetadata } from '../../../shared/models/registry.js';
+import { getJson } from '../../../shared/ports/object-store.js';
+import { readSplit } from '../../../shared/data/shards.js';
+import { loadModel } from '../../../shared/ml/model-io.js';
+import { loadEmbedder } from '../../../shared/ml/embedder.js';
+import { resolveBase } from '../../../shared/ml/base-models.js';
+import { predictTasks } from '../../../shared/ml/predict.js';
+import { checkpointPrefix, runTrainingJob } from '../../../functions/train/core.js';
+import { CLASSES, recordingStore, SHAPE, writePreparedDataset } from './fixtures.js';
+
+describe('runTrainingJob', () => {
+  let dir: string;
+  let store: FsObjectStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'tl-train-'));
+    store = new FsObjectStore({ root: dir });
+  });
+  afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+  it('trains on base none, publishes a complete version, then moves latest', async () => {
+    // Prepare
+    const { preparedPrefix, jobId, report } = await writePreparedDataset(store);
+    const rec = recordingStore(store);
+
+    // Act
+    const result = await runTrainingJob({ jobId, preparedPrefix }, { store: rec, statusIntervalMs: 0 });
+
+    // Assess: result and final status
+    expect(result).toMatchObject({ ok: true, model: 'colours' });
+    const version = (result as { version: string }).version;
+    const status = await readJobStatus(store, jobId);
+    expect(status).toMatchObject({ state: 'succeeded', version, progress: 1, promoted: true });
+    expect(status?.error).toBeUndefined();
+
+    // the status went submitted → running through the phases, epochs reported with losses
+    const statuses = rec.puts.filter((p) => p.key === `jobs/${jobId}/status.json`).map((p) => JSON.parse(p.body));
+    const phases = [...new Set(statuses.map((s) => s.phase))];
+    expect(phases).toEqual(['loading', 'embedding', 'training', 'evaluating', 'publishing', 'done']);
+    expect(statuses[0].state).toBe('running');
+    const epochs = statuses.filter((s) => s.phase === 'training' && s.epoch > 0);
+    expect(epochs.length).toBeGreaterThan(0);
+    expect(epochs[0]).toMatchObject({ epoch: 1, epochs: 15 });
+    expect(Object.keys(epochs[0].metrics)).toEqual(expect.arrayContaining(['loss', 'val_loss', 'val_acc']));
+    const progress = statuses.map((s) => s.progress);
+    expect([...progress].sort((a, b) => a - b)).toEqual(progress);
+
+    // the version folder is complete, metadata.json written last, and only then the alias
+    const prefix = `models/colours/${version}`;
+    const keys = rec.puts.map((p) => p.key);
+    const versionKeys = keys.filter((k) => k.startsWith(prefix));
+    expect(versionKeys.at(-1)).toBe(`${prefix}/metadata.json`);
+    expect(versionKeys).toEqual(expect.arrayContaining([`${prefix}/model.json`, `${prefix}/weights.bin`, `${prefix}/report.json`]));
+    expect(keys.indexOf('models/colours/aliases/latest.json')).toBeGreaterThan(keys.indexOf(`${prefix}/metadata.json`));
+    expect((await readAlias(store, 'colours', 'latest'))?.version).toBe(version);
+
+    const meta = await readMetadata(store, 'colours', version);
+    expect(meta).toMatchObject({
+      kind: 'train',
+      input: { type: 'image', shape: SHAPE },
+      base: { name: 'none', embeddingSize: 32 * 32 * 3 },
+      tasks: [{ name: 'class', type: 'classification', auxiliary: false, labels: CLASSES }],
+      dataset: { name: 'colours', hash: report.hash },
+      jobId,
+    });
+    expect((meta!.metrics.class as { accuracy: number }).accuracy).toBeGreaterThanOrEqual(0.8);
+
+    const full = await getJson<Record<string, any>>(store, `${prefix}/report.json`);
+    expect(full.tasks.class.test.confusionMatrix.labels).toEqual(CLASSES);
+    expect(full.tasks.class.test.perClass).toHaveLength(3);
+    expect(full.training.history.length).toBe(full.training.epochsRun);
+    expect(full.timings).toHaveProperty('trainingMs');
+    expect(full.timings).toHaveProperty('totalMs');
+
+    // the checkpoint is gone after success
+    expect(await store.list(`${checkpointPrefix(jobId)}/`)).toEqual([]);
+
+    // the published model predicts the test images through the same embedder
+    const model = await loadModel(store, prefix);
+    const test = await readSplit(store, report, 'test');
+    const embedder = await loadEmbedder(store, await resolveBase(store, 'none'));
+    const preds = await predictTasks(model, meta!.tasks, await embedder.embed(test.data as Uint8Array, test.records.length), test.records.length, { topK: 3 });
+    const right = preds.filter((p, i) => (p.class as { label: string }).label === test.records[i].labels.class).length;
+    expect(right / preds.length).toBeGreaterThanOrEqual(0.8);
+    model.dispose();
+  });
+
+  it('leaves records without a label out of training', async () => {
+    const { preparedPrefix, jobId } = await writePreparedDataset(store, { unlabelled: [0, 1, 2] });
+    const result = await runTrainingJob({ jobId, preparedPrefix }, { store });
+    const full = await getJson<Record<string, any>>(store, `models/colours/${(result as { version: string }).version}/report.json`);
+    expect(full.splits).toEqual({ train: 15, validation: 6, test: 6 });
+    expect(full.tasks.class.labelled.train).toBe(15);
+  });
+
+  it('fails with a readable error on a missing shard and leaves the published latest untouched', async () => {
+    // Prepare: a first successful version, then a new dataset whose shard vanished
+    const first = await writePreparedDataset(store, { spec: { model: 'pets', base: 'none', training: { epochs: 2 } } });
+    const ok = await runTrainingJob(first, { store });
+    const before = await readAlias(store, 'pets', 'latest');
+    const second = await writePreparedDataset(store, { hash: 'def456', spec: { model: 'pets', base: 'none', training: { epochs: 2 } } });
+    await store.delete(second.report.shards[1].key);
+
+    // Act
+    const result = await runTrainingJob(second, { store });
+
+    // Assess
+    expect(ok.ok).toBe(true);
+    expect(result).toMatchObject({ ok: false, error: { code: 'missing_data' } });
+    const status = await readJobStatus(store, second.jobId);
+    expect(status?.state).toBe('failed');
+    expect(status?.error?.message).toContain(second.report.shards[1].key);
+    expect(status?.error?.message).not.toMatch(/\n\s+at /);
+    expect(await readAlias(store, 'pets', 'latest')).toEqual(before);
+    expect((await store.list('models/pets/')).filter((o) => o.key.endsWith('metadata.json'))).toHaveLength(1);
+  });
+
+  it('fails readably for an unknown base, a single class, and sharing that is not built yet', async () => {
+    const cases = [
+      { opts: { hash: 'a1', spec: { base: 'resnet_9000' } }, code: 'unknown_base_model', message: /unknown base model "resnet_9000"/ },
+      { opts: { hash: 'a2', classes: ['only'], spec: { base: 'none' } }, code: 'invalid_dataset', message: /at least 2 classes/ },
+      { opts: { hash: 'a3', spec: { base: 'none', sharing: { method: 'soft' as const } } }, code: 'unsupported_spec', message: /not supported yet/ },
+    ];
+    for (const c of cases) {
+      const prepared = await writePreparedDataset(store, { ...c.opts, dataset: `d${c.opts.hash}` });
+      const result = await runTrainingJob(prepared, { store });
+      expect(result).toMatchObject({ ok: false, error: { code: c.code } });
+      const status = await readJobStatus(store, prepared.jobId);
+      expect(status?.state).toBe('failed');
+      expect(status?.error?.message).toMatch(c.message);
+    }
+    expect(await store.list('models/')).toEqual([]);
+  });
+
+  it('resumes from the last epoch checkpoint after an interrupted attempt', async () => {
+    // Prepare: the first attempt crashes while saving the checkpoint after epoch 4
+    const prepared = await writePreparedDataset(store, { spec: { base: 'none', training: { epochs: 6, patience: 6, batchSize: 8 } } });
+    let saves = 0;
+    const crashing = recordingStore(store, (key) => key.endsWith('/checkpoint/state.json') && ++saves === 4);
+    const firstAttempt = await runTrainingJob(prepared, { store: crashing });
+    const checkpoint = await getJson<{ state: { nextEpoch: number } }>(store, `${checkpointPrefix(prepared.jobId)}/state.json`);
+
+    // Act: the retry
+    const retry = await runTrainingJob(prepared, { store });
+
+    // Assess
+    expect(firstAttempt.ok).toBe(false);
+    expect(checkpoint.state.nextEpoch).toBe(3);
+    expect(retry.ok).toBe(true);
+    const full = await getJson<Record<string, any>>(store, `models/colours/${(retry as { version: string }).version}/report.json`);
+    expect(full.training.resumedFromEpoch).toBe(3);
+    expect(full.training.history).toHaveLength(6);
+    expect(await store.list(`${checkpointPrefix(prepared.jobId)}/`)).toEqual([]);
+  });
+
+  it('trains on mobilenet_v2 embeddings (images resized to 224×224)', async () => {
+    const prepared = await writePreparedDataset(store, {
+      perSplit: { train: 6, validation: 3, test: 3 },
+      spec: { base: 'mobilenet_v2', sharing: { method: 'hard', trunk: [] }, training: { epochs: 3, batchSize: 6 } },
+    });
+    const result = await runTrainingJob(prepared, { store });
+    expect(result.ok).toBe(true);
+    const meta = await readMetadata(store, 'colours', (result as { version: string }).version);
+    expect(meta?.base).toEqual({ name: 'mobilenet_v2', embeddingSize: 1280 });
+    expect(meta?.input).toEqual({ type: 'image', shape: SHAPE });
+  });
+});

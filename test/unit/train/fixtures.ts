@@ -1,0 +1,101 @@
+/** Tiny synthetic prepared datasets for training-job tests: coloured noise images per class. */
+import { encodeShard } from '../../../shared/data/shards.js';
+import { jobStatusKey } from '../../../shared/jobs/status.js';
+import { putJson, type ObjectStore } from '../../../shared/ports/object-store.js';
+import type { JobStatus } from '../../../shared/schemas/job.js';
+import type { DatasetReport, SplitName } from '../../../shared/schemas/report.js';
+import { TrainSpecSchema, type TrainSpecInput } from '../../../shared/schemas/spec.js';
+
+export const SHAPE: [number, number, number] = [32, 32, 3];
+export const CLASSES = ['blue', 'green', 'red'];
+
+export interface FixtureOptions {
+  dataset?: string;
+  hash?: string;
+  spec?: TrainSpecInput;
+  perSplit?: Partial<Record<SplitName, number>>;
+  /** Records (by index within the train split) whose label is null. */
+  unlabelled?: number[];
+  classes?: string[];
+}
+
+/** Image i of class c: channel (2 - c) bright, the others dark, with deterministic noise. */
+function image(c: number, i: number): Uint8Array {
+  const px = new Uint8Array(SHAPE[0] * SHAPE[1] * SHAPE[2]);
+  for (let p = 0; p < px.length; p++) {
+    const channel = p % 3;
+    const noise = Math.abs(Math.sin((i + 1) * 12.9898 + p * 78.233)) * 90;
+    px[p] = Math.min(255, (channel === 2 - (c % 3) ? 140 : 20) + noise);
+  }
+  return px;
+}
+
+/** Writes shards, the dataset report and a `submitted` job status; returns the prefix and job id. */
+export async function writePreparedDataset(store: ObjectStore, opts: FixtureOptions = {}): Promise<{ preparedPrefix: string; jobId: string; report: DatasetReport }> {
+  const dataset = opts.dataset ?? 'colours';
+  const hash = opts.hash ?? 'abc123';
+  const classes = opts.classes ?? CLASSES;
+  const per = { train: 18, validation: 6, test: 6, ...opts.perSplit };
+  const prefix = `prepared/${dataset}/${hash}`;
+  const spec = TrainSpecSchema.parse(opts.spec ?? { base: 'none', training: { epochs: 15, batchSize: 8, learningRate: 0.003, patience: 15 } });
+  const shards: DatasetReport['shards'] = [];
+  const counts: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
+  let labelled = 0;
+  let seed = 0;
+  for (const split of ['train', 'validation', 'test'] as SplitName[]) {
+    const n = per[split];
+    const data = new Uint8Array(n * SHAPE[0] * SHAPE[1] * SHAPE[2]);
+    const records = Array.from({ length: n }, (_, i) => {
+      const c = i % classes.length;
+      data.set(image(c, seed++), i * SHAPE[0] * SHAPE[1] * SHAPE[2]);
+      const missing = split === 'train' && opts.unlabelled?.includes(i);
+      if (!missing) {
+        counts[classes[c]] += 1;
+        labelled += 1;
+      }
+      return { key: `datasets/${dataset}/${classes[c]}/${split}-${i}.png`, labels: { class: missing ? null : classes[c] } };
+    });
+    const key = `${prefix}/${split}-0.shard`;
+    await store.put(key, encodeShard({ split, dtype: 'uint8', shape: SHAPE, records, data }));
+    shards.push({ key, split, count: n });
+  }
+  const total = per.train + per.validation + per.test;
+  const report: DatasetReport = {
+    dataset,
+    hash,
+    layout: 'folders',
+    spec,
+    inputShape: [...SHAPE],
+    records: { total, used: total, skipped: 0 },
+    splits: { train: per.train, validation: per.validation, test: per.test },
+    tasks: { class: { type: 'classification', labelled, classes: counts } },
+    skipped: [],
+    shards,
+    createdAt: new Date().toISOString(),
+  };
+  await putJson(store, `${prefix}/report.json`, report);
+  const jobId = `train-${spec.model ?? dataset}-${hash}`;
+  const t = new Date().toISOString();
+  const status: JobStatus = { jobId, model: spec.model ?? dataset, dataset, datasetHash: hash, state: 'submitted', progress: 0, metrics: {}, createdAt: t, updatedAt: t };
+  await putJson(store, jobStatusKey(jobId), status);
+  return { preparedPrefix: prefix, jobId, report };
+}
+
+/** An ObjectStore that records every put key (in order) and can fail chosen puts. */
+export function recordingStore(inner: ObjectStore, failPut?: (key: string, n: number) => boolean): ObjectStore & { puts: Array<{ key: string; body: string }> } {
+  const puts: Array<{ key: string; body: string }> = [];
+  let n = 0;
+  return {
+    puts,
+    get: (k) => inner.get(k),
+    list: (p) => inner.list(p),
+    delete: (k) => inner.delete(k),
+    presignPut: (k, o) => inner.presignPut(k, o),
+    putIfAbsent: (k, b, o) => inner.putIfAbsent(k, b, o),
+    async put(key, body, o) {
+      if (failPut?.(key, n++)) throw new Error(`simulated crash writing ${key}`);
+      puts.push({ key, body: key.endsWith('.json') ? Buffer.from(body as Uint8Array).toString('utf8') : '' });
+      return inner.put(key, body, o);
+    },
+  };
+}
