@@ -49,9 +49,10 @@ export async function runDemo(platform: Platform, options: DemoOptions): Promise
     const datasetDir = path.join(platform.dataDir, 'demo', 'dataset');
     out(`Demo: drawing a shapes dataset in ${datasetDir} and training model "${DEMO_MODEL}" on it...`);
     await fs.rm(datasetDir, { recursive: true, force: true });
-    const files = await generateShapesDataset(datasetDir, { perClass: options.perClass ?? 30, seed: 7, corrupt: 2 });
-    const rel = files.map((f) => path.relative(datasetDir, f)).filter((f) => f !== 'train.json');
-    for (const f of rel) await tenant.store.put(`datasets/${DEMO_MODEL}/${f.split(path.sep).join('/')}`, await fs.readFile(path.join(datasetDir, f)));
+    const dataset = await generateShapesDataset(datasetDir, { perClass: options.perClass ?? 30, seed: 7, corrupt: 2 });
+    for (const f of [...dataset.images.map((i) => i.path), ...dataset.corrupt]) {
+      await tenant.store.put(`datasets/${DEMO_MODEL}/${f}`, await fs.readFile(path.join(datasetDir, f)));
+    }
     const spec = { model: DEMO_MODEL, training: { epochs: 20 } };
     await tenant.store.put(`datasets/${DEMO_MODEL}/train.json`, JSON.stringify(spec, null, 2));
     const status = await waitForModelJob(platform, DEMO_MODEL, { out, timeoutMs: options.timeoutMs ?? 15 * 60_000 });
@@ -61,11 +62,11 @@ export async function runDemo(platform: Platform, options: DemoOptions): Promise
     }
   }
   await fs.mkdir(heldOutDir, { recursive: true });
-  const images = await generateShapesImages({ perClass: 1, seed: 99, format: 'png' });
+  const images = await generateShapesImages({ perClass: 1, seed: 99, formats: ['png'] });
   const written: string[] = [];
   for (const [i, img] of images.entries()) {
     const file = path.join(heldOutDir, `${img.label}-${i}.png`);
-    await fs.writeFile(file, img.data);
+    await fs.writeFile(file, img.buffer);
     written.push(file);
   }
   const sample = path.relative(process.cwd(), written[0]);

@@ -1,0 +1,143 @@
+/**
+ * `npm run bench`: the platform's speed figures on this machine, with the
+ * TensorFlow.js backend printed first and everything written to
+ * bench/results/latest.json (plus a dated copy). Figures come with a baseline
+ * measured in the same run where one makes sense, as ratios.
+ *
+ * Sections: embedding, head, predict, pipeline (default: all). Pick some with
+ * `npm run bench -- predict pipeline`.
+ */
+import { cpus, tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadTf } from '../shared/tf/loader.js';
+import { benchEmbedding, benchHeadTraining } from './ml.js';
+import { generateShapesDataset, generateShapesImages } from '../shared/local/demo-data.js';
+import { startTestPlatform, type TestPlatform } from '../test/helpers/platform.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+};
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+async function readTree(dir: string) {
+  const out: Array<{ path: string; data: Buffer }> = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) {
+      const full = path.join(e.parentPath, e.name);
+      out.push({ path: path.relative(dir, full).split(path.sep).join('/'), data: await readFile(full) });
+    }
+  }
+  return out;
+}
+
+/** Uploads a generated dataset over HTTP and times it until the model answers predict. */
+async function uploadAndServe(t: TestPlatform, model: string, perClass: number, work: string) {
+  const dir = path.join(work, model);
+  await generateShapesDataset(dir, { perClass, seed: 11 });
+  const files = (await readTree(dir)).filter((f) => f.path !== 'train.json');
+  files.push({ path: 'train.json', data: Buffer.from(JSON.stringify({ model, training: { epochs: 20 } })) });
+  const probe = (await generateShapesImages({ perClass: 1, seed: 5 }))[0].buffer.toString('base64');
+  const t0 = performance.now();
+  await t.upload(model, files);
+  const uploadedAt = performance.now();
+  const job = await t.waitForJob(model, { timeoutMs: 60 * 60_000 });
+  if (job.state !== 'succeeded') throw new Error(`job ${job.state}: ${job.error?.message}`);
+  const res = await t.call('POST', `/models/${model}/predict`, { instances: [{ image: probe }] });
+  if (res.status !== 200) throw new Error(`predict answered ${res.status}`);
+  const servable = performance.now();
+  return { images: files.length - 1, uploadSeconds: round((uploadedAt - t0) / 1000), uploadToServableSeconds: round((servable - t0) / 1000), job };
+}
+
+async function benchPredictAndPipeline(sections: Set<string>, embeddingFigures: { batch1ImagesPerSecond: number; batch32ImagesPerSecond: number } | undefined) {
+  const out: Record<string, unknown> = {};
+  const t = await startTestPlatform();
+  const work = await mkdtemp(path.join(tmpdir(), 'tl-bench-'));
+  try {
+    if (sections.has('predict')) {
+      log('predict: training a small model to call...');
+      await uploadAndServe(t, 'bench-small', 10, work);
+      const image = (await generateShapesImages({ perClass: 1, seed: 77 }))[0].buffer.toString('base64');
+      const body = { instances: [{ image }] };
+      for (let i = 0; i < 3; i++) await t.call('POST', '/models/bench-small/predict', body); // warm the model cache
+      const times: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        const s = performance.now();
+        const res = await t.call('POST', '/models/bench-small/predict', body);
+        times.push(performance.now() - s);
+        if (res.status !== 200) throw new Error(`predict answered ${res.status}`);
+      }
+      const p50 = percentile(times, 50);
+      const embedMs = embeddingFigures ? 1000 / embeddingFigures.batch1ImagesPerSecond : undefined;
+      out.predict = {
+        requests: times.length,
+        p50Ms: round(p50, 1),
+        p99Ms: round(percentile(times, 99), 1),
+        baselineEmbedOneImageMs: embedMs && round(embedMs, 1),
+        p50OverEmbedRatio: embedMs && round(p50 / embedMs),
+      };
+      log(`predict: p50 ${round(p50, 1)} ms, p99 ${round(percentile(times, 99), 1)} ms over HTTP`);
+    }
+    if (sections.has('pipeline')) {
+      log('pipeline: 500-image dataset, upload to servable model...');
+      const r = await uploadAndServe(t, 'bench-500', 167, work);
+      const embedOnly = embeddingFigures ? r.images / embeddingFigures.batch32ImagesPerSecond : undefined;
+      out.pipeline = {
+        images: r.images,
+        uploadSeconds: r.uploadSeconds,
+        uploadToServableSeconds: r.uploadToServableSeconds,
+        baselineEmbedAllSeconds: embedOnly && round(embedOnly, 1),
+        overEmbedOnlyRatio: embedOnly && round(r.uploadToServableSeconds / embedOnly),
+        testMetrics: (await t.call('GET', '/models/bench-500')).body.metrics,
+      };
+      log(`pipeline: ${r.images} images servable after ${r.uploadToServableSeconds} s`);
+    }
+  } finally {
+    await t.close();
+    await rm(work, { recursive: true, force: true });
+  }
+  return out;
+}
+
+async function main() {
+  const all = ['embedding', 'head', 'predict', 'pipeline'];
+  const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const sections = new Set(asked.length ? asked : all);
+  const { backend, packageName } = await loadTf(log);
+  log(`backend: ${backend} (${packageName}) on ${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}`);
+  const results: Record<string, unknown> = {
+    backend,
+    tfjsPackage: packageName,
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, platform: process.platform },
+    startedAt: new Date().toISOString(),
+  };
+  let embedding: Awaited<ReturnType<typeof benchEmbedding>> | undefined;
+  if (sections.has('embedding') || sections.has('predict') || sections.has('pipeline')) {
+    log('embedding: MobileNetV2 forward pass at batch 1 and 32...');
+    embedding = await benchEmbedding({ images: 32 });
+    results.embedding = embedding;
+    log(`embedding: ${embedding.batch1ImagesPerSecond} images/s at batch 1, ${embedding.batch32ImagesPerSecond} at batch 32`);
+  }
+  if (sections.has('head')) {
+    log('head: training a head on 1000 cached embeddings...');
+    results.headTraining = await benchHeadTraining({ records: 1000, epochs: 10 });
+  }
+  Object.assign(results, await benchPredictAndPipeline(sections, embedding));
+  results.finishedAt = new Date().toISOString();
+  const dir = path.join(here, 'results');
+  await mkdir(dir, { recursive: true });
+  const json = JSON.stringify(results, null, 2);
+  await writeFile(path.join(dir, 'latest.json'), json);
+  await writeFile(path.join(dir, `bench-${results.startedAt as string}.json`.replace(/:/g, '-')), json);
+  process.stdout.write(`${json}\n`);
+  log(`written to ${path.relative(process.cwd(), path.join(dir, 'latest.json'))}`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startPlatform, type Platform } from '../../shared/local/platform.js';
+import { TERMINAL_STATES, type JobStatus } from '../../shared/schemas/job.js';
+
+export interface TestPlatform {
+  platform: Platform;
+  apiKey: string;
+  /** Output lines of training jobs, for diagnosing a failure. */
+  jobOutput: string[];
+  call(method: string, urlPath: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  /** Uploads files the way `tl upload` does: every file, then train.json last. */
+  upload(dataset: string, files: Array<{ path: string; data: Buffer | string }>): Promise<void>;
+  /** Waits for the model's latest job created at or after `since` (ms epoch) to end. */
+  waitForJob(model: string, opts?: { timeoutMs?: number; since?: number }): Promise<JobStatus>;
+  close(): Promise<void>;
+}
+
+/** A real local platform on a free loopback port with a throwaway data folder. */
+export async function startTestPlatform(): Promise<TestPlatform> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'tl-e2e-'));
+  const jobOutput: string[] = [];
+  const platform = await startPlatform({ dataDir, port: 0, retryDelayMs: 100, log: () => {}, runner: { onOutput: (id, line) => jobOutput.push(`[${id}] ${line}`) } });
+  const apiKey = platform.defaultTenant.tenant.apiKey;
+  const call: TestPlatform['call'] = async (method, urlPath, body, headers) => {
+    const res = await fetch(`${platform.url}${urlPath}`, {
+      method,
+      headers: { 'x-api-key': apiKey, 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON: keep the text */
+    }
+    return { status: res.status, body: parsed };
+  };
+  return {
+    platform,
+    apiKey,
+    jobOutput,
+    call,
+    async upload(dataset, files) {
+      const ordered = [...files.filter((f) => f.path !== 'train.json'), ...files.filter((f) => f.path === 'train.json')];
+      const res = await call('POST', `/datasets/${dataset}/uploads`, { files: ordered.map((f) => ({ path: f.path })) });
+      if (res.status !== 200) throw new Error(`upload URLs: ${res.status} ${JSON.stringify(res.body)}`);
+      for (const [i, u] of (res.body.uploads as Array<{ url: string; headers: Record<string, string> }>).entries()) {
+        const put = await fetch(u.url, { method: 'PUT', headers: u.headers, body: new Uint8Array(Buffer.from(ordered[i].data)) });
+        if (put.status !== 200) throw new Error(`PUT ${ordered[i].path}: ${put.status} ${await put.text()}`);
+      }
+    },
+    async waitForJob(model, { timeoutMs = 240_000, since = 0 } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const res = await call('GET', `/models/${model}/job`);
+        if (res.status === 200 && Date.parse(res.body.createdAt) >= since && TERMINAL_STATES.includes(res.body.state)) {
+          await platform.whenIdle();
+          return res.body as JobStatus;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new Error(`job of ${model} did not finish in ${timeoutMs} ms; output:\n${jobOutput.slice(-30).join('\n')}`);
+    },
+    async close() {
+      await platform.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
