@@ -46,9 +46,9 @@ export class ProgressLine {
   }
 }
 
+/** Fixed decimals keep the redrawn line from jittering as figures change. */
 function formatNumber(value: number): string {
-  if (Number.isInteger(value)) return String(value);
-  return Math.abs(value) >= 100 ? value.toFixed(1) : value.toPrecision(3);
+  return Math.abs(value) >= 100 ? value.toFixed(1) : value.toFixed(3);
 }
 
 /**

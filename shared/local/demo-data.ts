@@ -152,7 +152,8 @@ async function drawShape(kind: ShapeKind, seed: number, options: ResolvedOptions
   }
 
   const r = side * between(0.22, 0.4);
-  const margin = r + 2;
+  // A cross's arm corners reach 1.044 r from its centre; keep every kind whole at any angle.
+  const margin = r * 1.05 + 2;
   const cx = between(margin, side - margin);
   const cy = between(margin, side - margin);
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="${side}">${shapeElement(kind, cx, cy, r, between(0, 360), fill)}</svg>`;
