@@ -51,6 +51,16 @@ export class PreprocessInputError extends Error {
   }
 }
 
+/**
+ * Another delivery of the same dataset content is being prepared right now. Thrown
+ * (not returned) so the queue redelivers the message later, when that delivery has
+ * either submitted the job (the message is then a duplicate) or died (its claim is
+ * then stale and this delivery takes over).
+ */
+export class PreprocessBusyError extends Error {
+  override name = 'PreprocessBusyError';
+}
+
 /** Minimal logger; `console` and Powertools' Logger both fit. */
 export interface PreprocessLog {
   info(message: string, extra?: Record<string, unknown>): void;
@@ -63,6 +73,12 @@ export interface PreprocessOptions {
   concurrency?: number;
   /** Records per shard object. @default 256 */
   shardSize?: number;
+  /**
+   * Age after which a claim left by a delivery that died (timeout, out of memory)
+   * is taken over. Lambda runs at most 15 minutes.
+   * @default 900_000
+   */
+  claimStaleAfterMs?: number;
 }
 
 export interface PreprocessDeps {
@@ -82,6 +98,9 @@ export type PreprocessResult =
 
 const SPEC_KEY = /^datasets\/([^/]+)\/train\.json$/;
 
+/** Marks that one delivery is preparing a job, so concurrent duplicates back off. */
+const claimKeyOf = (jobId: string) => `jobs/${jobId}/preprocess-claim.json`;
+
 /** `jobs/by-model/<model>.json`: `{ "jobId" }` of the model's latest job, for `tl status <model>`. */
 export const modelJobPointerKey = (model: string) => `jobs/by-model/${model}.json`;
 
@@ -93,6 +112,7 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
   const match = SPEC_KEY.exec(event.key);
   if (!match) return { outcome: 'ignored', reason: `${event.key} is not datasets/<dataset>/${SPEC_FILE}` };
   const dataset = match[1];
+  if (dataset === '.' || dataset === '..') return { outcome: 'ignored', reason: `${event.key} does not name a dataset folder` };
 
   let specBytes: Buffer;
   try {
@@ -117,18 +137,38 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
   const now = new Date().toISOString();
   const initial: JobStatus = JobStatusSchema.parse({ jobId, model, dataset, datasetHash: hash, state: 'submitted', phase: 'preparing', createdAt: now, updatedAt: now });
   const created = await store.putIfAbsent(jobStatusKey(jobId), JSON.stringify(initial, null, 2), { contentType: 'application/json' });
-  if (!created) {
+  const settled = async (): Promise<PreprocessResult | undefined> => {
     const existing = await readJobStatus(store, jobId);
-    if (existing && (existing.runnerJobId !== undefined || TERMINAL_STATES.includes(existing.state))) {
-      log?.info('dataset content already has a job', { jobId, state: existing.state });
-      return { outcome: 'duplicate', jobId, state: existing.state };
-    }
-    // Otherwise an earlier attempt stopped before submitting: carry on from here.
-    log?.info('resuming a job that was never submitted', { jobId });
+    if (!existing || (existing.runnerJobId === undefined && !TERMINAL_STATES.includes(existing.state))) return undefined;
+    log?.info('dataset content already has a job', { jobId, state: existing.state });
+    return { outcome: 'duplicate', jobId, state: existing.state };
+  };
+  if (!created) {
+    const done = await settled();
+    if (done) return done;
   }
-  await putJson(store, modelJobPointerKey(model), { jobId });
-
+  // S3 may deliver one notification twice at once; only the holder of the claim works.
+  const claimKey = claimKeyOf(jobId);
+  const claim = JSON.stringify({ at: now });
+  if (!(await store.putIfAbsent(claimKey, claim, { contentType: 'application/json' }))) {
+    const held = await getJsonIfExists<{ at?: string }>(store, claimKey);
+    const age = held?.at ? Date.now() - Date.parse(held.at) : Number.POSITIVE_INFINITY;
+    if (age < (deps.options?.claimStaleAfterMs ?? 900_000)) throw new PreprocessBusyError(`job ${jobId} is being prepared by another delivery`);
+    // An earlier attempt died before submitting: carry on from where it stopped.
+    log?.info('taking over a job that was never submitted', { jobId });
+    await store.put(claimKey, claim, { contentType: 'application/json' });
+  }
   try {
+    if (!created) {
+      // The holder before us records the job before it releases the claim, so a
+      // delivery that got the claim just after it finished sees the job here.
+      const done = await settled();
+      if (done) {
+        await store.delete(claimKey);
+        return done;
+      }
+    }
+    await putJson(store, modelJobPointerKey(model), { jobId });
     if (parsed.error) throw parsed.error;
     const spec = parsed.spec!;
     if (!datasetNameOk) {
@@ -150,13 +190,20 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
     const env = TrainJobEnvSchema.parse({ TL_JOB_ID: jobId, TL_PREPARED_PREFIX: preparedPrefix });
     const { runnerJobId } = await deps.jobs.submit({ jobId, env });
     await updateJobStatus(store, jobId, { runnerJobId, phase: 'queued' });
+    await store.delete(claimKey);
     log?.info('training job submitted', { jobId, runnerJobId, preparedPrefix, used: report.records.used, skipped: report.records.skipped });
     return { outcome: 'submitted', jobId, runnerJobId, preparedPrefix, reusedReport: previous.success };
   } catch (err) {
     const inputError = asInputError(err);
-    if (!inputError) throw err;
+    if (!inputError) {
+      // Release the claim so the redelivery retries at once; if even that fails,
+      // the claim goes stale and a later delivery takes over.
+      await store.delete(claimKey).catch(() => undefined);
+      throw err;
+    }
     const error = { code: inputError.code, message: inputError.message };
     await updateJobStatus(store, jobId, { state: 'failed', error });
+    await store.delete(claimKey);
     log?.warn('dataset refused', { jobId, ...error });
     return { outcome: 'failed', jobId, error };
   }

@@ -5,7 +5,7 @@ import type { ObjectStore } from '../../../shared/ports/object-store.js';
 import { getJson } from '../../../shared/ports/object-store.js';
 import { DatasetReportSchema, type DatasetReport } from '../../../shared/schemas/report.js';
 import { TrainJobEnvSchema } from '../../../shared/schemas/env.js';
-import { modelJobPointerKey, preprocessDataset, type PreprocessDeps } from '../../../functions/preprocess/core.js';
+import { modelJobPointerKey, PreprocessBusyError, preprocessDataset, type PreprocessDeps } from '../../../functions/preprocess/core.js';
 import { BLUE, FakeJobRunner, GREEN, makeTmpStore, RED, solidImage, truncatedJpeg, type TmpStore } from '../data/helpers.js';
 
 const SPEC = { base: 'none', training: { epochs: 2 } };
@@ -180,6 +180,39 @@ describe('preprocessDataset', () => {
       expect(retry).toMatchObject({ outcome: 'submitted', reusedReport: true });
       expect(jobs.submitted).toHaveLength(1);
       expect((await store.list('prepared/')).map((o) => [o.key, o.etag])).toEqual(shardsBefore.map((o) => [o.key, o.etag]));
+    });
+
+    it('starts one job when two deliveries of the same event run at once', async () => {
+      // Prepare
+      await uploadFolders('pets', { cat: 6, dog: 6 });
+
+      // Act: S3 can notify twice; both copies arrive together.
+      const [a, b] = await Promise.allSettled([preprocessDataset(event('pets'), deps), preprocessDataset(event('pets'), deps)]);
+      const redelivered = await preprocessDataset(event('pets'), deps);
+
+      // Assess: one did the work, the other backed off to be redelivered, then was a duplicate.
+      const outcomes = [a, b].map((r) => (r.status === 'fulfilled' ? r.value.outcome : (r.reason as Error).name));
+      expect(outcomes.sort()).toEqual(['PreprocessBusyError', 'submitted']);
+      expect(redelivered.outcome).toBe('duplicate');
+      expect(jobs.submitted).toHaveLength(1);
+      expect((await store.list('jobs/')).map((o) => o.key).filter((k) => k.includes('claim'))).toEqual([]);
+    });
+
+    it('takes over from a delivery that died before submitting, once its claim is stale', async () => {
+      // Prepare: a first delivery that died mid-way left its claim behind.
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+      const stuck: ObjectStore = Object.create(store, {
+        // Reading images never finishes, as in a function that timed out.
+        get: { value: async (key: string) => (key.endsWith('.png') ? new Promise<Buffer>(() => undefined) : store.get(key)) },
+      });
+      void preprocessDataset(event('pets'), { store: stuck, jobs }).catch(() => undefined);
+      await expect.poll(() => store.list('jobs/').then((l) => l.some((o) => o.key.endsWith('preprocess-claim.json')))).toBe(true);
+
+      // Act & Assess: a fresh claim makes the redelivery back off; a stale one is taken over.
+      await expect(preprocessDataset(event('pets'), deps)).rejects.toBeInstanceOf(PreprocessBusyError);
+      const result = await preprocessDataset(event('pets'), { ...deps, options: { claimStaleAfterMs: 0 } });
+      expect(result.outcome).toBe('submitted');
+      expect(jobs.submitted).toHaveLength(1);
     });
 
     it('does not retry a dataset that already failed with the same content', async () => {
