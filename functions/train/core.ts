@@ -125,8 +125,8 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     if (spec.mode !== 'train') throw new TrainingInputError(`mode "${spec.mode}" does not use a training job`);
     const heads = headsFor(spec, report);
     const isVector = spec.input.type === 'vector';
+    if (isVector && spec.base !== 'none') throw new TrainingInputError(`vector inputs need base "none", not "${spec.base}"`);
     const base = await resolveBase(store, spec.base);
-    if (isVector && base.kind !== 'none') throw new TrainingInputError(`vector inputs need base "none", not "${spec.base}"`);
 
     const shards: Partial<Record<SplitName, Shard>> = {};
     for (const split of SPLITS) shards[split] = await readSplit(store, report, split);
@@ -144,7 +144,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     let embeddingSize: number;
     if (isVector) {
       embeddingSize = input_.type === 'vector' ? input_.size : 0;
-      for (const split of SPLITS) prepared[split] = labelledRecords(shards[split]!, heads, embeddingSize, (x) => x as Float32Array);
+      for (const split of SPLITS) prepared[split] = labelledRecords(shards[split]!, heads, embeddingSize, (x) => (x instanceof Float32Array ? x : Float32Array.from(x)));
     } else {
       const embedder = await loadEmbedder(store, base);
       try {

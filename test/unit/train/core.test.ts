@@ -158,6 +158,21 @@ describe('runTrainingJob', () => {
     expect(await store.list(`${checkpointPrefix(prepared.jobId)}/`)).toEqual([]);
   });
 
+  it('trains on vector inputs with base none', async () => {
+    const prepared = await writePreparedDataset(store, { vectorSize: 6, spec: { input: { type: 'vector' }, base: 'none', training: { epochs: 20, learningRate: 0.01 } } });
+    const result = await runTrainingJob(prepared, { store });
+    expect(result.ok).toBe(true);
+    const meta = await readMetadata(store, 'colours', (result as { version: string }).version);
+    expect(meta).toMatchObject({ input: { type: 'vector', size: 6 }, base: { name: 'none', embeddingSize: 6 } });
+    expect((meta!.metrics.class as { accuracy: number }).accuracy).toBeGreaterThanOrEqual(0.8);
+  });
+
+  it('refuses vector inputs with a pretrained base', async () => {
+    const prepared = await writePreparedDataset(store, { vectorSize: 6, spec: { input: { type: 'vector' }, base: 'mobilenet_v2' } });
+    const result = await runTrainingJob(prepared, { store });
+    expect(result).toMatchObject({ ok: false, error: { code: 'invalid_dataset', message: expect.stringMatching(/vector inputs need base "none"/) } });
+  });
+
   it('trains on mobilenet_v2 embeddings (images resized to 224×224)', async () => {
     const prepared = await writePreparedDataset(store, {
       perSplit: { train: 6, validation: 3, test: 3 },

@@ -17,6 +17,8 @@ export interface FixtureOptions {
   /** Records (by index within the train split) whose label is null. */
   unlabelled?: number[];
   classes?: string[];
+  /** Write float32 feature vectors of this length instead of images. */
+  vectorSize?: number;
 }
 
 /** Image i of class c: channel (2 - c) bright, the others dark, with deterministic noise. */
@@ -44,10 +46,15 @@ export async function writePreparedDataset(store: ObjectStore, opts: FixtureOpti
   let seed = 0;
   for (const split of ['train', 'validation', 'test'] as SplitName[]) {
     const n = per[split];
-    const data = new Uint8Array(n * SHAPE[0] * SHAPE[1] * SHAPE[2]);
+    const v = opts.vectorSize;
+    const recordShape = v ? [v] : SHAPE;
+    const perRecord = recordShape.reduce((a, b) => a * b, 1);
+    const data = v ? new Float32Array(n * v) : new Uint8Array(n * perRecord);
     const records = Array.from({ length: n }, (_, i) => {
       const c = i % classes.length;
-      data.set(image(c, seed++), i * SHAPE[0] * SHAPE[1] * SHAPE[2]);
+      if (v) for (let j = 0; j < v; j++) data[i * v + j] = (j % classes.length === c ? 1 : 0) + 0.2 * Math.sin(seed * 3.7 + j);
+      else data.set(image(c, seed), i * perRecord);
+      seed++;
       const missing = split === 'train' && opts.unlabelled?.includes(i);
       if (!missing) {
         counts[classes[c]] += 1;
@@ -56,7 +63,7 @@ export async function writePreparedDataset(store: ObjectStore, opts: FixtureOpti
       return { key: `datasets/${dataset}/${classes[c]}/${split}-${i}.png`, labels: { class: missing ? null : classes[c] } };
     });
     const key = `${prefix}/${split}-0.shard`;
-    await store.put(key, encodeShard({ split, dtype: 'uint8', shape: SHAPE, records, data }));
+    await store.put(key, encodeShard({ split, dtype: v ? 'float32' : 'uint8', shape: [...recordShape], records, data }));
     shards.push({ key, split, count: n });
   }
   const total = per.train + per.validation + per.test;
@@ -65,7 +72,7 @@ export async function writePreparedDataset(store: ObjectStore, opts: FixtureOpti
     hash,
     layout: 'folders',
     spec,
-    inputShape: [...SHAPE],
+    inputShape: opts.vectorSize ? [opts.vectorSize] : [...SHAPE],
     records: { total, used: total, skipped: 0 },
     splits: { train: per.train, validation: per.validation, test: per.test },
     tasks: { class: { type: 'classification', labelled, classes: counts } },
