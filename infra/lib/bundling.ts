@@ -1,0 +1,32 @@
+/**
+ * How every Lambda function is bundled, shared by the CDK constructs and by
+ * the bundle-size script so that what is measured is what is deployed.
+ */
+
+/**
+ * Syntax level of the bundles. The functions run on Lambda's nodejs22.x
+ * (nodejs20.x is deprecated there); node20 output runs on both, and on the
+ * Node 20 the repository supports, where the bundle-size script imports it.
+ */
+export const NODE_TARGET = 'node20';
+
+/**
+ * Packages left out of the bundle. `sharp` loads a native addon esbuild cannot
+ * inline, so it ships in the ml-runtime layer. The native tfjs packages are
+ * imported by name at run time by shared/tf/loader.ts; they are not installed
+ * on Lambda, so the loader falls back to the wasm backend, which is bundled.
+ * The AWS SDK is bundled (not taken from the runtime) so the deployed code runs
+ * the SDK version that the tests ran.
+ */
+export const EXTERNAL_MODULES = ['sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+
+/**
+ * ESM output (the code uses `import.meta.url`), with a CommonJS `require` for
+ * bundled CommonJS dependencies that require Node built-ins. It is set on
+ * globalThis rather than declared, because bundled modules declare their own
+ * `require` (createRequire) and a second declaration would not parse.
+ */
+export const ESM_BANNER = "import { createRequire as __tlCreateRequire } from 'node:module'; globalThis.require ??= __tlCreateRequire(import.meta.url);";
+
+/** Lambda's limit on a function's unzipped code plus its layers. */
+export const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;
