@@ -202,8 +202,11 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
       throw err;
     }
     const error = { code: inputError.code, message: inputError.message };
-    await updateJobStatus(store, jobId, { state: 'failed', error });
-    await store.delete(claimKey);
+    try {
+      await updateJobStatus(store, jobId, { state: 'failed', error });
+    } finally {
+      await store.delete(claimKey).catch(() => undefined);
+    }
     log?.warn('dataset refused', { jobId, ...error });
     return { outcome: 'failed', jobId, error };
   }
