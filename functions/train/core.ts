@@ -117,6 +117,10 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       log(`job ${input.jobId} already succeeded with version ${existing.version}; nothing to do`);
       return { ok: true, model: existing.model, version: existing.version };
     }
+    if (existing.state === 'cancelled') {
+      log(`job ${input.jobId} was cancelled; not starting`);
+      return { ok: false, error: { code: 'cancelled', message: 'the job was cancelled' } };
+    }
     const spec = report.spec;
     const modelName = spec.model ?? report.dataset;
     await setStatus({ state: 'running', phase: 'loading', progress: 0, error: undefined });

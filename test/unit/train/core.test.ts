@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
-import { readJobStatus } from '../../../shared/jobs/status.js';
+import { readJobStatus, updateJobStatus } from '../../../shared/jobs/status.js';
 import { readAlias, readMetadata } from '../../../shared/models/registry.js';
 import { getJson } from '../../../shared/ports/object-store.js';
 import { readSplit } from '../../../shared/data/shards.js';
@@ -88,6 +88,19 @@ describe('runTrainingJob', () => {
     const right = preds.filter((p, i) => (p.class as { label: string }).label === test.records[i].labels.class).length;
     expect(right / preds.length).toBeGreaterThanOrEqual(0.8);
     model.dispose();
+  });
+
+  it('does nothing for a job that already succeeded or was cancelled', async () => {
+    const { preparedPrefix, jobId } = await writePreparedDataset(store, { spec: { base: 'none', training: { epochs: 1 } } });
+    const first = await runTrainingJob({ jobId, preparedPrefix }, { store });
+    const again = await runTrainingJob({ jobId, preparedPrefix }, { store });
+    expect(again).toEqual(first);
+    expect((await store.list('models/colours/')).filter((o) => o.key.endsWith('metadata.json'))).toHaveLength(1);
+
+    const other = await writePreparedDataset(store, { hash: 'beef01', dataset: 'other' });
+    await updateJobStatus(store, other.jobId, { state: 'cancelled' });
+    expect(await runTrainingJob(other, { store })).toMatchObject({ ok: false, error: { code: 'cancelled' } });
+    expect(await store.list('models/other/')).toEqual([]);
   });
 
   it('leaves records without a label out of training', async () => {
