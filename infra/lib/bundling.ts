@@ -21,12 +21,22 @@ export const NODE_TARGET = 'node20';
 export const EXTERNAL_MODULES = ['sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
 
 /**
- * ESM output (the code uses `import.meta.url`), with a CommonJS `require` for
- * bundled CommonJS dependencies that require Node built-ins. It is set on
- * globalThis rather than declared, because bundled modules declare their own
- * `require` (createRequire) and a second declaration would not parse.
+ * ESM output (the code uses `import.meta.url`), with the CommonJS globals that
+ * bundled CommonJS code expects: `require` for Node built-ins, and `__dirname`,
+ * which the tfjs wasm backend's Emscripten loader reads on Node (without it the
+ * backend fails to initialise: measured with infra/scripts/measure-bundle.ts).
+ * They are set on globalThis rather than declared, because bundled modules
+ * declare their own `require` (createRequire) and a second declaration would
+ * not parse.
  */
-export const ESM_BANNER = "import { createRequire as __tlCreateRequire } from 'node:module'; globalThis.require ??= __tlCreateRequire(import.meta.url);";
+export const ESM_BANNER = [
+  "import { createRequire as __tlCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __tlFileURLToPath } from 'node:url';",
+  "import { dirname as __tlDirname } from 'node:path';",
+  'globalThis.require ??= __tlCreateRequire(import.meta.url);',
+  'globalThis.__filename ??= __tlFileURLToPath(import.meta.url);',
+  'globalThis.__dirname ??= __tlDirname(globalThis.__filename);',
+].join(' ');
 
 /** Lambda's limit on a function's unzipped code plus its layers. */
 export const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;

@@ -1,12 +1,13 @@
 /**
  * Builds the predict function the way the CDK app deploys it (esbuild bundle +
  * ml-runtime layer) and reports its unzipped size against Lambda's 250 MB limit.
- * With `--cold-start <bucketDir> <model>` it also times, in a fresh Node process,
- * importing the bundled handler and serving one predict from a local store.
+ * With `--cold-start` it also publishes a MobileNetV2-based model to a temporary
+ * folder store and times, in a fresh Node process, importing the bundled handler
+ * and serving predicts from it (see cold-start.ts).
  *
- * Usage: node --import tsx infra/scripts/measure-bundle.ts [outDir] [--cold-start <bucketDir> <model>]
+ * Usage: node --import tsx infra/scripts/measure-bundle.ts [outDir] [--cold-start]
  */
-import { mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,11 +71,17 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     `predict function: ${mib(m.functionBytes)} (${statSync(m.handlerFile).size} bytes index.mjs) + ml-runtime layer ${mib(m.layerBytes)} = ${mib(m.totalBytes)} unzipped; Lambda limit ${mib(m.limitBytes)}: ${m.fits ? 'fits' : 'TOO LARGE'}\n`,
   );
   if (cold >= 0) {
-    const { measureColdStart } = await import('./cold-start.js');
-    const [bucketDir, model] = args.slice(cold + 1);
-    if (!bucketDir || !model) throw new Error('--cold-start needs <bucketDir> <model>');
-    const r = await measureColdStart({ handlerFile: m.handlerFile, bucketDir: path.resolve(bucketDir), model });
-    process.stdout.write(`cold start (local, ${r.backend}): import ${r.importMs.toFixed(0)} ms, first predict ${r.firstPredictMs.toFixed(0)} ms, second predict ${r.secondPredictMs.toFixed(0)} ms (status ${r.status})\n`);
+    const { measureColdStart, publishColdStartModel } = await import('./cold-start.js');
+    const bucketDir = mkdtempSync(path.join(tmpdir(), 'tl-coldstart-'));
+    try {
+      const model = await publishColdStartModel(bucketDir);
+      const r = await measureColdStart({ handlerFile: m.handlerFile, bucketDir, model });
+      process.stdout.write(
+        `cold start (measured locally, ${r.backend}): import ${r.importMs.toFixed(0)} ms, first predict ${r.firstPredictMs.toFixed(0)} ms (loads MobileNetV2 + head), next predict ${r.secondPredictMs.toFixed(0)} ms (status ${r.status})\n`,
+      );
+    } finally {
+      rmSync(bucketDir, { recursive: true, force: true });
+    }
   }
   if (!m.fits) process.exitCode = 1;
 }
