@@ -48,15 +48,16 @@ export const descriptorKey = (name: string) => `${baseModelPrefix(name)}/descrip
  * | block_16_project, avg pooled     |  320 | 0.717        | 0.610        | 13.5     |
  * | (none: raw 28×28 pixels)         |  784 | 0.790        | 0.730        | —        |
  *
- * A smaller run (20 + 20 per class) ranked them the same way (head 0.705 vs 0.655;
- * nearest mean 0.535 vs 0.610). The training job trains a head, and there
- * `flatten_1` is best by 3-5 points, so it is the default. The mid-level cuts are
- * slightly better for nearest-class-mean (few-shot prototypes, a later issue may
- * cut there) and would save the last blocks' compute, but those run at 7×7 and the
- * speed difference was within the noise of a shared machine. Raw pixels winning
+ * Two smaller runs (20 + 20 per class) ranked the heads the same way (flatten_1
+ * 0.705 / 0.700 vs block_13 0.655 / 0.685; nearest mean 0.535 vs 0.610). The
+ * training job trains a head, and there `flatten_1` is best by 1.5-5 points, so it
+ * is the default. The mid-level cuts are better for nearest-class-mean (few-shot
+ * prototypes; a later issue may cut there) and skip the last blocks: measured
+ * 0.9-1.7× the speed of flatten_1, but the three runs shared a loaded 2-core machine, so the
+ * speed figures are noisy while the accuracy ranking was stable. Raw pixels winning
  * on Fashion-MNIST says these features (trained by nsfwjs on photos) transfer
- * poorly to small grey product shots; hence the from-scratch baseline the platform
- * reports alongside transfer.
+ * poorly to small grey product shots: a from-scratch baseline next to every
+ * transfer result (planned) is worth its cost.
  */
 export const MOBILENET_V2_EMBEDDING = { layer: 'flatten_1', pooling: 'none', size: 1280 } as const;
 
