@@ -90,7 +90,6 @@ export class Ingest extends Construct {
       timeout,
       // Image decoding is CPU-bound and Lambda's CPU grows with memory.
       memorySize: 3008,
-      ephemeralStorageSize: undefined,
       layers: [props.mlRuntime],
     });
     this.preprocessFunction.addEventSource(
