@@ -80,7 +80,8 @@ export class TrainingDivergedError extends Error {
 
 /**
  * Compiles and fits `model` on embeddings with early stopping on the validation
- * loss; at the end the model holds the weights of the best epoch.
+ * loss; at the end the model holds the weights of the best epoch. Each call uses
+ * (and frees) a fresh Adam optimizer, so call it again to train further.
  */
 export async function trainHeads(model: LayersModel, data: HeadData, opts: TrainHeadsOptions = {}): Promise<TrainResult> {
   const { tf } = await loadTf();
@@ -97,8 +98,11 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
     for (const t of tasks) if (!split.targets[t.name]) throw new Error(`no targets for task "${t.name}"`);
   }
 
+  // The optimizer's slots (Adam's moments) are tensors too: owned and freed here,
+  // so the model leaves trainHeads holding only its weights.
+  const optimizer = tf.train.adam(opts.learningRate ?? 0.001);
   model.compile({
-    optimizer: tf.train.adam(opts.learningRate ?? 0.001),
+    optimizer,
     loss: tasks.map((t) => (yTrue: Tensor, yPred: Tensor) => tf.tidy(() => tf.mul(t.kind.loss(tf, yTrue, yPred), t.weight))),
   });
 
@@ -150,6 +154,7 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
     if (bestWeights) model.setWeights(bestWeights);
   } finally {
     bestWeights?.forEach((w) => w.dispose());
+    optimizer.dispose();
     train.x.dispose();
     train.ys.forEach((y) => y.dispose());
     validation?.x.dispose();
