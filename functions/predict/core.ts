@@ -1,11 +1,11 @@
-import { type ObjectStore, getJsonIfExists } from '../../shared/ports/object-store.js';
+import type { ObjectStore } from '../../shared/ports/object-store.js';
 import { ApiError } from '../../shared/http/api.js';
 import { NameSchema } from '../../shared/schemas/common.js';
 import { JobStatusSchema, type JobStatus } from '../../shared/schemas/job.js';
 import type { ModelMetadata } from '../../shared/schemas/model.js';
 import type { PredictRequest, PredictResponse, TaskPrediction } from '../../shared/schemas/predict.js';
 import { listModels, ModelNotFoundError, resolveModel } from '../../shared/models/registry.js';
-import { readJobStatus } from '../../shared/jobs/status.js';
+import { readLatestJobOfModel } from '../../shared/jobs/status.js';
 
 /** A model ready to serve: one forward pass from raw instances to per-task predictions. */
 export interface Servable {
@@ -74,8 +74,7 @@ export async function describeModel(model: string, deps: Pick<ApiDeps, 'store'>,
 /** The latest training job of a model (what `tl status` shows). */
 export async function latestJob(model: string, deps: Pick<ApiDeps, 'store'>): Promise<JobStatus> {
   checkModelName(model);
-  const pointer = await getJsonIfExists<{ jobId?: string }>(deps.store, `jobs/by-model/${model}.json`);
-  const status = pointer?.jobId ? await readJobStatus(deps.store, pointer.jobId) : undefined;
+  const status = await readLatestJobOfModel(deps.store, model);
   if (!status) throw new ApiError(404, 'JOB_NOT_FOUND', `no training job for model ${model}`);
   return JobStatusSchema.parse(status);
 }

@@ -12,7 +12,7 @@ import {
 } from '../../shared/data/dataset.js';
 import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
 import { encodeShard, type ShardRecord } from '../../shared/data/shards.js';
-import { jobIdFor, jobStatusKey, readJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
+import { jobIdFor, jobStatusKey, modelJobPointerKey, readJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
 import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
 import type { JobRunner } from '../../shared/ports/job-runner.js';
 import { getJsonIfExists, NotFoundError, putJson, type ObjectStore } from '../../shared/ports/object-store.js';
@@ -101,8 +101,7 @@ const SPEC_KEY = /^datasets\/([^/]+)\/train\.json$/;
 /** Marks that one delivery is preparing a job, so concurrent duplicates back off. */
 const claimKeyOf = (jobId: string) => `jobs/${jobId}/preprocess-claim.json`;
 
-/** `jobs/by-model/<model>.json`: `{ "jobId" }` of the model's latest job, for `tl status <model>`. */
-export const modelJobPointerKey = (model: string) => `jobs/by-model/${model}.json`;
+export { modelJobPointerKey };
 
 export const preparedPrefixOf = (dataset: string, hash: string) => `prepared/${dataset}/${hash}`;
 

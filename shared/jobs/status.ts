@@ -17,6 +17,15 @@ export async function updateJobStatus(store: ObjectStore, jobId: string, patch: 
   return next;
 }
 
+/** `jobs/by-model/<model>.json`: `{ "jobId" }` of the model's latest job, for `tl status <model>`. */
+export const modelJobPointerKey = (model: string) => `jobs/by-model/${model}.json`;
+
+/** The latest job of a model, if it has one. */
+export async function readLatestJobOfModel(store: ObjectStore, model: string): Promise<JobStatus | undefined> {
+  const pointer = await getJsonIfExists<{ jobId?: string }>(store, modelJobPointerKey(model));
+  return pointer?.jobId ? readJobStatus(store, pointer.jobId) : undefined;
+}
+
 /** Deterministic job id: the same model and dataset content always give the same id. */
 export function jobIdFor(model: string, datasetHash: string): string {
   return `train-${model}-${datasetHash.slice(0, 16)}`;

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { getJsonIfExists } from '../ports/object-store.js';
-import { readJobStatus } from '../jobs/status.js';
+import { readLatestJobOfModel } from '../jobs/status.js';
 import { readAlias } from '../models/registry.js';
 import { TERMINAL_STATES, type JobStatus } from '../schemas/job.js';
 import { generateShapesDataset, generateShapesImages } from './demo-data.js';
@@ -11,7 +10,7 @@ export const DEMO_MODEL = 'demo';
 
 export interface DemoOptions {
   out: (line: string) => void;
-  /** Images per class of the generated dataset. @default 30 */
+  /** Images per class of the generated dataset. @default 40 */
   perClass?: number;
   /** How long to wait for the demo job. @default 15 minutes */
   timeoutMs?: number;
@@ -23,8 +22,7 @@ export async function waitForModelJob(platform: Platform, model: string, opts: {
   const deadline = Date.now() + opts.timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    const pointer = await getJsonIfExists<{ jobId: string }>(store, `jobs/by-model/${model}.json`);
-    const status = pointer && (await readJobStatus(store, pointer.jobId));
+    const status = await readLatestJobOfModel(store, model);
     if (status) {
       const line = `  ${status.state}${status.phase ? ` · ${status.phase}` : ''}${status.epoch ? ` · epoch ${status.epoch}/${status.epochs ?? '?'}` : ''} · ${Math.round(status.progress * 100)}%`;
       if (line !== last) opts.out(line);
@@ -49,11 +47,11 @@ export async function runDemo(platform: Platform, options: DemoOptions): Promise
     const datasetDir = path.join(platform.dataDir, 'demo', 'dataset');
     out(`Demo: drawing a shapes dataset in ${datasetDir} and training model "${DEMO_MODEL}" on it...`);
     await fs.rm(datasetDir, { recursive: true, force: true });
-    const dataset = await generateShapesDataset(datasetDir, { perClass: options.perClass ?? 30, seed: 7, corrupt: 2 });
+    const dataset = await generateShapesDataset(datasetDir, { perClass: options.perClass ?? 40, seed: 7, corrupt: 2 });
     for (const f of [...dataset.images.map((i) => i.path), ...dataset.corrupt]) {
       await tenant.store.put(`datasets/${DEMO_MODEL}/${f}`, await fs.readFile(path.join(datasetDir, f)));
     }
-    const spec = { model: DEMO_MODEL, training: { epochs: 20 } };
+    const spec = { model: DEMO_MODEL };
     await tenant.store.put(`datasets/${DEMO_MODEL}/train.json`, JSON.stringify(spec, null, 2));
     const status = await waitForModelJob(platform, DEMO_MODEL, { out, timeoutMs: options.timeoutMs ?? 15 * 60_000 });
     if (status.state !== 'succeeded') {

@@ -7,9 +7,9 @@ export interface InProcessQueueOptions {
   consumer: (event: SQSEvent) => Promise<SQSBatchResponse | void>;
   /** Messages per batch. @default 10 */
   batchSize?: number;
-  /** Deliveries before a message moves to the dead-letter list. @default 3 */
+  /** Deliveries before a message moves to the dead-letter list. @default 5 */
   maxReceiveCount?: number;
-  /** Delay before a failed message is delivered again. @default 2000 */
+  /** Delay before a failed message is delivered again; doubles with each delivery. @default 2000 */
   retryDelayMs?: number;
   /** Called with each message that exhausted its deliveries. */
   onDeadLetter?: (record: SQSRecord, reason: string) => void;
@@ -118,7 +118,7 @@ export class InProcessQueue implements EventQueue {
       this.inFlight -= batch.length;
       for (const [i, m] of batch.entries()) {
         if (!failed.has(m.id)) continue;
-        if (m.receiveCount >= (this.options.maxReceiveCount ?? 3)) {
+        if (m.receiveCount >= (this.options.maxReceiveCount ?? 5)) {
           this.deadLetters.push({ record: records[i], reason });
           this.options.onDeadLetter?.(records[i], reason);
           continue;
@@ -128,7 +128,7 @@ export class InProcessQueue implements EventQueue {
           if (this.stopped) return;
           this.ready.push(m);
           this.kick();
-        }, this.options.retryDelayMs ?? 2000);
+        }, (this.options.retryDelayMs ?? 2000) * 2 ** (m.receiveCount - 1));
         this.timers.add(t);
       }
     }

@@ -43,14 +43,19 @@ export const LossWeightingSchema = z.discriminatedUnion('method', [
 export type LossWeighting = z.infer<typeof LossWeightingSchema>;
 
 export const TrainingOptionsSchema = z.strictObject({
-  /** @default 30 */
-  epochs: z.number().int().min(1).max(1000).default(30),
+  /**
+   * Upper bound; early stopping usually ends sooner. Heads train on cached
+   * embeddings, so an epoch costs milliseconds to a second, and small datasets
+   * (2 batches an epoch) need many epochs to converge.
+   * @default 100
+   */
+  epochs: z.number().int().min(1).max(1000).default(100),
   /** @default 32 */
   batchSize: z.number().int().min(1).max(1024).default(32),
   /** @default 0.001 */
   learningRate: z.number().positive().max(10).default(0.001),
-  /** Epochs without validation improvement before stopping. @default 5 */
-  patience: z.number().int().min(1).max(1000).default(5),
+  /** Epochs without validation improvement before stopping; small validation splits are noisy, so not too few. @default 10 */
+  patience: z.number().int().min(1).max(1000).default(10),
   /** Dropout before each head. @default 0.2 */
   dropout: z.number().min(0).max(0.9).default(0.2),
   /** Share of records (by key hash) held out for validation and test. @default 0.15 each */

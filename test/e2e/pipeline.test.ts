@@ -33,11 +33,11 @@ describe('embedded platform end to end (HTTP)', () => {
   });
 
   it('uploads a generated dataset with corrupt files, trains, and predicts held-out images', async () => {
-    // Prepare: 3 classes, 16 images each, plus corrupt files the report must list.
+    // Prepare: 3 classes, 30 images each, plus corrupt files the report must list.
     const dir = path.join(work, 'shapes');
-    const dataset = await generateShapesDataset(dir, { perClass: 16, seed: 1, corrupt: 2 });
+    const dataset = await generateShapesDataset(dir, { perClass: 30, seed: 1, corrupt: 2 });
     const files = (await readTree(dir)).filter((f) => f.path !== 'train.json');
-    files.push({ path: 'train.json', data: Buffer.from(JSON.stringify({ model: 'shapes', training: { epochs: 150, patience: 30, learningRate: 0.003 } })) });
+    files.push({ path: 'train.json', data: Buffer.from(JSON.stringify({ model: 'shapes' })) });
 
     // Act
     await t.upload('shapes', files);
@@ -53,7 +53,7 @@ describe('embedded platform end to end (HTTP)', () => {
     for (const key of corrupt) expect(report.skipped.map((s) => s.key)).toContain(key);
 
     // Held-out images, drawn with another seed.
-    const heldOut = await generateShapesImages({ perClass: 5, seed: 4242 });
+    const heldOut = await generateShapesImages({ perClass: 10, seed: 4242 });
     const res = await t.call('POST', '/models/shapes/predict', { instances: heldOut.map((h) => ({ image: h.buffer.toString('base64') })) });
     expect(res.status).toBe(200);
     expect(res.body.version).toBe(job.version);

@@ -29,7 +29,7 @@ describe('TrainSpecSchema', () => {
     expect(spec.base).toBe('mobilenet_v2');
     expect(spec.mode).toBe('train');
     expect(spec.sharing).toEqual({ method: 'hard', trunk: [128] });
-    expect(spec.training.epochs).toBe(30);
+    expect(spec.training.epochs).toBe(100);
     expect(tasksOf(spec)).toEqual([expect.objectContaining({ name: 'class', type: 'classification', weight: 1, auxiliary: false })]);
   });
 
