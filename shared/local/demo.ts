@@ -67,9 +67,11 @@ export async function runDemo(platform: Platform, options: DemoOptions): Promise
     await fs.writeFile(file, img.buffer);
     written.push(file);
   }
-  const sample = path.relative(process.cwd(), written[0]);
-  out(`Demo model "${DEMO_MODEL}" is serving. Try (held-out images in ${path.relative(process.cwd(), heldOutDir)}):`);
-  out(`  npx tl predict ${DEMO_MODEL} ${written.map((f) => path.relative(process.cwd(), f)).join(' ')}`);
+  // Paths as a user would type them: relative inside the working folder, absolute outside it.
+  const shown = (p: string) => (path.relative(process.cwd(), p).startsWith('..') ? p : path.relative(process.cwd(), p));
+  const sample = shown(written[0]);
+  out(`Demo model "${DEMO_MODEL}" is serving. Try it on images it has never seen (in ${shown(heldOutDir)}):`);
+  out(`  npx tl predict ${DEMO_MODEL} ${written.map(shown).join(' ')}`);
   out(
     `  curl -s -X POST ${platform.url}/models/${DEMO_MODEL}/predict -H "x-api-key: ${tenant.tenant.apiKey}" -H "content-type: application/json" ` +
       `-d "{\\"instances\\":[{\\"image\\":\\"$(base64 -w0 ${sample})\\"}]}"`,
