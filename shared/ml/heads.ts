@@ -6,7 +6,7 @@
  * output layer, named `head_<task>`, in the order of `tasks` (the order stored in
  * the model metadata and used by predict).
  */
-import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import type { LayersModel, Scalar, SymbolicTensor } from '@tensorflow/tfjs';
 import type { TaskHead } from '../schemas/model.js';
 import type { Sharing } from '../schemas/spec.js';
 import { loadTf, type Tf } from '../tf/loader.js';
@@ -27,9 +27,22 @@ export interface ArchitectureContext {
   seed: number;
 }
 
+export interface PenaltyContext {
+  tf: Tf;
+  model: LayersModel;
+  /** Task names in output order. */
+  tasks: string[];
+}
+
 /** Builds the shared and per-task hidden layers; returns the features each task's output reads. */
 export interface Architecture<S extends Sharing = Sharing> {
   build(ctx: ArchitectureContext, sharing: S): Record<string, SymbolicTensor>;
+  /**
+   * A term added to the training loss that ties parameters together (soft sharing),
+   * computed from the model's current weights so its gradient reaches them.
+   * Call it inside a gradient scope; undefined when the architecture has none.
+   */
+  penalty?(ctx: PenaltyContext, sharing: S): Scalar | undefined;
 }
 
 /** Hard parameter sharing: one trunk of dense ReLU layers shared by every task. */
@@ -45,17 +58,62 @@ export const hardSharing: Architecture<Extract<Sharing, { method: 'hard' }>> = {
   },
 };
 
-export const ARCHITECTURES: { [M in Sharing['method']]: Architecture<Extract<Sharing, { method: M }>> } = {
-  hard: hardSharing,
-  soft: {
-    build() {
-      throw new UnsupportedArchitectureError('sharing method "soft" is not supported yet; use {"method": "hard"}');
-    },
+export const towerLayerName = (task: string, i: number) => `tower_${task}_${i}`;
+
+/**
+ * Soft parameter sharing (Duong et al., 2015): each task has its own tower of dense
+ * ReLU layers, all of the same sizes, and the loss adds λ·Σ‖W_a − W_b‖² over the
+ * corresponding layers of every pair of towers (kernels and biases), which pulls
+ * the towers towards each other without forcing them to be one.
+ */
+export const softSharing: Architecture<Extract<Sharing, { method: 'soft' }>> = {
+  build({ tf, input, tasks, seed }, sharing) {
+    return Object.fromEntries(
+      tasks.map((task) => {
+        let x = input;
+        sharing.tower.forEach((units, i) => {
+          // Every tower starts from the same initial weights (same seed per depth):
+          // the penalty starts at 0 and grows only as the tasks pull them apart.
+          x = tf.layers
+            .dense({ units, activation: 'relu', name: towerLayerName(task.name, i), kernelInitializer: tf.initializers.heNormal({ seed: seed + i + 1 }) })
+            .apply(x) as SymbolicTensor;
+        });
+        return [task.name, x];
+      }),
+    );
+  },
+  penalty({ tf, model, tasks }, sharing) {
+    if (sharing.l2 === 0 || tasks.length < 2) return undefined;
+    const terms: Scalar[] = [];
+    sharing.tower.forEach((_, i) => {
+      const weights = tasks.map((task) => model.getLayer(towerLayerName(task, i)).trainableWeights.map((w) => w.read()));
+      for (let a = 0; a < weights.length; a++) {
+        for (let b = a + 1; b < weights.length; b++) {
+          weights[a].forEach((wa, k) => terms.push(tf.sum(tf.squaredDifference(wa, weights[b][k]))));
+        }
+      }
+    });
+    return tf.mul(tf.addN(terms), sharing.l2) as Scalar;
   },
 };
 
+export const ARCHITECTURES: { [M in Sharing['method']]: Architecture<Extract<Sharing, { method: M }>> } = {
+  hard: hardSharing,
+  soft: softSharing,
+};
+
 function architectureFor<S extends Sharing>(sharing: S): Architecture<S> {
-  return ARCHITECTURES[sharing.method] as unknown as Architecture<S>;
+  const arch = ARCHITECTURES[sharing.method] as unknown as Architecture<S> | undefined;
+  if (!arch) throw new UnsupportedArchitectureError(`unknown sharing method "${(sharing as { method: string }).method}"; use "hard" or "soft"`);
+  return arch;
+}
+
+/**
+ * The architecture's penalty on `model`'s current weights (0 for hard sharing);
+ * call inside a gradient scope (tf.variableGrads / optimizer.minimize).
+ */
+export function sharingPenalty(tf: Tf, model: LayersModel, sharing: Sharing): Scalar | undefined {
+  return architectureFor(sharing).penalty?.({ tf, model, tasks: outputTaskNames(model) }, sharing);
 }
 
 export interface BuildHeadModelOptions {
@@ -71,7 +129,8 @@ export interface BuildHeadModelOptions {
 }
 
 /**
- * Builds an (uncompiled) model from embeddings to one output per task.
+ * Builds an (uncompiled) model from embeddings to one output per task: the
+ * architecture's hidden layers, then per task a dropout and its output layer.
  * @throws UnsupportedArchitectureError / UnsupportedTaskTypeError for choices not built yet.
  */
 export async function buildHeadModel(opts: BuildHeadModelOptions): Promise<LayersModel> {

@@ -1,38 +1,161 @@
 /**
  * How task losses are combined, one small strategy per `lossWeighting.method`.
- * A strategy returns the weight of each task's loss; state (for learned or
- * dynamic weightings) is passed in explicitly, never kept in the strategy.
- * Only `static` exists yet: the spec's per-task `weight`.
+ *
+ * A strategy is stateless: for one fit it creates a `LossCombiner` that holds that
+ * fit's state (learned log-variances, past epoch losses). The state goes in and out
+ * explicitly as JSON (`WeightingState`), so a checkpoint can carry it and a resumed
+ * fit continues with the same weights.
+ *
+ * Every strategy multiplies by the spec's static per-task `weight`, so a user can
+ * still down-weight an auxiliary task under a learned or dynamic weighting.
  */
+import type { Scalar, Variable } from '@tensorflow/tfjs';
 import type { LossWeighting } from '../schemas/spec.js';
+import type { Tf } from '../tf/loader.js';
+import type { TaskType } from './task-kinds.js';
 
 export interface WeightedTask {
   name: string;
   /** Static weight from the spec. @default 1 */
   weight?: number;
+  /** Uncertainty weighting scales regression and classification losses differently. @default "classification" */
+  type?: TaskType;
+}
+
+/** What a combiner needs to continue where a checkpoint left off; JSON only. */
+export interface WeightingState {
+  /** Uncertainty: learned s_t = log σ_t² per task. */
+  logVariances?: Record<string, number>;
+  /** DWA: mean training loss per task of each finished epoch (the last two are used). */
+  epochLosses?: Array<Record<string, number>>;
+}
+
+/** One fit's loss combination. */
+export interface LossCombiner {
+  /** Trainable variables the optimizer updates along with the model (uncertainty's log-variances). */
+  readonly variables: Variable[];
+  /** The objective of one batch from each task's masked mean loss; called inside the gradient scope. */
+  combine(tf: Tf, losses: Record<string, Scalar>): Scalar;
+  /** After each epoch, with the mean training loss per task over that epoch. */
+  endEpoch(epochLosses: Record<string, number>): void;
+  /** The effective weight of each task's loss now. */
+  weights(): Record<string, number>;
+  state(): WeightingState;
+  dispose(): void;
 }
 
 export interface LossWeightingStrategy<W extends LossWeighting = LossWeighting> {
-  /** Weights per task name, fixed for the whole fit. */
-  initialWeights(tasks: WeightedTask[], config: W): Record<string, number>;
+  create(ctx: { tf: Tf; tasks: WeightedTask[]; resume?: WeightingState }, config: W): LossCombiner;
 }
 
 export class UnsupportedLossWeightingError extends Error {
   override name = 'UnsupportedLossWeightingError';
 }
 
-const notYet = (method: string): LossWeightingStrategy => ({
-  initialWeights() {
-    throw new UnsupportedLossWeightingError(`loss weighting "${method}" is not supported yet; use {"method": "static"}`);
-  },
-});
+const staticWeights = (tasks: WeightedTask[]) => Object.fromEntries(tasks.map((t) => [t.name, t.weight ?? 1]));
 
-export const LOSS_WEIGHTINGS: { [M in LossWeighting['method']]: LossWeightingStrategy<Extract<LossWeighting, { method: M }>> } = {
-  static: { initialWeights: (tasks) => Object.fromEntries(tasks.map((t) => [t.name, t.weight ?? 1])) },
-  uncertainty: notYet('uncertainty'),
-  dwa: notYet('dwa'),
+/** A fixed weight per task: Σ w_t·L_t. */
+function fixedCombiner(weightsNow: () => Record<string, number>, extra: Partial<LossCombiner> = {}): LossCombiner {
+  return {
+    variables: [],
+    combine(tf, losses) {
+      const w = weightsNow();
+      return tf.addN(Object.entries(losses).map(([name, l]) => tf.mul(l, w[name] ?? 1))) as Scalar;
+    },
+    endEpoch() {},
+    weights: weightsNow,
+    state: () => ({}),
+    dispose() {},
+    ...extra,
+  };
+}
+
+/** The spec's per-task weights, fixed for the whole fit. */
+export const staticWeighting: LossWeightingStrategy<Extract<LossWeighting, { method: 'static' }>> = {
+  create: ({ tasks }) => {
+    const w = staticWeights(tasks);
+    return fixedCombiner(() => ({ ...w }));
+  },
 };
 
+/**
+ * Uncertainty weighting (Kendall, Gal & Cipolla, 2018): each task learns s_t = log σ_t²
+ * and the objective is Σ_t c_t·exp(−s_t)·L_t + s_t/2, with c_t = 1/2 for regression
+ * (a Gaussian likelihood) and 1 for classification (a softmax/sigmoid likelihood). A
+ * noisy or hard task raises its σ and so lowers its own weight; s_t/2 stops every σ
+ * from growing without bound.
+ */
+export const uncertaintyWeighting: LossWeightingStrategy<Extract<LossWeighting, { method: 'uncertainty' }>> = {
+  create({ tf, tasks, resume }) {
+    const fixed = staticWeights(tasks);
+    const scale = Object.fromEntries(tasks.map((t) => [t.name, t.type === 'regression' ? 0.5 : 1]));
+    const logVars = Object.fromEntries(tasks.map((t) => [t.name, tf.variable(tf.scalar(resume?.logVariances?.[t.name] ?? 0), true, undefined, 'float32')]));
+    const read = () => Object.fromEntries(Object.entries(logVars).map(([name, v]) => [name, (v.dataSync() as Float32Array)[0]]));
+    return {
+      variables: Object.values(logVars),
+      combine(tf_, losses) {
+        const terms = Object.entries(losses).map(([name, l]) => {
+          const s = logVars[name];
+          return tf_.mul(tf_.add(tf_.mul(tf_.mul(tf_.exp(tf_.neg(s)), l), scale[name]), tf_.mul(s, 0.5)), fixed[name]);
+        });
+        return tf_.addN(terms) as Scalar;
+      },
+      endEpoch() {},
+      weights: () => Object.fromEntries(Object.entries(read()).map(([name, s]) => [name, fixed[name] * scale[name] * Math.exp(-s)])),
+      state: () => ({ logVariances: read() }),
+      dispose: () => Object.values(logVars).forEach((v) => v.dispose()),
+    };
+  },
+};
+
+/**
+ * Dynamic Weight Averaging (Liu, Johns & Davison, 2019): a task whose loss fell
+ * slowly over the last epoch gets more weight in the next,
+ * w_t = K·exp(r_t/T) / Σ_i exp(r_i/T) with r_t = L_t(e−1) / L_t(e−2) and K tasks;
+ * the first two epochs use w_t = 1.
+ */
+export const dwaWeighting: LossWeightingStrategy<Extract<LossWeighting, { method: 'dwa' }>> = {
+  create({ tasks, resume }, config) {
+    const fixed = staticWeights(tasks);
+    const history: Array<Record<string, number>> = [...(resume?.epochLosses ?? [])].slice(-2);
+    const weightsNow = () => {
+      if (history.length < 2) return { ...fixed };
+      const [before, last] = history.slice(-2);
+      const r = tasks.map((t) => (before[t.name] > 0 ? last[t.name] / before[t.name] : 1));
+      const e = r.map((x) => Math.exp(x / config.temperature));
+      const sum = e.reduce((a, b) => a + b, 0);
+      return Object.fromEntries(tasks.map((t, i) => [t.name, fixed[t.name] * ((tasks.length * e[i]) / sum)]));
+    };
+    return fixedCombiner(weightsNow, {
+      endEpoch(losses) {
+        history.push({ ...losses });
+        if (history.length > 2) history.shift();
+      },
+      state: () => ({ epochLosses: history.map((h) => ({ ...h })) }),
+    });
+  },
+};
+
+export const LOSS_WEIGHTINGS: { [M in LossWeighting['method']]: LossWeightingStrategy<Extract<LossWeighting, { method: M }>> } = {
+  static: staticWeighting,
+  uncertainty: uncertaintyWeighting,
+  dwa: dwaWeighting,
+};
+
+/** Creates the combiner of `config` for one fit. */
+export function createLossCombiner(tf: Tf, config: LossWeighting, tasks: WeightedTask[], resume?: WeightingState): LossCombiner {
+  const strategy = LOSS_WEIGHTINGS[config.method] as LossWeightingStrategy | undefined;
+  if (!strategy) throw new UnsupportedLossWeightingError(`unknown loss weighting "${(config as { method: string }).method}"; use static, uncertainty or dwa`);
+  return strategy.create({ tf, tasks, resume }, config);
+}
+
+/**
+ * The weights each task's loss starts with under `config` (the spec's static weights;
+ * uncertainty starts from σ = 1, DWA from 1 each).
+ */
 export function lossWeightsFor(config: LossWeighting, tasks: WeightedTask[]): Record<string, number> {
-  return (LOSS_WEIGHTINGS[config.method] as LossWeightingStrategy).initialWeights(tasks, config);
+  if (!LOSS_WEIGHTINGS[config.method]) throw new UnsupportedLossWeightingError(`unknown loss weighting "${(config as { method: string }).method}"; use static, uncertainty or dwa`);
+  const fixed = staticWeights(tasks);
+  if (config.method !== 'uncertainty') return fixed;
+  return Object.fromEntries(tasks.map((t) => [t.name, fixed[t.name] * (t.type === 'regression' ? 0.5 : 1)]));
 }

@@ -1,17 +1,24 @@
 /**
- * Trains a head model on cached embeddings: one epoch per `fit` call, so early
- * stopping can restore the best weights and a caller can checkpoint between epochs.
+ * Trains a head model on cached embeddings with its own loop (not `fit`), because a
+ * multi-task objective needs what `fit` cannot give: per-task losses masked where a
+ * record lacks the task's label, a loss weighting that may learn or change per epoch,
+ * and the soft-sharing penalty on the weights themselves. One epoch at a time, so
+ * early stopping can restore the best weights and a caller can checkpoint between
+ * epochs.
  */
-import type { LayersModel, Tensor } from '@tensorflow/tfjs';
-import { loadTf } from '../tf/loader.js';
-import { outputTaskNames } from './heads.js';
-import { taskKind, type TaskTargets, type TaskType } from './task-kinds.js';
+import type { LayersModel, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
+import type { TaskHead } from '../schemas/model.js';
+import type { LossWeighting, Sharing } from '../schemas/spec.js';
+import { loadTf, type Tf } from '../tf/loader.js';
+import { outputTaskNames, sharingPenalty } from './heads.js';
+import { createLossCombiner, type WeightingState } from './loss-weighting.js';
+import { labelMask, taskKind, type TaskKind, type TaskTargets, type TaskType } from './task-kinds.js';
 
 export interface HeadSplit {
   /** count×embeddingSize embeddings. */
   x: Float32Array;
   count: number;
-  /** Per task name: targets of every record (see TaskTargets; -1 = no label). */
+  /** Per task name: targets of every record (see TaskTargets; -1 or NaN = no label). */
   targets: Record<string, TaskTargets>;
 }
 
@@ -21,7 +28,12 @@ export interface HeadData {
   validation?: HeadSplit;
 }
 
-/** Figures of one epoch: loss, val_loss, val_acc (mean over tasks) and val_acc_<task>. */
+/**
+ * Figures of one epoch: loss (the whole objective), loss_<task>, penalty (soft
+ * sharing), weight_<task>, val_loss (Σ static weight × task loss, comparable across
+ * epochs whatever the weighting), val_loss_<task>, val_acc (mean over the
+ * classification tasks) and val_acc_<task>.
+ */
 export type EpochLogs = Record<string, number>;
 
 export interface TrainState {
@@ -33,6 +45,8 @@ export interface TrainState {
   /** Epochs since the best one. */
   wait: number;
   history: EpochLogs[];
+  /** State of the loss weighting (learned or dynamic weights). */
+  weighting?: WeightingState;
 }
 
 /** What a caller needs to resume training: the state and the best weights so far (the current ones are in the model). */
@@ -53,10 +67,21 @@ export interface TrainHeadsOptions {
   patience?: number;
   /** Improvement smaller than this does not count. @default 0 */
   minDelta?: number;
-  /** Type of each output's task. @default classification for every output */
+  /** Type of each output's task. @default classification for every output (or the types of `tasks`) */
   taskTypes?: Record<string, TaskType>;
-  /** Multiplier of each task's loss (see loss-weighting.ts). @default 1 each */
+  /**
+   * The model's tasks as stored in its metadata; regression heads carry the mean
+   * and std their targets are standardised with. @default built from `taskTypes`
+   */
+  tasks?: TaskHead[];
+  /** Static multiplier of each task's loss (the spec's `weight`). @default 1 each */
   lossWeights?: Record<string, number>;
+  /** How task losses combine (see loss-weighting.ts). @default {"method": "static"} */
+  lossWeighting?: LossWeighting;
+  /** The model's architecture; soft sharing adds its penalty to the loss. @default hard (no penalty) */
+  sharing?: Sharing;
+  /** Seed of the batch shuffling. @default 42 */
+  seed?: number;
   /**
    * Called after each epoch, awaited before the next. The checkpoint's tensors
    * belong to the trainer: read or save them, do not dispose them.
@@ -72,16 +97,86 @@ export interface TrainResult {
   bestEpoch: number;
   epochsRun: number;
   stoppedEarly: boolean;
+  /** The weight each task's loss ended with. */
+  taskWeights: Record<string, number>;
 }
 
 export class TrainingDivergedError extends Error {
   override name = 'TrainingDivergedError';
 }
 
+/** mulberry32: a small seeded PRNG so the batch order is reproducible. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled(n: number, seed: number): Int32Array {
+  const rand = random(seed);
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+interface TrainTask {
+  name: string;
+  units: number;
+  kind: TaskKind;
+  head: TaskHead;
+  weight: number;
+}
+
+interface SplitTensors {
+  x: Tensor;
+  ys: Tensor[];
+  masks: Tensor[];
+  count: number;
+}
+
+function splitTensors(tf: Tf, split: HeadSplit, tasks: TrainTask[], size: number): SplitTensors {
+  return {
+    x: tf.tensor2d(split.x, [split.count, size]),
+    ys: tasks.map((t) => tf.tensor2d(t.kind.targetMatrix(split.targets[t.name], t.units, t.head), [split.count, t.units])),
+    masks: tasks.map((t) => tf.tensor1d(labelMask(split.targets[t.name], split.count))),
+    count: split.count,
+  };
+}
+
+const disposeSplit = (s?: SplitTensors) => {
+  s?.x.dispose();
+  s?.ys.forEach((y) => y.dispose());
+  s?.masks.forEach((m) => m.dispose());
+};
+
+const asList = (out: Tensor | Tensor[]) => (Array.isArray(out) ? out : [out]);
+
 /**
- * Compiles and fits `model` on embeddings with early stopping on the validation
- * loss; at the end the model holds the weights of the best epoch. Each call uses
- * (and frees) a fresh Adam optimizer, so call it again to train further.
+ * Masked loss of each task on the given rows (whole split when `rows` is absent),
+ * in training mode (dropout on) or not.
+ */
+function taskLosses(tf: Tf, model: LayersModel, data: SplitTensors, tasks: TrainTask[], opts: { rows?: Tensor; training: boolean }): Record<string, Scalar> {
+  const pick = (t: Tensor) => (opts.rows ? tf.gather(t, opts.rows) : t);
+  const outs = asList(model.apply(pick(data.x), { training: opts.training }) as Tensor | Tensor[]);
+  return Object.fromEntries(tasks.map((t, i) => [t.name, t.kind.loss(tf, pick(data.ys[i]), outs[i], pick(data.masks[i])) as Scalar]));
+}
+
+/**
+ * Trains `model` on embeddings with early stopping on the validation loss; at the end
+ * the model holds the weights of the best epoch. Each call uses (and frees) a fresh
+ * Adam optimizer, so call it again to train further.
+ *
+ * The objective of a batch is the loss weighting's combination of the tasks' masked
+ * losses (each the mean over the batch's records that carry the task's label; a task
+ * with no label in a batch adds 0) plus the sharing penalty.
  */
 export async function trainHeads(model: LayersModel, data: HeadData, opts: TrainHeadsOptions = {}): Promise<TrainResult> {
   const { tf } = await loadTf();
@@ -89,52 +184,83 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
   const batchSize = opts.batchSize ?? 32;
   const patience = opts.patience ?? 5;
   const minDelta = opts.minDelta ?? 0;
-  const tasks = outputTaskNames(model).map((name, i) => {
+  const seed = opts.seed ?? 42;
+  const byName = new Map((opts.tasks ?? []).map((h) => [h.name, h]));
+  const tasks: TrainTask[] = outputTaskNames(model).map((name, i) => {
     const units = model.outputs[i].shape[model.outputs[i].shape.length - 1] as number;
-    return { name, units, kind: taskKind(opts.taskTypes?.[name] ?? 'classification'), weight: opts.lossWeights?.[name] ?? 1 };
+    const head = byName.get(name) ?? { name, type: opts.taskTypes?.[name] ?? 'classification', auxiliary: false };
+    return { name, units, head, kind: taskKind(head.type), weight: opts.lossWeights?.[name] ?? 1 };
   });
   for (const split of [data.train, data.validation]) {
     if (!split) continue;
-    for (const t of tasks) if (!split.targets[t.name]) throw new Error(`no targets for task "${t.name}"`);
+    for (const t of tasks) {
+      const targets = split.targets[t.name];
+      if (!targets) throw new Error(`no targets for task "${t.name}"`);
+      const width = targets instanceof Int32Array ? 1 : t.units;
+      if (targets.length !== split.count * width) throw new Error(`task "${t.name}" has ${targets.length} target values for ${split.count} records of ${width}`);
+    }
   }
 
-  // The optimizer's slots (Adam's moments) are tensors too: owned and freed here,
-  // so the model leaves trainHeads holding only its weights.
-  const optimizer = tf.train.adam(opts.learningRate ?? 0.001);
-  model.compile({
-    optimizer,
-    loss: tasks.map((t) => (yTrue: Tensor, yPred: Tensor) => tf.tidy(() => tf.mul(t.kind.loss(tf, yTrue, yPred), t.weight))),
-  });
-
   const size = model.inputs[0].shape[1] as number;
-  const tensorsOf = (split: HeadSplit) => ({
-    x: tf.tensor2d(split.x, [split.count, size]),
-    ys: tasks.map((t) => tf.tensor2d(t.kind.targetMatrix(split.targets[t.name], t.units), [split.count, t.units])),
-  });
-  const train = tensorsOf(data.train);
-  const validation = data.validation && data.validation.count > 0 ? tensorsOf(data.validation) : undefined;
-
   const state: TrainState = opts.resume
     ? { ...opts.resume.state, history: [...opts.resume.state.history] }
     : { nextEpoch: 0, best: Infinity, bestEpoch: -1, wait: 0, history: [] };
   let bestWeights: Tensor[] | undefined = opts.resume?.bestWeights;
   let stoppedEarly = false;
 
+  // The optimizer's slots (Adam's moments) and the weighting's variables are tensors
+  // too: owned and freed here, so the model leaves trainHeads holding only its weights.
+  const optimizer = tf.train.adam(opts.learningRate ?? 0.001);
+  const combiner = createLossCombiner(tf, opts.lossWeighting ?? { method: 'static' }, tasks.map((t) => ({ name: t.name, weight: t.weight, type: t.head.type })), state.weighting);
+  let train: SplitTensors | undefined;
+  let validation: SplitTensors | undefined;
   try {
+    train = splitTensors(tf, data.train, tasks, size);
+    validation = data.validation && data.validation.count > 0 ? splitTensors(tf, data.validation, tasks, size) : undefined;
+    const variables = [...model.trainableWeights.map((w) => w.read() as Variable), ...combiner.variables];
+    const sharing = opts.sharing ?? { method: 'hard', trunk: [] };
+
     while (state.nextEpoch < epochs && !(state.wait >= patience && state.bestEpoch >= 0)) {
       const epoch = state.nextEpoch;
-      const h = await model.fit(train.x, train.ys, {
-        epochs: 1,
-        batchSize,
-        shuffle: true,
-        verbose: 0,
-        validationData: validation ? [validation.x, validation.ys] : undefined,
-      });
-      const logs: EpochLogs = { loss: h.history.loss[0] as number };
-      if (validation) {
-        logs.val_loss = h.history.val_loss[0] as number;
-        Object.assign(logs, await validationAccuracy(model, validation.x, data.validation!, tasks));
+      // Seeded per epoch, so a resumed run sees the same batches the first run would have.
+      const order = shuffled(train.count, seed * 1000 + epoch);
+      let lossSum = 0;
+      let batches = 0;
+      const taskSums = Object.fromEntries(tasks.map((t) => [t.name, 0]));
+      for (let start = 0; start < train.count; start += batchSize) {
+        const rows = tf.tensor1d(order.subarray(start, Math.min(train.count, start + batchSize)), 'int32');
+        const perTask: Record<string, Scalar> = {};
+        const cost = optimizer.minimize(
+          () => {
+            const losses = taskLosses(tf, model, train!, tasks, { rows, training: true });
+            for (const [name, l] of Object.entries(losses)) perTask[name] = tf.keep(l);
+            const objective = combiner.combine(tf, losses);
+            const penalty = sharingPenalty(tf, model, sharing);
+            return penalty ? (tf.add(objective, penalty) as Scalar) : objective;
+          },
+          true,
+          variables,
+        );
+        rows.dispose();
+        lossSum += cost!.dataSync()[0];
+        cost!.dispose();
+        for (const [name, l] of Object.entries(perTask)) {
+          taskSums[name] += l.dataSync()[0];
+          l.dispose();
+        }
+        batches++;
       }
+      const logs: EpochLogs = { loss: lossSum / batches };
+      const epochLosses = Object.fromEntries(tasks.map((t) => [t.name, taskSums[t.name] / batches]));
+      for (const t of tasks) logs[`loss_${t.name}`] = epochLosses[t.name];
+      const penalty = tf.tidy(() => sharingPenalty(tf, model, sharing));
+      if (penalty) {
+        logs.penalty = penalty.dataSync()[0];
+        penalty.dispose();
+      }
+      combiner.endEpoch(epochLosses);
+      for (const [name, w] of Object.entries(combiner.weights())) logs[`weight_${name}`] = w;
+      if (validation) Object.assign(logs, await validationLogs(tf, model, validation, data.validation!, tasks));
       if (!Number.isFinite(logs.loss)) throw new TrainingDivergedError(`training diverged at epoch ${epoch + 1} (loss ${logs.loss}); try a lower learningRate`);
       const monitored = logs.val_loss ?? logs.loss;
       if (monitored < state.best - minDelta) {
@@ -148,42 +274,49 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
       }
       state.history.push(logs);
       state.nextEpoch = epoch + 1;
+      state.weighting = combiner.state();
       await opts.onEpoch?.(epoch, logs, { state: { ...state, history: [...state.history] }, bestWeights });
     }
     stoppedEarly = state.nextEpoch < epochs;
     if (bestWeights) model.setWeights(bestWeights);
+    return { history: state.history, bestEpoch: state.bestEpoch, epochsRun: state.history.length, stoppedEarly, taskWeights: combiner.weights() };
   } finally {
     bestWeights?.forEach((w) => w.dispose());
     optimizer.dispose();
-    train.x.dispose();
-    train.ys.forEach((y) => y.dispose());
-    validation?.x.dispose();
-    validation?.ys.forEach((y) => y.dispose());
+    combiner.dispose();
+    disposeSplit(train);
+    disposeSplit(validation);
   }
-  return { history: state.history, bestEpoch: state.bestEpoch, epochsRun: state.history.length, stoppedEarly };
 }
 
-/** Accuracy per task on the records that have its label, and their mean as val_acc. */
-async function validationAccuracy(model: LayersModel, x: Tensor, split: HeadSplit, tasks: Array<{ name: string; units: number }>): Promise<EpochLogs> {
-  const out = model.predict(x);
-  const outs = Array.isArray(out) ? out : [out as Tensor];
+/** Validation losses per task and their static-weighted sum, and accuracy per classification task. */
+async function validationLogs(tf: Tf, model: LayersModel, data: SplitTensors, split: HeadSplit, tasks: TrainTask[]): Promise<EpochLogs> {
   const logs: EpochLogs = {};
+  const losses = tf.tidy(() => {
+    const l = taskLosses(tf, model, data, tasks, { training: false });
+    return tasks.map((t) => l[t.name].dataSync()[0]);
+  });
+  logs.val_loss = tasks.reduce((a, t, i) => a + t.weight * losses[i], 0);
+  tasks.forEach((t, i) => (logs[`val_loss_${t.name}`] = losses[i]));
+  const classification = tasks.map((t, i) => ({ t, i })).filter(({ t }) => t.head.type === 'classification');
+  if (classification.length === 0) return logs;
+  const outs = asList(model.predict(data.x) as Tensor | Tensor[]);
   const accs: number[] = [];
   try {
-    for (let t = 0; t < tasks.length; t++) {
-      const targets = split.targets[tasks[t].name];
-      const argmax = outs[t].argMax(-1);
+    for (const { t, i } of classification) {
+      const targets = split.targets[t.name] as TaskTargets;
+      const argmax = outs[i].argMax(-1);
       const pred = (await argmax.data()) as Int32Array;
       argmax.dispose();
       let n = 0;
       let correct = 0;
-      for (let i = 0; i < split.count; i++) {
-        if (targets[i] < 0) continue;
+      for (let r = 0; r < split.count; r++) {
+        if (targets[r] < 0) continue;
         n++;
-        if (pred[i] === targets[i]) correct++;
+        if (pred[r] === targets[r]) correct++;
       }
       if (n > 0) {
-        logs[`val_acc_${tasks[t].name}`] = correct / n;
+        logs[`val_acc_${t.name}`] = correct / n;
         accs.push(correct / n);
       }
     }

@@ -43,9 +43,9 @@ describe('buildHeadModel (hard sharing)', () => {
     b.dispose();
   });
 
-  it('refuses choices that are not built yet, and single-class tasks, with readable errors', async () => {
-    await expect(buildHeadModel({ embeddingSize: 4, tasks, sharing: { method: 'soft', tower: [4], l2: 0.01 } })).rejects.toThrow(UnsupportedArchitectureError);
-    await expect(buildHeadModel({ embeddingSize: 4, tasks: [{ name: 'box', type: 'regression', auxiliary: false }], sharing: { method: 'hard', trunk: [] } })).rejects.toThrow(UnsupportedTaskTypeError);
+  it('refuses unknown sharing methods, unknown task types and single-class tasks with readable errors', async () => {
+    await expect(buildHeadModel({ embeddingSize: 4, tasks, sharing: { method: 'cross-stitch' } as never })).rejects.toThrow(UnsupportedArchitectureError);
+    await expect(buildHeadModel({ embeddingSize: 4, tasks: [{ name: 'box', type: 'ranking' as never, auxiliary: false }], sharing: { method: 'hard', trunk: [] } })).rejects.toThrow(UnsupportedTaskTypeError);
     await expect(buildHeadModel({ embeddingSize: 4, tasks: [{ name: 'x', type: 'classification', auxiliary: false, labels: ['only'] }], sharing: { method: 'hard', trunk: [] } })).rejects.toThrow(LabelError);
   });
 });
