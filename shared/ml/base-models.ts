@@ -6,16 +6,21 @@
  * - a base in the store: `base-models/<name>/descriptor.json` next to a tfjs model.
  *   Built-in bases are imported into the store on first use, so every later reader
  *   (training job, predict function) loads them the same way as any other.
- * - `model:<name>[@version]`: a model trained on this platform (not supported yet).
+ * - `model:<name>[@version]`: a model trained on this platform, pinned to a version
+ *   and cut at its trunk (see model-base.ts).
  */
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { getJsonIfExists, type ObjectStore } from '../ports/object-store.js';
 import { BaseModelDescriptorSchema, type BaseModelDescriptor } from '../schemas/base-model.js';
+import type { ModelMetadata } from '../schemas/model.js';
+import { resolveModelBase } from './model-base.js';
 
 export type ResolvedBase =
   | { kind: 'pretrained'; name: string; descriptor: BaseModelDescriptor }
-  | { kind: 'none'; name: 'none'; inputShape: [number, number, number] };
+  | { kind: 'none'; name: 'none'; inputShape: [number, number, number] }
+  /** A model trained here; `name` is `model:<model>@<version>`, `layer` the layer of its stored model whose output is the embedding. */
+  | { kind: 'model'; name: string; source: ModelMetadata; layer: string; inputShape: [number, number, number] };
 
 export class UnknownBaseModelError extends Error {
   override name = 'UnknownBaseModelError';
@@ -124,9 +129,7 @@ export const builtinBaseNames = (): string[] => Object.keys(BUILTIN_BASES);
  */
 export async function resolveBase(store: ObjectStore, base: string): Promise<ResolvedBase> {
   if (base === 'none') return { kind: 'none', name: 'none', inputShape: [...NONE_INPUT_SHAPE] };
-  if (base.startsWith('model:')) {
-    throw new UnknownBaseModelError(`base "${base}": using a trained model as a base is not supported yet; use "mobilenet_v2" or "none"`);
-  }
+  if (base.startsWith('model:')) return resolveModelBase(store, base);
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/i.test(base)) throw new UnknownBaseModelError(`base "${base}" is not a valid base model name`);
 
   const stored = await getJsonIfExists(store, descriptorKey(base));

@@ -10,6 +10,7 @@ import type { BaseModelDescriptor } from '../schemas/base-model.js';
 import { loadTf, type Tf } from '../tf/loader.js';
 import type { ResolvedBase } from './base-models.js';
 import { objectStoreIO } from './model-io.js';
+import { loadModelEmbedder } from './model-base.js';
 
 export type ImageShape = [number, number, number];
 
@@ -143,6 +144,7 @@ class PixelEmbedder extends BatchedEmbedder {
 export async function loadEmbedder(store: ObjectStore, base: ResolvedBase, opts: LoadEmbedderOptions = {}): Promise<Embedder> {
   const { tf } = await loadTf();
   if (base.kind === 'none') return new PixelEmbedder(tf, base.inputShape);
+  if (base.kind === 'model') return loadModelEmbedder(store, base, opts);
   const d = base.descriptor;
   const prefix = d.modelKey.replace(/\/model\.json$/, '');
   const full = await tf.loadLayersModel(objectStoreIO(store, prefix));

@@ -36,7 +36,16 @@ export const ModelMetadataSchema = z.strictObject({
   kind: z.enum(['train', 'prototype']),
   input: InputSpecSchema,
   /** Which frozen embedder feeds the stored model (`none` means it reads the inputs directly). */
-  base: z.strictObject({ name: z.string(), embeddingSize: z.number().int().optional() }),
+  base: z.strictObject({
+    name: z.string(),
+    embeddingSize: z.number().int().optional(),
+    /**
+     * Where the frozen embedder is cut when it is not the base's own embedding layer:
+     * a fine-tuned model stores the unfrozen top of the base, so its embedder stops
+     * lower (at the input of that top part). For a `model:` base, a layer of that model.
+     */
+    cut: z.strictObject({ layer: z.string(), pooling: z.enum(['none', 'avg']).default('none') }).optional(),
+  }),
   tasks: z.array(TaskHeadSchema).min(1),
   dataset: z.strictObject({ name: z.string(), hash: z.string() }),
   spec: TrainSpecSchema,
