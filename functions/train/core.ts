@@ -7,7 +7,7 @@
  * `latest`. The job status tells the user each phase; a failure ends in `failed`
  * with a message meant for the user, and never touches what is already published.
  */
-import type { LayersModel, Tensor } from '@tensorflow/tfjs';
+import type { LayersModel } from '@tensorflow/tfjs';
 import { ZodError } from 'zod';
 import { readReport, readSplit, ShardFormatError, type Shard } from '../../shared/data/shards.js';
 import { readJobStatus, updateJobStatus, jobStatusKey } from '../../shared/jobs/status.js';
@@ -20,12 +20,11 @@ import { tasksOf, type TrainSpec } from '../../shared/schemas/spec.js';
 import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
 import { EmbedderError, loadEmbedder, type ImageShape } from '../../shared/ml/embedder.js';
 import { buildHeadModel, UnsupportedArchitectureError } from '../../shared/ml/heads.js';
-import { lossWeightsFor, UnsupportedLossWeightingError } from '../../shared/ml/loss-weighting.js';
-import { classificationMetrics, type ClassificationMetrics } from '../../shared/ml/metrics.js';
+import { UnsupportedLossWeightingError } from '../../shared/ml/loss-weighting.js';
+import { compareWithSingleTask, evaluateTasks, headlineMetric, summaryMetrics, tuneThresholds, withTargetStatistics, type SharingComparison } from '../../shared/ml/mtl-evaluate.js';
 import { loadWeights, saveModel, saveWeights } from '../../shared/ml/model-io.js';
-import { LabelError, taskKind, UnsupportedTaskTypeError, type TaskTargets } from '../../shared/ml/task-kinds.js';
+import { countLabelled, isLabelled, LabelError, selectTargets, taskKind, UnsupportedTaskTypeError, type TaskTargets } from '../../shared/ml/task-kinds.js';
 import { trainHeads, TrainingDivergedError, type EpochLogs, type HeadSplit, type TrainCheckpoint, type TrainState } from '../../shared/ml/train.js';
-import { loadTf } from '../../shared/tf/loader.js';
 
 export interface TrainJobInput {
   jobId: string;
@@ -127,7 +126,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     log(`job ${input.jobId}: model ${modelName} from ${report.dataset}@${report.hash.slice(0, 12)}, base ${spec.base}`);
 
     if (spec.mode !== 'train') throw new TrainingInputError(`mode "${spec.mode}" does not use a training job`);
-    const heads = headsFor(spec, report);
+    let heads = headsFor(spec, report);
     const isVector = spec.input.type === 'vector';
     if (isVector && spec.base !== 'none') throw new TrainingInputError(`vector inputs need base "none", not "${spec.base}"`);
     const base = await resolveBase(store, spec.base);
@@ -181,11 +180,12 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     const validation = prepared.validation!;
     const test = prepared.test!;
     if (train.count < 2) throw new TrainingInputError(`the train split has ${train.count} labelled record${train.count === 1 ? '' : 's'}; add more data`);
+    // Regression heads are standardised with the train split's mean and std (stored in the head).
+    heads = withTargetStatistics(heads, toHeadSplit(train));
     await setStatus({ progress: PROGRESS.embedded });
     lap('embedding');
 
     // Training, resumable per epoch (a Spot retry continues where the last attempt stopped).
-    const { tf } = await loadTf();
     const opts = spec.training;
     const model = await buildHeadModel({ embeddingSize, tasks: heads, sharing: spec.sharing, dropout: opts.dropout, seed: opts.seed });
     let trained: Awaited<ReturnType<typeof trainHeads>>;
@@ -203,8 +203,11 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
         batchSize: opts.batchSize,
         learningRate: opts.learningRate,
         patience: opts.patience,
-        taskTypes: Object.fromEntries(heads.map((h) => [h.name, h.type])),
-        lossWeights: lossWeightsFor(spec.lossWeighting, tasksOf(spec)),
+        tasks: heads,
+        lossWeights: Object.fromEntries(tasksOf(spec).map((t) => [t.name, t.weight])),
+        lossWeighting: spec.lossWeighting,
+        sharing: spec.sharing,
+        seed: opts.seed,
         resume,
         onEpoch: async (epoch, logs, checkpoint) => {
           await saveCheckpoint(store, input.jobId, fingerprint, model, checkpoint);
@@ -220,7 +223,27 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       lap('training');
 
       await setStatus({ phase: 'evaluating', progress: PROGRESS.trained });
-      const evaluation = await evaluate(tf, model, heads, test, embeddingSize);
+      heads = await tuneThresholds(model, heads, validation.count > 0 ? toHeadSplit(validation) : undefined);
+      const evaluation = await evaluateTasks(model, heads, toHeadSplit(test));
+      // "Does sharing help?": the same data and training, one single-task model per main task.
+      let sharingComparison: Record<string, SharingComparison> | undefined;
+      if (heads.length > 1) {
+        sharingComparison = await compareWithSingleTask({
+          embeddingSize,
+          heads,
+          sharing: spec.sharing,
+          data: { train: toHeadSplit(train), validation: validation.count > 0 ? toHeadSplit(validation) : undefined },
+          test: toHeadSplit(test),
+          shared: evaluation,
+          training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, patience: opts.patience, seed: opts.seed },
+          dropout: opts.dropout,
+          seed: opts.seed,
+          onTask: (task, i, n) => {
+            log(`single-task ${task} (${i + 1}/${n}) trained for the sharing comparison`);
+            return throttled({ progress: PROGRESS.trained + ((PROGRESS.evaluated - PROGRESS.trained) * (i + 1)) / n }).catch(() => {});
+          },
+        });
+      }
       await setStatus({ progress: PROGRESS.evaluated });
       lap('evaluating');
 
@@ -230,9 +253,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       const version = newVersionId(createdAt);
       const prefix = versionPrefix(modelName, version);
       await saveModel(model, store, prefix);
-      const testMetrics: Record<string, Record<string, number>> = Object.fromEntries(
-        Object.entries(evaluation).map(([task, m]) => [task, m ? { accuracy: m.accuracy, macroF1: m.macroF1, count: m.count } : ({ count: 0 } as Record<string, number>)]),
-      );
+      const testMetrics: Record<string, Record<string, number>> = Object.fromEntries(Object.entries(evaluation).map(([task, m]) => [task, summaryMetrics(m)]));
       lap('publishing');
       timings.totalMs = now().getTime() - started;
       await putJson(store, `${prefix}/report.json`, {
@@ -250,8 +271,12 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
               type: h.type,
               auxiliary: h.auxiliary,
               labels: h.labels,
-              labelled: Object.fromEntries(SPLITS.map((s) => [s, countLabelled(prepared[s]!.targets[h.name])])),
+              ...(h.thresholds ? { thresholds: h.thresholds } : {}),
+              ...(h.mean ? { size: h.size, mean: h.mean, std: h.std } : {}),
+              labelled: Object.fromEntries(SPLITS.map((s) => [s, countLabelled(prepared[s]!.targets[h.name], prepared[s]!.count)])),
+              lossWeight: trained.taskWeights[h.name],
               test: evaluation[h.name] ?? null,
+              ...(sharingComparison?.[h.name] ? { sharingComparison: sharingComparison[h.name] } : {}),
             },
           ]),
         ),
@@ -262,7 +287,11 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
           stoppedEarly: trained.stoppedEarly,
           resumedFromEpoch: resumedFrom,
           history: trained.history,
+          sharing: spec.sharing,
+          lossWeighting: spec.lossWeighting,
+          taskWeights: trained.taskWeights,
         },
+        ...(sharingComparison ? { sharingComparison } : {}),
         timings,
       });
       const meta: ModelMetadata = {
@@ -276,13 +305,13 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
         dataset: { name: report.dataset, hash: report.hash },
         spec,
         jobId: input.jobId,
-        metrics: testMetrics,
+        metrics: { ...testMetrics, ...(sharingComparison ? { sharingComparison } : {}) },
       };
       await writeMetadata(store, meta);
       await setAlias(store, modelName, 'latest', version);
       await deleteCheckpoint(store, input.jobId);
       await setStatus({ state: 'succeeded', phase: 'done', progress: PROGRESS.published, version, promoted: true, metrics: flatMetrics(testMetrics) });
-      log(`published ${modelName}@${version} (${Object.entries(testMetrics).map(([t, m]) => `${t}: ${m.accuracy !== undefined ? `accuracy ${(m.accuracy * 100).toFixed(1)}%` : 'no test records'}`).join(', ')})`);
+      log(`published ${modelName}@${version} (${Object.entries(evaluation).map(([t, m]) => `${t}: ${m ? `${headlineMetric(m).metric} ${headlineMetric(m).value.toFixed(3)}` : 'no test records'}`).join(', ')})`);
       return { ok: true, model: modelName, version };
     } finally {
       model.dispose();
@@ -332,7 +361,10 @@ function headsFor(spec: TrainSpec, report: DatasetReport): TaskHead[] {
     const found = report.tasks[task.name];
     if (!found) throw new TrainingInputError(`task "${task.name}" has no labels in the dataset`);
     const labels = Object.keys(found.classes ?? {}).sort();
-    const head: TaskHead = { name: task.name, type: task.type, auxiliary: task.auxiliary, labels };
+    const head: TaskHead =
+      task.type === 'regression'
+        ? { name: task.name, type: task.type, auxiliary: task.auxiliary, size: task.size ?? found.size ?? 1 }
+        : { name: task.name, type: task.type, auxiliary: task.auxiliary, labels };
     if (task.type === 'classification' && labels.length < 2) {
       throw new TrainingInputError(`task "${task.name}" needs at least 2 classes to learn from, the dataset has ${labels.length}${labels.length ? ` (${labels.join(', ')})` : ''}`);
     }
@@ -354,8 +386,9 @@ function inputSpec(report: DatasetReport, isVector: boolean): InputSpec {
 function selectLabelled(shard: Shard, heads: TaskHead[]): { index: number[]; targets: Record<string, TaskTargets> } {
   const all = Object.fromEntries(heads.map((h) => [h.name, taskKind(h.type).encodeLabels(shard.records.map((r) => r.labels[h.name]), h)]));
   const index: number[] = [];
-  for (let i = 0; i < shard.records.length; i++) if (heads.some((h) => taskKind(h.type).hasLabel(all[h.name], i))) index.push(i);
-  const targets = Object.fromEntries(heads.map((h) => [h.name, Int32Array.from(index, (i) => all[h.name][i])]));
+  const n = shard.records.length;
+  for (let i = 0; i < n; i++) if (heads.some((h) => isLabelled(all[h.name], n, i))) index.push(i);
+  const targets = Object.fromEntries(heads.map((h) => [h.name, selectTargets(all[h.name], n, index)]));
   return { index, targets };
 }
 
@@ -372,41 +405,11 @@ function labelledRecords(shard: Shard, heads: TaskHead[], size: number, asFloat:
 }
 
 const toHeadSplit = (s: PreparedSplit): HeadSplit => ({ x: s.x, count: s.count, targets: s.targets });
-const countLabelled = (t: TaskTargets) => t.reduce((a, v) => a + (v >= 0 ? 1 : 0), 0);
 const pick = (logs: EpochLogs, keys: string[]) => Object.fromEntries(keys.filter((k) => logs[k] !== undefined).map((k) => [k, logs[k]]));
 
 /** `{class: {accuracy: 0.9}}` → `{"class.accuracy": 0.9}` for the status' flat metrics. */
 function flatMetrics(m: Record<string, Record<string, number>>): Record<string, number> {
   return Object.fromEntries(Object.entries(m).flatMap(([task, v]) => Object.entries(v).map(([k, x]) => [`test_${k}${Object.keys(m).length > 1 ? `_${task}` : ''}`, x])));
-}
-
-/** Test-split metrics per task, over the records that carry the task's label. */
-async function evaluate(tf: Awaited<ReturnType<typeof loadTf>>['tf'], model: LayersModel, heads: TaskHead[], test: PreparedSplit, size: number): Promise<Record<string, ClassificationMetrics | undefined>> {
-  const result: Record<string, ClassificationMetrics | undefined> = {};
-  if (test.count === 0) return Object.fromEntries(heads.map((h) => [h.name, undefined]));
-  const x = tf.tensor2d(test.x, [test.count, size]);
-  const out = model.predict(x);
-  const outs = Array.isArray(out) ? out : [out as Tensor];
-  try {
-    for (let t = 0; t < heads.length; t++) {
-      const targets = test.targets[heads[t].name];
-      const am = outs[t].argMax(-1);
-      const pred = (await am.data()) as Int32Array;
-      am.dispose();
-      const truth: number[] = [];
-      const predicted: number[] = [];
-      for (let i = 0; i < test.count; i++) {
-        if (targets[i] < 0) continue;
-        truth.push(targets[i]);
-        predicted.push(pred[i]);
-      }
-      result[heads[t].name] = truth.length ? classificationMetrics(truth, predicted, heads[t].labels!) : undefined;
-    }
-  } finally {
-    x.dispose();
-    outs.forEach((o) => o.dispose());
-  }
-  return result;
 }
 
 async function saveCheckpoint(store: ObjectStore, jobId: string, fingerprint: string, model: LayersModel, cp: TrainCheckpoint): Promise<void> {

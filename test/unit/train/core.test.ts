@@ -133,11 +133,10 @@ describe('runTrainingJob', () => {
     expect((await store.list('models/pets/')).filter((o) => o.key.endsWith('metadata.json'))).toHaveLength(1);
   });
 
-  it('fails readably for an unknown base, a single class, and sharing that is not built yet', async () => {
+  it('fails readably for an unknown base and a single class', async () => {
     const cases = [
       { opts: { hash: 'a1', spec: { base: 'resnet_9000' } }, code: 'unknown_base_model', message: /unknown base model "resnet_9000"/ },
       { opts: { hash: 'a2', classes: ['only'], spec: { base: 'none' } }, code: 'invalid_dataset', message: /at least 2 classes/ },
-      { opts: { hash: 'a3', spec: { base: 'none', sharing: { method: 'soft' as const } } }, code: 'unsupported_spec', message: /not supported yet/ },
     ];
     for (const c of cases) {
       const prepared = await writePreparedDataset(store, { ...c.opts, dataset: `d${c.opts.hash}` });
