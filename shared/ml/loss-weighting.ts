@@ -89,7 +89,8 @@ export const uncertaintyWeighting: LossWeightingStrategy<Extract<LossWeighting, 
   create({ tf, tasks, resume }) {
     const fixed = staticWeights(tasks);
     const scale = Object.fromEntries(tasks.map((t) => [t.name, t.type === 'regression' ? 0.5 : 1]));
-    const logVars = Object.fromEntries(tasks.map((t) => [t.name, tf.variable(tf.scalar(resume?.logVariances?.[t.name] ?? 0), true, undefined, 'float32')]));
+    // tidy frees the initial scalars; the variables themselves outlive it until dispose().
+    const logVars = Object.fromEntries(tasks.map((t) => [t.name, tf.tidy(() => tf.variable(tf.scalar(resume?.logVariances?.[t.name] ?? 0), true, undefined, 'float32'))]));
     const read = () => Object.fromEntries(Object.entries(logVars).map(([name, v]) => [name, (v.dataSync() as Float32Array)[0]]));
     return {
       variables: Object.values(logVars),

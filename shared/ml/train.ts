@@ -159,6 +159,24 @@ const disposeSplit = (s?: SplitTensors) => {
 
 const asList = (out: Tensor | Tensor[]) => (Array.isArray(out) ? out : [out]);
 
+function resolveTasks(model: LayersModel, opts: Pick<TrainHeadsOptions, 'tasks' | 'taskTypes' | 'lossWeights'>): TrainTask[] {
+  const byName = new Map((opts.tasks ?? []).map((h) => [h.name, h]));
+  return outputTaskNames(model).map((name, i) => {
+    const units = model.outputs[i].shape[model.outputs[i].shape.length - 1] as number;
+    const head = byName.get(name) ?? { name, type: opts.taskTypes?.[name] ?? 'classification', auxiliary: false };
+    return { name, units, head, kind: taskKind(head.type), weight: opts.lossWeights?.[name] ?? 1 };
+  });
+}
+
+function checkTargets(split: HeadSplit, tasks: TrainTask[]): void {
+  for (const t of tasks) {
+    const targets = split.targets[t.name];
+    if (!targets) throw new Error(`no targets for task "${t.name}"`);
+    const width = targets instanceof Int32Array ? 1 : t.units;
+    if (targets.length !== split.count * width) throw new Error(`task "${t.name}" has ${targets.length} target values for ${split.count} records of ${width}`);
+  }
+}
+
 /**
  * Masked loss of each task on the given rows (whole split when `rows` is absent),
  * in training mode (dropout on) or not.
@@ -185,21 +203,8 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
   const patience = opts.patience ?? 5;
   const minDelta = opts.minDelta ?? 0;
   const seed = opts.seed ?? 42;
-  const byName = new Map((opts.tasks ?? []).map((h) => [h.name, h]));
-  const tasks: TrainTask[] = outputTaskNames(model).map((name, i) => {
-    const units = model.outputs[i].shape[model.outputs[i].shape.length - 1] as number;
-    const head = byName.get(name) ?? { name, type: opts.taskTypes?.[name] ?? 'classification', auxiliary: false };
-    return { name, units, head, kind: taskKind(head.type), weight: opts.lossWeights?.[name] ?? 1 };
-  });
-  for (const split of [data.train, data.validation]) {
-    if (!split) continue;
-    for (const t of tasks) {
-      const targets = split.targets[t.name];
-      if (!targets) throw new Error(`no targets for task "${t.name}"`);
-      const width = targets instanceof Int32Array ? 1 : t.units;
-      if (targets.length !== split.count * width) throw new Error(`task "${t.name}" has ${targets.length} target values for ${split.count} records of ${width}`);
-    }
-  }
+  const tasks = resolveTasks(model, opts);
+  for (const split of [data.train, data.validation]) if (split) checkTargets(split, tasks);
 
   const size = model.inputs[0].shape[1] as number;
   const state: TrainState = opts.resume
@@ -286,6 +291,37 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
     combiner.dispose();
     disposeSplit(train);
     disposeSplit(validation);
+  }
+}
+
+export interface ObjectiveValue {
+  /** Σ static weight × task loss + penalty. */
+  total: number;
+  /** Each task's masked mean loss. */
+  tasks: Record<string, number>;
+  /** The sharing penalty (0 for hard sharing). */
+  penalty: number;
+}
+
+/**
+ * The training objective on a split with static weights and dropout off, computed by
+ * the same code the training loop runs: what a test checks against a hand computation.
+ */
+export async function trainingObjective(model: LayersModel, split: HeadSplit, opts: Pick<TrainHeadsOptions, 'tasks' | 'taskTypes' | 'lossWeights' | 'sharing'> = {}): Promise<ObjectiveValue> {
+  const { tf } = await loadTf();
+  const tasks = resolveTasks(model, opts);
+  checkTargets(split, tasks);
+  const data = splitTensors(tf, split, tasks, model.inputs[0].shape[1] as number);
+  try {
+    return tf.tidy(() => {
+      const losses = taskLosses(tf, model, data, tasks, { training: false });
+      const values = Object.fromEntries(tasks.map((t) => [t.name, losses[t.name].dataSync()[0]]));
+      const p = sharingPenalty(tf, model, opts.sharing ?? { method: 'hard', trunk: [] });
+      const penalty = p ? p.dataSync()[0] : 0;
+      return { tasks: values, penalty, total: tasks.reduce((a, t) => a + t.weight * values[t.name], 0) + penalty };
+    });
+  } finally {
+    disposeSplit(data);
   }
 }
 
