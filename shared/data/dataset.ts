@@ -178,8 +178,8 @@ export interface ManifestEntry {
 /**
  * Parses `manifest.jsonl` and checks every label against the spec's tasks: known
  * task names only; classification gets one class name (an integer is taken as
- * its decimal name, since digit classes are common); multilabel a list of class
- * names; regression a number or a list of numbers whose length is the task's
+ * its decimal name, since digit classes are common); multilabel a list of distinct
+ * class names; regression a number or a list of numbers whose length is the task's
  * `size`, or else the same on every line. Blank lines are ignored.
  *
  * @throws DatasetError INVALID_MANIFEST naming the line and the field.
@@ -229,8 +229,11 @@ export function parseManifest(text: string, tasks: readonly Task[]): ManifestEnt
         else if (typeof value === 'number' && Number.isInteger(value)) checked[name] = String(value);
         else fail(line, field, `"${name}" is a classification task: expected one class name, got ${describeValue(value)}`);
       } else if (task.type === 'multilabel') {
-        if (Array.isArray(value) && value.every((v) => typeof v === 'string')) checked[name] = value;
-        else fail(line, field, `"${name}" is a multilabel task: expected a list of class names, got ${describeValue(value)}`);
+        if (!(Array.isArray(value) && value.every((v) => typeof v === 'string'))) fail(line, field, `"${name}" is a multilabel task: expected a list of class names, got ${describeValue(value)}`);
+        // A repeated class is almost always a typo or a merge gone wrong; a set has each class once.
+        const repeated = (value as string[]).find((v, i) => (value as string[]).indexOf(v) !== i);
+        if (repeated !== undefined) fail(line, field, `"${name}" lists the class "${repeated}" more than once`);
+        checked[name] = value;
       } else {
         const size = typeof value === 'number' ? 1 : Array.isArray(value) && value.every((v) => typeof v === 'number') ? value.length : -1;
         if (size < 0) fail(line, field, `"${name}" is a regression task: expected a number or a list of numbers, got ${describeValue(value)}`);
