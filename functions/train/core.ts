@@ -11,19 +11,24 @@ import type { LayersModel } from '@tensorflow/tfjs';
 import { ZodError } from 'zod';
 import { readReport, readSplit, ShardFormatError, type Shard } from '../../shared/data/shards.js';
 import { readJobStatus, updateJobStatus, jobStatusKey } from '../../shared/jobs/status.js';
-import { newVersionId, setAlias, versionPrefix, writeMetadata } from '../../shared/models/registry.js';
+import { newVersionId, versionPrefix, writeMetadata } from '../../shared/models/registry.js';
 import { getJsonIfExists, NotFoundError, putJson, type ObjectStore } from '../../shared/ports/object-store.js';
 import type { JobStatus } from '../../shared/schemas/job.js';
 import type { InputSpec, ModelMetadata, TaskHead } from '../../shared/schemas/model.js';
 import type { DatasetReport, SplitName } from '../../shared/schemas/report.js';
 import { tasksOf, type TrainSpec } from '../../shared/schemas/spec.js';
-import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
-import { EmbedderError, loadEmbedder, type ImageShape } from '../../shared/ml/embedder.js';
+import { UnknownBaseModelError } from '../../shared/ml/base-models.js';
+import { EmbedderError, type ImageShape } from '../../shared/ml/embedder.js';
 import { buildHeadModel, UnsupportedArchitectureError } from '../../shared/ml/heads.js';
 import { UnsupportedLossWeightingError } from '../../shared/ml/loss-weighting.js';
 import { compareWithSingleTask, evaluateTasks, headlineMetric, summaryMetrics, tuneThresholds, withTargetStatistics, type SharingComparison } from '../../shared/ml/mtl-evaluate.js';
 import { loadWeights, saveModel, saveWeights } from '../../shared/ml/model-io.js';
 import { countLabelled, isLabelled, LabelError, selectTargets, taskKind, UnsupportedTaskTypeError, type TaskTargets } from '../../shared/ml/task-kinds.js';
+import { applyPromotion } from '../../shared/models/promotion.js';
+import { ContinualError } from '../../shared/ml/continual.js';
+import { embeddingBaseKey } from '../../shared/ml/embedding-cache.js';
+import { FineTuneError } from '../../shared/ml/fine-tune.js';
+import { baselineStage, buildContinualFor, continualReport, embedJobSplits, fineTuneStage, prepareJobBase, promotionStage, trainContinual, type EmbeddedSplits } from '../../shared/ml/transfer-job.js';
 import { trainHeads, TrainingDivergedError, type EpochLogs, type HeadSplit, type TrainCheckpoint, type TrainState } from '../../shared/ml/train.js';
 
 export interface TrainJobInput {
@@ -129,7 +134,11 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     let heads = headsFor(spec, report);
     const isVector = spec.input.type === 'vector';
     if (isVector && spec.base !== 'none') throw new TrainingInputError(`vector inputs need base "none", not "${spec.base}"`);
-    const base = await resolveBase(store, spec.base);
+    // Transfer: which embedder feeds the model (a base, a trained model's trunk, the
+    // model being extended) and where it is cut (lower when fine-tuning).
+    const jobBase = await prepareJobBase(store, spec, heads);
+    heads = jobBase.heads;
+    const base = jobBase.base;
 
     const shards: Partial<Record<SplitName, Shard>> = {};
     for (const split of SPLITS) shards[split] = await readSplit(store, report, split);
@@ -145,36 +154,31 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     await setStatus({ phase: 'embedding' });
     const prepared: Partial<Record<SplitName, PreparedSplit>> = {};
     let embeddingSize: number;
+    let embedded: EmbeddedSplits | undefined;
     if (isVector) {
       embeddingSize = input_.type === 'vector' ? input_.size : 0;
       for (const split of SPLITS) prepared[split] = labelledRecords(shards[split]!, heads, embeddingSize, (x) => (x instanceof Float32Array ? x : Float32Array.from(x)));
     } else {
-      const embedder = await loadEmbedder(store, base);
-      try {
-        embeddingSize = embedder.size;
-        const sourceShape = report.inputShape as ImageShape;
-        if (sourceShape.length !== 3) throw new TrainingInputError(`image records must be h×w×c, the report says ${report.inputShape.join('×')}`);
-        const total = SPLITS.reduce((a, s) => a + shards[s]!.records.length, 0);
-        let before = 0;
-        for (const split of SPLITS) {
-          const shard = shards[split]!;
-          const sel = selectLabelled(shard, heads);
-          const per = sourceShape[0] * sourceShape[1] * sourceShape[2];
-          const pixels = subsetRows(shard.data as Uint8Array, per, sel.index);
-          const done = before;
-          const x = await embedder.embed(pixels, sel.index.length, {
-            sourceShape,
-            onProgress: (n) => {
-              void throttled({ progress: PROGRESS.loaded + ((PROGRESS.embedded - PROGRESS.loaded) * (done + n)) / Math.max(1, total) }).catch(() => {});
-              log(`embedding ${split}: ${n}/${sel.index.length}`);
-            },
-          });
-          prepared[split] = { count: sel.index.length, targets: sel.targets, x };
-          before += shard.records.length;
-        }
-      } finally {
-        embedder.dispose();
-      }
+      const sourceShape = report.inputShape as ImageShape;
+      if (sourceShape.length !== 3) throw new TrainingInputError(`image records must be h×w×c, the report says ${report.inputShape.join('×')}`);
+      const total = SPLITS.reduce((a, s) => a + shards[s]!.records.length, 0);
+      const offset = { train: 0, validation: shards.train!.records.length, test: shards.train!.records.length + shards.validation!.records.length };
+      // Through the embedding cache: a job on the same images skips the base's forward pass.
+      embedded = await embedJobSplits({
+        store,
+        jobBase,
+        shards: shards as Record<SplitName, Shard>,
+        sourceShape,
+        select: (shard) => selectLabelled(shard, heads),
+        onProgress: (split, n, count) => {
+          void throttled({ progress: PROGRESS.loaded + ((PROGRESS.embedded - PROGRESS.loaded) * (offset[split] + n)) / Math.max(1, total) }).catch(() => {});
+          log(`embedding ${split}: ${n}/${count}`);
+        },
+      });
+      embeddingSize = embedded.size;
+      Object.assign(prepared, embedded.prepared);
+      await setStatus({ embeddingCache: embedded.cache });
+      log(`embedding cache: ${embedded.cache} (${embeddingBaseKey(jobBase.baseName, jobBase.cut)})`);
     }
     const train = prepared.train!;
     const validation = prepared.validation!;
@@ -187,7 +191,8 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
 
     // Training, resumable per epoch (a Spot retry continues where the last attempt stopped).
     const opts = spec.training;
-    const model = await buildHeadModel({ embeddingSize, tasks: heads, sharing: spec.sharing, dropout: opts.dropout, seed: opts.seed });
+    const model = jobBase.from ? await buildContinualFor(jobBase, spec) : await buildHeadModel({ embeddingSize, tasks: heads, sharing: spec.sharing, dropout: opts.dropout, seed: opts.seed });
+    let fineTuned: Awaited<ReturnType<typeof fineTuneStage>> | undefined;
     let trained: Awaited<ReturnType<typeof trainHeads>>;
     let resumedFrom: number | undefined;
     try {
@@ -198,7 +203,12 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
         log(`resuming from the checkpoint after epoch ${resumedFrom}`);
       }
       await setStatus({ phase: 'training', epoch: resumedFrom ?? 0, epochs: opts.epochs });
-      trained = await trainHeads(model, { train: toHeadSplit(train), validation: validation.count > 0 ? toHeadSplit(validation) : undefined }, {
+      trained = jobBase.from
+        ? ((await trainContinual(jobBase, model, { train, validation }, spec, async (epoch, logs) => {
+            await setStatus({ epoch: epoch + 1, epochs: opts.epochs, metrics: pick(logs, ['loss', 'val_loss']) });
+            log(`epoch ${epoch + 1}/${opts.epochs} (extending ${spec.from}) ${Object.entries(logs).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ')}`);
+          })) as unknown as typeof trained)
+        : await trainHeads(model, { train: toHeadSplit(train), validation: validation.count > 0 ? toHeadSplit(validation) : undefined }, {
         epochs: opts.epochs,
         batchSize: opts.batchSize,
         learningRate: opts.learningRate,
@@ -221,10 +231,24 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
         },
       });
       lap('training');
+      if (jobBase.fineTune && embedded) {
+        await setStatus({ phase: 'fine-tuning' });
+        fineTuned = await fineTuneStage({
+          jobBase,
+          heads: model,
+          tasks: heads,
+          embedded,
+          spec,
+          onEpoch: (epoch, logs) => log(`fine-tuning ${jobBase.fineTune!.plan.trainable.join(', ')}: epoch ${epoch + 1} ${Object.entries(logs).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ')}`),
+        });
+        log(`fine-tuned: ${Object.entries(fineTuned.report.test).map(([t, v]) => `${t} test accuracy ${v.before.toFixed(3)} → ${v.after.toFixed(3)}`).join(', ')}`);
+        lap('fineTuning');
+      }
+      const served = fineTuned?.model ?? model;
 
       await setStatus({ phase: 'evaluating', progress: PROGRESS.trained });
       heads = await tuneThresholds(model, heads, validation.count > 0 ? toHeadSplit(validation) : undefined);
-      const evaluation = await evaluateTasks(model, heads, toHeadSplit(test));
+      const evaluation = await evaluateTasks(served, heads, fineTuned ? fineTuned.test : toHeadSplit(test));
       // "Does sharing help?": the same data and training, one single-task model per main task.
       let sharingComparison: Record<string, SharingComparison> | undefined;
       if (heads.length > 1) {
@@ -252,8 +276,15 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       const createdAt = now();
       const version = newVersionId(createdAt);
       const prefix = versionPrefix(modelName, version);
-      await saveModel(model, store, prefix);
+      await saveModel(served, store, prefix);
       const testMetrics: Record<string, Record<string, number>> = Object.fromEntries(Object.entries(evaluation).map(([task, m]) => [task, summaryMetrics(m)]));
+      // Does transfer help, and may this version replace the serving one?
+      const continual = jobBase.from ? await continualReport(store, jobBase, served) : undefined;
+      const baseline = embedded ? await baselineStage({ store, shards: shards as Record<SplitName, Shard>, embedded, sourceShape: report.inputShape as ImageShape, heads, seed: opts.seed, transferTest: testMetrics }) : undefined;
+      if (baseline) log(baseline.comparison.verdict);
+      const promotion = await promotionStage({ store, model: modelName, spec, heads, candidate: testMetrics, test: shards.test!, sourceShape: report.inputShape, continual, log });
+      log(promotion.reason);
+      const transferMetrics = { ...(baseline ? { baseline: baseline.comparison } : {}), ...(fineTuned ? { fineTune: fineTuned.report.test } : {}), ...(continual ? { continual } : {}), promotion };
       lap('publishing');
       timings.totalMs = now().getTime() - started;
       await putJson(store, `${prefix}/report.json`, {
@@ -292,6 +323,14 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
           taskWeights: trained.taskWeights,
         },
         ...(sharingComparison ? { sharingComparison } : {}),
+        transfer: {
+          embeddingCache: embedded?.cache,
+          ...(jobBase.cut ? { cut: jobBase.cut } : {}),
+          ...(baseline ? { baseline: { ...baseline.result, ...baseline.comparison } } : {}),
+          ...(fineTuned ? { fineTune: fineTuned.report } : {}),
+          ...(continual ? { continual } : {}),
+          promotion,
+        },
         timings,
       });
       const meta: ModelMetadata = {
@@ -300,21 +339,23 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
         createdAt: createdAt.toISOString(),
         kind: 'train',
         input: input_,
-        base: { name: base.name, embeddingSize },
+        base: { name: jobBase.baseName, embeddingSize: fineTuned?.size ?? embeddingSize, ...(jobBase.cut ? { cut: jobBase.cut } : {}) },
         tasks: heads,
         dataset: { name: report.dataset, hash: report.hash },
         spec,
         jobId: input.jobId,
-        metrics: { ...testMetrics, ...(sharingComparison ? { sharingComparison } : {}) },
+        metrics: { ...testMetrics, ...(sharingComparison ? { sharingComparison } : {}), ...transferMetrics },
       };
       await writeMetadata(store, meta);
-      await setAlias(store, modelName, 'latest', version);
+      await applyPromotion(store, modelName, version, promotion);
       await deleteCheckpoint(store, input.jobId);
-      await setStatus({ state: 'succeeded', phase: 'done', progress: PROGRESS.published, version, promoted: true, metrics: flatMetrics(testMetrics) });
+      await setStatus({ state: 'succeeded', phase: 'done', progress: PROGRESS.published, version, promoted: promotion.promote, metrics: flatMetrics(testMetrics) });
       log(`published ${modelName}@${version} (${Object.entries(evaluation).map(([t, m]) => `${t}: ${m ? `${headlineMetric(m).metric} ${headlineMetric(m).value.toFixed(3)}` : 'no test records'}`).join(', ')})`);
       return { ok: true, model: modelName, version };
     } finally {
       model.dispose();
+      fineTuned?.model.dispose();
+      jobBase.dispose();
     }
   } catch (err) {
     const error = toJobError(err);
@@ -459,6 +500,7 @@ export function toJobError(err: unknown): { code: string; message: string } {
   if (err instanceof ZodError) return { code: 'invalid_data', message: `prepared data does not match its schema: ${err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).slice(0, 3).join('; ')}` };
   if (err instanceof LabelError || err instanceof TrainingInputError) return { code: 'invalid_dataset', message: msg };
   if (err instanceof UnsupportedTaskTypeError || err instanceof UnsupportedArchitectureError || err instanceof UnsupportedLossWeightingError) return { code: 'unsupported_spec', message: msg };
+  if (err instanceof FineTuneError || err instanceof ContinualError) return { code: 'invalid_spec', message: msg };
   if (err instanceof TrainingDivergedError) return { code: 'training_diverged', message: msg };
   if (err instanceof EmbedderError) return { code: 'base_model_error', message: msg };
   return { code: 'internal_error', message: `training failed unexpectedly: ${msg}` };

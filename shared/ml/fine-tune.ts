@@ -139,11 +139,8 @@ export interface BuildFineTuneModelOptions {
 /** Copied base layers get a prefix so they never clash with head layer names. */
 export const FINE_TUNED_PREFIX = 'base_';
 
-/**
- * One model from the flattened cut activations to every task output: the top
- * of the base (the plan's trainable layers unfrozen) followed by the heads.
- */
-export async function buildFineTuneModel(opts: BuildFineTuneModelOptions): Promise<LayersModel> {
+/** The top of the base on a flat cut input: returns the input and the (flattened) embedding tensor. */
+async function applyTop(opts: Omit<BuildFineTuneModelOptions, 'heads'>): Promise<{ tf: Tf; input: SymbolicTensor; embedding: SymbolicTensor }> {
   const { tf } = await loadTf();
   const { plan, graph } = opts;
   const input = tf.input({ shape: [prod(plan.cutShape)], name: EMBEDDING_INPUT });
@@ -153,6 +150,21 @@ export async function buildFineTuneModel(opts: BuildFineTuneModelOptions): Promi
   let embedding = tensors.get(opts.embeddingLayer)!;
   if (opts.pooling === 'avg' && embedding.shape.length === 4) embedding = tf.layers.globalAveragePooling2d({ name: `${FINE_TUNED_PREFIX}pool` }).apply(embedding) as SymbolicTensor;
   if (embedding.shape.length > 2) embedding = tf.layers.flatten({ name: `${FINE_TUNED_PREFIX}flatten` }).apply(embedding) as SymbolicTensor;
+  return { tf, input, embedding };
+}
+
+/** The frozen top of the base alone (cut activations → embedding), to compute the embeddings the heads first train on. */
+export async function buildTopFeatureModel(opts: Omit<BuildFineTuneModelOptions, 'heads'>): Promise<LayersModel> {
+  const { tf, input, embedding } = await applyTop(opts);
+  return tf.model({ inputs: input, outputs: embedding, name: 'base_top' });
+}
+
+/**
+ * One model from the flattened cut activations to every task output: the top
+ * of the base (the plan's trainable layers unfrozen) followed by the heads.
+ */
+export async function buildFineTuneModel(opts: BuildFineTuneModelOptions): Promise<LayersModel> {
+  const { tf, input, embedding } = await applyTop(opts);
   const headTensors = new Map<string, SymbolicTensor>([[opts.heads.inputLayers[0].name, embedding]]);
   cloneLayers(tf, opts.heads.layers, headTensors);
   return tf.model({ inputs: input, outputs: opts.heads.outputLayers.map((l) => headTensors.get(l.name)!), name: 'fine_tuned' });
@@ -191,6 +203,7 @@ export interface TrainTopResult {
   history: Array<Record<string, number>>;
   bestEpoch: number;
   epochsRun: number;
+  stoppedEarly: boolean;
 }
 
 /** A small seeded generator (mulberry32) for the batch order. */
@@ -305,7 +318,7 @@ export async function trainTopModel(model: LayersModel, data: { train: TopSplit;
     [...train.ys, ...train.masks, ...(validation ? [...validation.ys, ...validation.masks] : [])].forEach((y) => y.dispose());
     validation?.x.dispose();
   }
-  return { history, bestEpoch, epochsRun: history.length };
+  return { history, bestEpoch, epochsRun: history.length, stoppedEarly: history.length < epochs };
 }
 
 /**

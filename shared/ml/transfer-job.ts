@@ -1,0 +1,364 @@
+/**
+ * The transfer parts of a training job, as steps the job core calls in order:
+ *
+ * 1. prepareJobBase: which embedder feeds the model (the spec's base, a trained
+ *    model's trunk, the model being extended) and where it is cut (lower when
+ *    fine-tuning), plus the tasks of an extended model.
+ * 2. embedJobSplits: embeddings (or cut activations) per split through the
+ *    embedding cache.
+ * 3. buildContinualFor / trainContinual when extending a model.
+ * 4. fineTuneStage after the heads converged.
+ * 5. continualReport, baselineStage and promotionStage for the report and the gate.
+ */
+import type { LayersModel } from '@tensorflow/tfjs';
+import type { Shard } from '../data/shards.js';
+import { decidePromotion, type MetricComparison, type PromotionDecision } from '../models/promotion.js';
+import { readAlias, readMetadata, versionPrefix } from '../models/registry.js';
+import type { ObjectStore } from '../ports/object-store.js';
+import type { ModelMetadata, TaskHead } from '../schemas/model.js';
+import type { SplitName } from '../schemas/report.js';
+import type { TrainSpec } from '../schemas/spec.js';
+import { readReport, readSplit } from '../data/shards.js';
+import { resolveBase, type ResolvedBase } from './base-models.js';
+import { accuracyOf, compareWithBaseline, fitBaseline, type BaselineComparison, type BaselineResult } from './baseline.js';
+import { buildContinualModel, mergeHeads, resolveFrom, type MergedHeads } from './continual.js';
+import { embedCached, embeddingBaseKey, lazyEmbedder, type CacheOutcome, type EmbeddingCut } from './embedding-cache.js';
+import { loadEmbedder, type ImageShape } from './embedder.js';
+import { accuracyByTask, embedFor, evaluateVersionOn, versionOutputs } from './evaluate.js';
+import { buildFineTuneModel, buildTopFeatureModel, planFineTune, predictOutputs, trainTopModel, type FineTunePlan, type TrainTopResult } from './fine-tune.js';
+import { loadModel } from './model-io.js';
+import { loadBaseGraph } from './model-base.js';
+import type { TaskTargets } from './task-kinds.js';
+
+const SPLITS: SplitName[] = ['train', 'validation', 'test'];
+
+export interface JobBase {
+  base: ResolvedBase;
+  /** Tasks of the model to train (an extended model: old tasks first). */
+  heads: TaskHead[];
+  /** metadata.base.name of the new model (a `model:` base pinned to its version). */
+  baseName: string;
+  /** Where the embedder stops when not at the base's embedding layer. */
+  cut?: EmbeddingCut;
+  fineTune?: { graph: LayersModel; plan: FineTunePlan; embeddingLayer: string; pooling: 'none' | 'avg'; top: LayersModel };
+  from?: { meta: ModelMetadata; merged: MergedHeads; old: LayersModel; trunkFrozen: boolean };
+  dispose(): void;
+}
+
+/**
+ * Resolves the embedder of a job. With `from`, the extended model's own embedder
+ * (base and cut) is used, whatever `base` says: its heads read those embeddings.
+ */
+export async function prepareJobBase(store: ObjectStore, spec: TrainSpec, heads: TaskHead[]): Promise<JobBase> {
+  if (spec.from) {
+    const meta = await resolveFrom(store, spec.from);
+    const base = await resolveBase(store, meta.base.name);
+    const merged = mergeHeads(meta.tasks, heads);
+    const old = await loadModel(store, versionPrefix(meta.model, meta.version));
+    return { base, heads: merged.heads, baseName: meta.base.name, cut: meta.base.cut, from: { meta, merged, old, trunkFrozen: !spec.fineTune }, dispose: () => old.dispose() };
+  }
+  const base = await resolveBase(store, spec.base);
+  if (!spec.fineTune || base.kind === 'none') return { base, heads, baseName: base.name, dispose: () => {} };
+  const g = await loadBaseGraph(store, base);
+  try {
+    const plan = planFineTune(g.graph, g.embeddingLayer, spec.fineTune.layers);
+    const top = await buildTopFeatureModel({ graph: g.graph, plan, embeddingLayer: g.embeddingLayer, pooling: g.pooling });
+    return {
+      base,
+      heads,
+      baseName: base.name,
+      cut: { layer: plan.cutLayer, pooling: 'none' },
+      fineTune: { ...g, plan, top },
+      dispose: () => {
+        top.dispose();
+        g.graph.dispose();
+      },
+    };
+  } catch (err) {
+    g.graph.dispose();
+    throw err;
+  }
+}
+
+export interface PreparedSplit {
+  count: number;
+  targets: Record<string, TaskTargets>;
+  /** count×size embeddings the heads read. */
+  x: Float32Array;
+}
+
+export interface EmbeddedSplits {
+  prepared: Record<SplitName, PreparedSplit>;
+  /** Records of each split that carry a label (indices into the shard). */
+  index: Record<SplitName, number[]>;
+  size: number;
+  cache: CacheOutcome;
+  /** Fine-tuning: count×cutSize activations at the cut, per split. */
+  cutX?: Record<SplitName, Float32Array>;
+}
+
+function subsetRows(x: Float32Array, size: number, index: number[], total: number): Float32Array {
+  if (index.length === total) return x;
+  const out = new Float32Array(index.length * size);
+  index.forEach((j, n) => out.set(x.subarray(j * size, (j + 1) * size), n * size));
+  return out;
+}
+
+/**
+ * Embeds every split through the cache (all records, so the cached arrays do
+ * not depend on the tasks), then keeps the labelled ones. The base is loaded
+ * only when some split misses.
+ */
+export async function embedJobSplits(input: {
+  store: ObjectStore;
+  jobBase: JobBase;
+  shards: Record<SplitName, Shard>;
+  sourceShape: ImageShape;
+  select: (shard: Shard) => { index: number[]; targets: Record<string, TaskTargets> };
+  onProgress?: (split: SplitName, done: number, total: number) => void;
+}): Promise<EmbeddedSplits> {
+  const { store, jobBase } = input;
+  const lazy = lazyEmbedder(() => loadEmbedder(store, jobBase.base, jobBase.cut ? { embedding: jobBase.cut } : {}));
+  const outcomes: CacheOutcome[] = [];
+  const prepared = {} as Record<SplitName, PreparedSplit>;
+  const index = {} as Record<SplitName, number[]>;
+  const cutX = {} as Record<SplitName, Float32Array>;
+  let rawSize = 0;
+  const top = jobBase.fineTune?.top;
+  const size = top ? (top.outputs[0].shape[1] as number) : 0;
+  try {
+    const raw = {} as Record<SplitName, Float32Array>;
+    for (const split of SPLITS) {
+      const shard = input.shards[split];
+      const count = shard.records.length;
+      if (count === 0) {
+        raw[split] = new Float32Array(0);
+        continue;
+      }
+      const r = await embedCached({ store, baseKey: embeddingBaseKey(jobBase.baseName, jobBase.cut), pixels: shard.data as Uint8Array, count, shape: input.sourceShape, embedder: lazy.get, onProgress: (d, t) => input.onProgress?.(split, d, t) });
+      outcomes.push(r.cache);
+      raw[split] = r.x;
+      rawSize = r.size;
+    }
+    for (const split of SPLITS) {
+      const shard = input.shards[split];
+      const sel = input.select(shard);
+      index[split] = sel.index;
+      const rows = subsetRows(raw[split], rawSize, sel.index, shard.records.length);
+      if (top) {
+        cutX[split] = rows;
+        prepared[split] = { count: sel.index.length, targets: sel.targets, x: sel.index.length ? (await predictOutputs(top, rows, sel.index.length))[0] : new Float32Array(0) };
+      } else {
+        prepared[split] = { count: sel.index.length, targets: sel.targets, x: rows };
+      }
+    }
+  } finally {
+    lazy.dispose();
+  }
+  return { prepared, index, size: top ? size : rawSize, cache: outcomes.every((o) => o === 'hit') && outcomes.length > 0 ? 'hit' : 'miss', ...(top ? { cutX } : {}) };
+}
+
+/** The extended model: the old one's layers plus the new heads (see continual.ts). */
+export function buildContinualFor(jobBase: JobBase, spec: TrainSpec): Promise<LayersModel> {
+  const from = jobBase.from!;
+  return buildContinualModel({ old: from.old, merged: from.merged, trunkFrozen: from.trunkFrozen, dropout: spec.training.dropout, seed: spec.training.seed });
+}
+
+export type TransferTrainResult = TrainTopResult & { taskWeights: Record<string, number> };
+
+/**
+ * Trains an extended model. Trunk frozen: only new or widened heads change.
+ * Trunk unfrozen: old heads learn their own earlier outputs on the new images
+ * as soft targets (LwF), at fineTune.learningRate.
+ */
+export async function trainContinual(
+  jobBase: JobBase,
+  model: LayersModel,
+  data: { train: PreparedSplit; validation?: PreparedSplit },
+  spec: TrainSpec,
+  onEpoch?: (epoch: number, logs: Record<string, number>) => void | Promise<void>,
+): Promise<TransferTrainResult> {
+  const from = jobBase.from!;
+  const distilled = from.trunkFrozen ? [] : from.merged.unchanged;
+  const softOf = async (s: PreparedSplit | undefined) => {
+    if (!s || !distilled.length || s.count === 0) return undefined;
+    const outs = await predictOutputs(from.old, s.x, s.count);
+    return Object.fromEntries(distilled.map((name) => [name, outs[from.meta.tasks.findIndex((t) => t.name === name)]]));
+  };
+  const result = await trainTopModel(
+    model,
+    { train: { ...data.train, soft: await softOf(data.train) }, validation: data.validation && data.validation.count ? { ...data.validation, soft: await softOf(data.validation) } : undefined },
+    {
+      epochs: spec.training.epochs,
+      batchSize: spec.training.batchSize,
+      learningRate: from.trunkFrozen ? spec.training.learningRate : (spec.fineTune?.learningRate ?? spec.training.learningRate),
+      patience: spec.training.patience,
+      heads: jobBase.heads,
+      seed: spec.training.seed,
+      onEpoch,
+    },
+  );
+  return { ...result, taskWeights: Object.fromEntries(jobBase.heads.map((h) => [h.name, 1])) };
+}
+
+export interface FineTuneReport {
+  layers: string[];
+  cut: string;
+  learningRate: number;
+  epochsRun: number;
+  history: Array<Record<string, number>>;
+  /** Test accuracy per classification task with the frozen base and after fine-tuning. */
+  test: Record<string, { before: number; after: number; difference: number }>;
+}
+
+function testAccuracy(outputs: Float32Array[], heads: TaskHead[], split: PreparedSplit): Record<string, number> {
+  return Object.fromEntries(heads.flatMap((h, i) => (h.type === 'classification' && split.count ? [[h.name, accuracyOf(outputs[i], split.targets[h.name], split.count, h.labels!.length).accuracy]] : [])));
+}
+
+/**
+ * Fine-tunes the top of the base with the trained heads on top: returns the
+ * model to publish (input: flattened cut activations) and its test split.
+ */
+export async function fineTuneStage(input: {
+  jobBase: JobBase;
+  heads: LayersModel;
+  tasks: TaskHead[];
+  embedded: EmbeddedSplits;
+  spec: TrainSpec;
+  onEpoch?: (epoch: number, logs: Record<string, number>) => void | Promise<void>;
+}): Promise<{ model: LayersModel; test: PreparedSplit; size: number; report: FineTuneReport }> {
+  const ft = input.jobBase.fineTune!;
+  const opts = input.spec.fineTune!;
+  const { prepared, cutX } = input.embedded;
+  const asCut = (s: SplitName): PreparedSplit => ({ count: prepared[s].count, targets: prepared[s].targets, x: cutX![s] });
+  const before = prepared.test.count ? testAccuracy(await predictOutputs(input.heads, prepared.test.x, prepared.test.count), input.tasks, prepared.test) : {};
+  const model = await buildFineTuneModel({ graph: ft.graph, plan: ft.plan, embeddingLayer: ft.embeddingLayer, pooling: ft.pooling, heads: input.heads });
+  try {
+    const result = await trainTopModel(model, { train: asCut('train'), validation: prepared.validation.count ? asCut('validation') : undefined }, {
+      epochs: opts.epochs,
+      learningRate: opts.learningRate,
+      batchSize: input.spec.training.batchSize,
+      patience: Math.min(3, opts.epochs),
+      heads: input.tasks,
+      seed: input.spec.training.seed,
+      onEpoch: input.onEpoch,
+    });
+    const test = asCut('test');
+    const after = test.count ? testAccuracy(await predictOutputs(model, test.x, test.count), input.tasks, test) : {};
+    const size = model.inputs[0].shape[1] as number;
+    return {
+      model,
+      test,
+      size,
+      report: {
+        layers: ft.plan.trainable,
+        cut: ft.plan.cutLayer,
+        learningRate: opts.learningRate,
+        epochsRun: result.epochsRun,
+        history: result.history,
+        test: Object.fromEntries(Object.keys(after).map((t) => [t, { before: before[t], after: after[t], difference: after[t] - before[t] }])),
+      },
+    };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+export type ContinualReport =
+  | { from: string; trunk: 'frozen' | 'distilled'; dataset: string; tasks: Record<string, { before: number; after: number; difference: number; count: number }>; added: string[]; extended: string[] }
+  | { from: string; trunk: 'frozen' | 'distilled'; skipped: string; added: string[]; extended: string[] };
+
+/** Each old task's test accuracy before (the old version) and after (the new model), on the old model's own test split. */
+export async function continualReport(store: ObjectStore, jobBase: JobBase, model: LayersModel): Promise<ContinualReport> {
+  const from = jobBase.from!;
+  const meta = from.meta;
+  const head = { from: `${meta.model}@${meta.version}`, trunk: from.trunkFrozen ? ('frozen' as const) : ('distilled' as const), added: from.merged.added, extended: Object.keys(from.merged.extended) };
+  let report;
+  try {
+    report = await readReport(store, `prepared/${meta.dataset.name}/${meta.dataset.hash}`);
+  } catch {
+    return { ...head, skipped: `the old model's prepared dataset ${meta.dataset.name}@${meta.dataset.hash.slice(0, 12)} is no longer stored` };
+  }
+  const test = await readSplit(store, report, 'test');
+  if (test.records.length === 0 || report.inputShape.length !== 3) return { ...head, skipped: 'the old model has no image test split' };
+  const labels = Object.fromEntries(meta.tasks.map((t) => [t.name, test.records.map((r) => r.labels[t.name])]));
+  const images = { pixels: test.data as Uint8Array, count: test.records.length, shape: report.inputShape as ImageShape, labels };
+  const { x } = await embedFor(store, meta, images);
+  const before = accuracyByTask(meta, await versionOutputs(store, meta, x, images.count), images.count, labels);
+  const after = accuracyByTask({ tasks: jobBase.heads }, await predictOutputs(model, x, images.count), images.count, labels);
+  return {
+    ...head,
+    dataset: `${meta.dataset.name}@${meta.dataset.hash.slice(0, 12)}`,
+    tasks: Object.fromEntries(Object.keys(before).map((t) => [t, { before: before[t].accuracy, after: after[t]?.accuracy ?? 0, difference: (after[t]?.accuracy ?? 0) - before[t].accuracy, count: before[t].count }])),
+  };
+}
+
+/** Fits the from-scratch baseline on the job's own split and compares it with the transfer model's test accuracy. */
+export async function baselineStage(input: {
+  store: ObjectStore;
+  shards: Record<SplitName, Shard>;
+  embedded: EmbeddedSplits;
+  sourceShape: ImageShape;
+  heads: TaskHead[];
+  seed: number;
+  transferTest: Record<string, { accuracy?: number } | undefined>;
+}): Promise<{ result: BaselineResult; comparison: BaselineComparison } | undefined> {
+  const per = input.sourceShape[0] * input.sourceShape[1] * input.sourceShape[2];
+  const split = (s: SplitName) => {
+    const data = input.shards[s].data as Uint8Array;
+    const idx = input.embedded.index[s];
+    const pixels = new Uint8Array(idx.length * per);
+    idx.forEach((j, n) => pixels.set(data.subarray(j * per, (j + 1) * per), n * per));
+    return { pixels, count: idx.length, targets: input.embedded.prepared[s].targets };
+  };
+  const result = await fitBaseline({ store: input.store, splits: { train: split('train'), validation: split('validation'), test: split('test') }, sourceShape: input.sourceShape, heads: input.heads, seed: input.seed });
+  if (!result) return undefined;
+  return { result, comparison: compareWithBaseline(input.transferTest, result) };
+}
+
+/**
+ * The gate: the serving version is run on this job's test split (through its
+ * own embedder) and compared task by task with the candidate; for an extended
+ * model, old tasks are also compared on the old test split.
+ */
+export async function promotionStage(input: {
+  store: ObjectStore;
+  model: string;
+  spec: TrainSpec;
+  heads: TaskHead[];
+  candidate: Record<string, { accuracy?: number } | undefined>;
+  test: Shard;
+  sourceShape: number[];
+  continual?: ContinualReport;
+  log?: (line: string) => void;
+}): Promise<PromotionDecision> {
+  const { store, spec } = input;
+  const current = await readAlias(store, input.model, 'latest');
+  const margin = spec.promotion.margin;
+  if (!current) return decidePromotion([], margin);
+  const comparisons: MetricComparison[] = [];
+  const meta = await readMetadata(store, input.model, current.version);
+  if (meta && input.test.records.length && input.sourceShape.length === 3) {
+    try {
+      const labels = Object.fromEntries(input.heads.map((h) => [h.name, input.test.records.map((r) => r.labels[h.name])]));
+      const previous = await evaluateVersionOn(store, meta, { pixels: input.test.data as Uint8Array, count: input.test.records.length, shape: input.sourceShape as ImageShape, labels });
+      for (const h of input.heads) {
+        const p = previous?.[h.name]?.accuracy;
+        const c = input.candidate[h.name]?.accuracy;
+        if (p !== undefined && c !== undefined) comparisons.push({ task: h.name, metric: 'accuracy', previous: p, candidate: c, delta: c - p, on: 'test split of this job' });
+      }
+    } catch (err) {
+      input.log?.(`promotion gate: could not run ${input.model}@${current.version} on the test split (${err instanceof Error ? err.message : String(err)}); comparing stored metrics`);
+      for (const h of input.heads) {
+        const p = (meta.metrics[h.name] as { accuracy?: number } | undefined)?.accuracy;
+        const c = input.candidate[h.name]?.accuracy;
+        if (p !== undefined && c !== undefined) comparisons.push({ task: h.name, metric: 'accuracy', previous: p, candidate: c, delta: c - p, on: 'own test splits (not the same records)' });
+      }
+    }
+  }
+  if (input.continual && 'tasks' in input.continual) {
+    for (const [task, v] of Object.entries(input.continual.tasks)) comparisons.push({ task, metric: 'accuracy', previous: v.before, candidate: v.after, delta: v.difference, on: `test split of ${input.continual.dataset}` });
+  }
+  return decidePromotion(comparisons, margin, current.version);
+}
