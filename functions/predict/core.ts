@@ -6,6 +6,7 @@ import type { ModelMetadata } from '../../shared/schemas/model.js';
 import type { PredictRequest, PredictResponse, TaskPrediction } from '../../shared/schemas/predict.js';
 import { listModels, ModelNotFoundError, resolveModel } from '../../shared/models/registry.js';
 import { readLatestJobOfModel } from '../../shared/jobs/status.js';
+import { NoPreviousVersionError, rollbackAlias } from '../../shared/models/promotion.js';
 
 /** A model ready to serve: one forward pass from raw instances to per-task predictions. */
 export interface Servable {
@@ -69,6 +70,21 @@ export async function listModelSummaries(deps: Pick<ApiDeps, 'store'>) {
 export async function describeModel(model: string, deps: Pick<ApiDeps, 'store'>, version?: string) {
   const meta = await resolveOr404(deps.store, checkModelName(model), version);
   return meta;
+}
+
+/**
+ * `POST /models/{model}/rollback`: points `latest` back at the version it served
+ * before (a second call undoes the first).
+ */
+export async function rollback(model: string, deps: Pick<ApiDeps, 'store'>) {
+  try {
+    const r = await rollbackAlias(deps.store, checkModelName(model));
+    return { model: r.model, alias: r.alias, version: r.to, previous: r.from };
+  } catch (err) {
+    if (err instanceof ModelNotFoundError) throw new ApiError(404, 'MODEL_NOT_FOUND', err.message);
+    if (err instanceof NoPreviousVersionError) throw new ApiError(409, 'NO_PREVIOUS_VERSION', err.message);
+    throw err;
+  }
 }
 
 /** The latest training job of a model (what `tl status` shows). */

@@ -2,7 +2,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { ApiError, errorResult, json, parseBody, routeKey } from '../../shared/http/api.js';
 import { PredictRequestSchema } from '../../shared/schemas/predict.js';
 import { createDeps } from '../../shared/wiring.js';
-import { describeModel, latestJob, listModelSummaries, predict, type ApiDeps } from './core.js';
+import { describeModel, latestJob, listModelSummaries, predict, rollback, type ApiDeps } from './core.js';
 import { createModelCache } from './model-cache.js';
 
 type Route = (event: APIGatewayProxyEvent, deps: ApiDeps) => Promise<APIGatewayProxyResult>;
@@ -14,6 +14,7 @@ const routes: Record<string, Route> = {
   'GET /models/{model}': async (e, deps) => json(200, await describeModel(param(e, 'model'), deps, e.queryStringParameters?.version)),
   'GET /models/{model}/job': async (e, deps) => json(200, await latestJob(param(e, 'model'), deps)),
   'POST /models/{model}/predict': async (e, deps) => json(200, await predict(param(e, 'model'), parseBody(e, PredictRequestSchema), deps)),
+  'POST /models/{model}/rollback': async (e, deps) => json(200, await rollback(param(e, 'model'), deps)),
 };
 
 /** The inference API: predict and model information, behind API Gateway or the local server. */

@@ -9,6 +9,8 @@ import { resolveBase } from '../../shared/ml/base-models.js';
 import { loadEmbedder, type Embedder } from '../../shared/ml/embedder.js';
 import { loadModel } from '../../shared/ml/model-io.js';
 import { predictTasks, selectTasks, UnknownTaskError } from '../../shared/ml/predict.js';
+import { loadPrototypes, scorePrototypes, type Prototypes } from '../../shared/ml/prototype.js';
+import { taskKind } from '../../shared/ml/task-kinds.js';
 import { versionPrefix } from '../../shared/models/registry.js';
 import type { ModelCache, Servable } from './core.js';
 
@@ -86,6 +88,39 @@ class HeadServable implements Servable {
   }
 }
 
+/** A nearest-class-mean model (mode "prototype"): scores are a softmax over scaled cosine similarities. */
+class PrototypeServable implements Servable {
+  constructor(
+    readonly metadata: ModelMetadata,
+    private readonly embedder: Embedder,
+    private readonly prototypes: Prototypes,
+  ) {}
+
+  async predict(request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>> {
+    let selected;
+    try {
+      selected = selectTasks(this.metadata.tasks, request.tasks);
+    } catch (err) {
+      if (err instanceof UnknownTaskError) throw new ApiError(400, 'UNKNOWN_TASK', err.message);
+      throw err;
+    }
+    const n = request.instances.length;
+    const x = await this.embedder.embed(await toPixels(request.instances, this.metadata), n);
+    const scores = scorePrototypes(this.prototypes, x, n);
+    return Array.from({ length: n }, (_, r) =>
+      Object.fromEntries(
+        selected.map((head) => {
+          const t = this.prototypes.tasks.findIndex((p) => p.name === head.name);
+          const k = this.prototypes.tasks[t].labels.length;
+          return [head.name, taskKind('classification').format(scores[t].subarray(r * k, (r + 1) * k), head, request.topK)];
+        }),
+      ),
+    );
+  }
+
+  dispose(): void {}
+}
+
 export interface ModelCacheOptions {
   /** Model versions kept loaded. @default 4 */
   capacity?: number;
@@ -100,12 +135,14 @@ export function createModelCache(store: ObjectStore, options: ModelCacheOptions 
   const models = new LruCache<string, Promise<Servable>>(options.capacity ?? 4, (_k, v) => void v.then((s) => s.dispose()).catch(() => {}));
   const embedders = new Map<string, Promise<Embedder>>();
 
-  const embedderFor = (baseName: string): Promise<Embedder> => {
-    let e = embedders.get(baseName);
+  // Keyed by base and cut: a fine-tuned model's embedder stops lower than its base's default.
+  const embedderFor = ({ name, cut }: ModelMetadata['base']): Promise<Embedder> => {
+    const key = cut ? `${name}#${cut.layer}#${cut.pooling}` : name;
+    let e = embedders.get(key);
     if (!e) {
-      e = resolveBase(store, baseName).then((b) => loadEmbedder(store, b));
-      embedders.set(baseName, e);
-      e.catch(() => embedders.delete(baseName));
+      e = resolveBase(store, name).then((b) => loadEmbedder(store, b, cut ? { embedding: cut } : {}));
+      embedders.set(key, e);
+      e.catch(() => embedders.delete(key));
     }
     return e;
   };
@@ -116,8 +153,12 @@ export function createModelCache(store: ObjectStore, options: ModelCacheOptions 
       let s = models.get(key);
       if (!s) {
         s = (async () => {
+          if (meta.kind === 'prototype') {
+            const [embedder, prototypes] = await Promise.all([embedderFor(meta.base), loadPrototypes(store, versionPrefix(meta.model, meta.version))]);
+            return new PrototypeServable(meta, embedder, prototypes);
+          }
           const [embedder, head] = await Promise.all([
-            meta.input.type === 'image' ? embedderFor(meta.base.name) : Promise.resolve(undefined),
+            meta.input.type === 'image' ? embedderFor(meta.base) : Promise.resolve(undefined),
             loadModel(store, versionPrefix(meta.model, meta.version)),
           ]);
           return new HeadServable(meta, embedder, head);

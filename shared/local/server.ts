@@ -19,6 +19,7 @@ export const API_ROUTES: RouteSpec[] = [
   { method: 'GET', resource: '/models/{model}', handler: 'predict' },
   { method: 'GET', resource: '/models/{model}/job', handler: 'predict' },
   { method: 'POST', resource: '/models/{model}/predict', handler: 'predict' },
+  { method: 'POST', resource: '/models/{model}/rollback', handler: 'predict' },
   { method: 'POST', resource: '/datasets/{dataset}/uploads', handler: 'uploads' },
 ];
 

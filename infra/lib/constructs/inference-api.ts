@@ -55,6 +55,8 @@ export class InferenceApi extends Construct {
     props.bucket.grantRead(this.predictFunction, 'models/*');
     props.bucket.grantRead(this.predictFunction, 'base-models/*');
     props.bucket.grantRead(this.predictFunction, 'jobs/*');
+    // POST /models/{model}/rollback moves an alias, and nothing else.
+    props.bucket.grantPut(this.predictFunction, 'models/*/aliases/*');
 
     this.uploadsFunction = new PlatformFunction(this, 'UploadsFunction', {
       name: 'uploads',
@@ -122,6 +124,7 @@ export class InferenceApi extends Construct {
     const model = models.addResource('{model}');
     model.addMethod('GET', predict);
     model.addResource('job').addMethod('GET', predict);
+    model.addResource('rollback').addMethod('POST', predict);
     model.addResource('predict').addMethod('POST', predict, { requestValidator: validator, requestModels: { 'application/json': predictModel } });
 
     const uploads = this.api.root.addResource('datasets').addResource('{dataset}').addResource('uploads');
