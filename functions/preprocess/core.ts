@@ -14,6 +14,7 @@ import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
 import { encodeShard, type ShardRecord } from '../../shared/data/shards.js';
 import { jobIdFor, jobStatusKey, modelJobPointerKey, readJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
 import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
+import { publishPrototypeModel, PrototypeInputError } from '../../shared/ml/prototype.js';
 import type { JobRunner } from '../../shared/ports/job-runner.js';
 import { getJsonIfExists, NotFoundError, putJson, type ObjectStore } from '../../shared/ports/object-store.js';
 import { NameSchema } from '../../shared/schemas/common.js';
@@ -94,7 +95,9 @@ export type PreprocessResult =
   /** This dataset content already has a job (redelivery or the same upload again). */
   | { outcome: 'duplicate'; jobId: string; state: JobState }
   | { outcome: 'failed'; jobId: string; error: { code: PreprocessErrorCode; message: string } }
-  | { outcome: 'submitted'; jobId: string; runnerJobId: string; preparedPrefix: string; reusedReport: boolean };
+  | { outcome: 'submitted'; jobId: string; runnerJobId: string; preparedPrefix: string; reusedReport: boolean }
+  /** mode "prototype": a nearest-class-mean model published right here, no training job. */
+  | { outcome: 'published'; jobId: string; model: string; version: string; promoted: boolean };
 
 const SPEC_KEY = /^datasets\/([^/]+)\/train\.json$/;
 
@@ -186,6 +189,22 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
       await putJson(store, reportKey, report);
     }
 
+    if (spec.mode === 'prototype') {
+      // Few-shot: nothing to train, so the model is published here, in seconds.
+      await updateJobStatus(store, jobId, { state: 'running', phase: 'prototypes', progress: 0.5 });
+      const published = await publishPrototypeModel({ store, report, jobId });
+      await updateJobStatus(store, jobId, {
+        state: 'succeeded',
+        phase: 'done',
+        progress: 1,
+        version: published.version,
+        promoted: published.promotion.promote,
+        embeddingCache: published.embeddingCache,
+      });
+      await store.delete(claimKey);
+      log?.info('prototype model published', { jobId, model: published.model, version: published.version, promotion: published.promotion.reason });
+      return { outcome: 'published', jobId, model: published.model, version: published.version, promoted: published.promotion.promote };
+    }
     const env = TrainJobEnvSchema.parse({ TL_JOB_ID: jobId, TL_PREPARED_PREFIX: preparedPrefix });
     const { runnerJobId } = await deps.jobs.submit({ jobId, env });
     await updateJobStatus(store, jobId, { runnerJobId, phase: 'queued' });
@@ -215,6 +234,7 @@ function asInputError(err: unknown): PreprocessInputError | undefined {
   if (err instanceof PreprocessInputError) return err;
   if (err instanceof DatasetError) return new PreprocessInputError(err.code, err.message);
   if (err instanceof UnknownBaseModelError) return new PreprocessInputError('UNKNOWN_BASE_MODEL', err.message);
+  if (err instanceof PrototypeInputError) return new PreprocessInputError('INVALID_SPEC', err.message);
   return undefined;
 }
 
@@ -301,7 +321,8 @@ async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
   }
 
   const summary = summarizeTasks(tasks, usable);
-  assertTrainable(tasks, summary);
+  // A prototype needs one example per class (publishPrototypeModel checks the classes); training needs more.
+  if (spec.mode !== 'prototype') assertTrainable(tasks, summary);
 
   const splits = assignSplits(usable, spec.training, tasks);
   const shardSize = input.options?.shardSize ?? 256;
