@@ -1,6 +1,6 @@
 import type { ObjectStore } from '../../shared/ports/object-store.js';
 import { ApiError } from '../../shared/http/api.js';
-import { NameSchema } from '../../shared/schemas/common.js';
+import { NameSchema, VersionOrAliasSchema } from '../../shared/schemas/common.js';
 import { JobStatusSchema, type JobStatus } from '../../shared/schemas/job.js';
 import type { ModelMetadata } from '../../shared/schemas/model.js';
 import type { PredictRequest, PredictResponse, TaskPrediction } from '../../shared/schemas/predict.js';
@@ -63,11 +63,19 @@ function summary(meta: ModelMetadata) {
 
 export async function listModelSummaries(deps: Pick<ApiDeps, 'store'>) {
   const names = await listModels(deps.store);
-  const metas = await Promise.all(names.map((n) => resolveModel(deps.store, n).catch(() => undefined)));
+  // A model whose alias points nowhere (deleted by hand) is left out; any other
+  // error (a corrupt metadata file, a store failure) is reported, not hidden.
+  const metas = await Promise.all(names.map((n) => resolveModel(deps.store, n).catch((err) => {
+    if (err instanceof ModelNotFoundError) return undefined;
+    throw err;
+  })));
   return { models: metas.filter((m): m is ModelMetadata => Boolean(m)).map(summary) };
 }
 
 export async function describeModel(model: string, deps: Pick<ApiDeps, 'store'>, version?: string) {
+  if (version !== undefined && !VersionOrAliasSchema.safeParse(version).success) {
+    throw new ApiError(400, 'INVALID_VERSION', `invalid version ${JSON.stringify(version)}: use a version id or an alias name`);
+  }
   const meta = await resolveOr404(deps.store, checkModelName(model), version);
   return meta;
 }

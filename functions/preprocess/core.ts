@@ -142,6 +142,10 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
   const settled = async (): Promise<PreprocessResult | undefined> => {
     const existing = await readJobStatus(store, jobId);
     if (!existing || (existing.runnerJobId === undefined && !TERMINAL_STATES.includes(existing.state))) return undefined;
+    // A job that failed or was cancelled after it was submitted (Spot reclaimed, out
+    // of memory, a crash, a timeout) runs again when its train.json is uploaded again.
+    // Failures of the input itself (recorded before submitting) would fail the same way.
+    if ((existing.state === 'failed' || existing.state === 'cancelled') && existing.runnerJobId !== undefined) return undefined;
     log?.info('dataset content already has a job', { jobId, state: existing.state });
     return { outcome: 'duplicate', jobId, state: existing.state };
   };
@@ -206,8 +210,11 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
       return { outcome: 'published', jobId, model: published.model, version: published.version, promoted: published.promotion.promote };
     }
     const env = TrainJobEnvSchema.parse({ TL_JOB_ID: jobId, TL_PREPARED_PREFIX: preparedPrefix });
+    // Reset before submitting: a rerun of a failed job starts clean, and the job's
+    // own first write (running) cannot be overwritten by ours.
+    await updateJobStatus(store, jobId, { state: 'submitted', phase: 'queued', progress: 0, error: undefined, version: undefined, promoted: undefined });
     const { runnerJobId } = await deps.jobs.submit({ jobId, env });
-    await updateJobStatus(store, jobId, { runnerJobId, phase: 'queued' });
+    await updateJobStatus(store, jobId, { runnerJobId });
     await store.delete(claimKey);
     log?.info('training job submitted', { jobId, runnerJobId, preparedPrefix, used: report.records.used, skipped: report.records.skipped });
     return { outcome: 'submitted', jobId, runnerJobId, preparedPrefix, reusedReport: previous.success };

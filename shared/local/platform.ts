@@ -66,6 +66,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const url = await listen(server, options.port ?? 8080, options.host ?? '127.0.0.1');
 
   const storesByBucketDir = new Map<string, ObjectStore>();
+  let shuttingDown = false;
   const runner = new ChildProcessJobRunner({
     ...options.runner,
     onOutput: options.runner?.onOutput ?? ((id, line) => log(`[${id}] ${line}`)),
@@ -73,7 +74,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     // failed here, as the job-events function does for AWS Batch.
     onExit: (d, request) => {
       const store = storesByBucketDir.get(request.env.BUCKET_DIR ?? '');
-      if (!store) return;
+      // Jobs stopped because the platform stops are not failures: they stay
+      // unfinished and resume on the next start.
+      if (!store || shuttingDown) return;
       void (async () => {
         const status = await readJobStatus(store, d.jobId);
         if (status && !TERMINAL_STATES.includes(status.state)) {
@@ -150,6 +153,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       }
     },
     async stop() {
+      shuttingDown = true;
       for (const t of tenants) t.queue.stop();
       await runner.stopAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));

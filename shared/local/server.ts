@@ -41,7 +41,7 @@ export interface LocalGatewayOptions {
   log?: (line: string) => void;
 }
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -72,7 +72,18 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Matches a path against the route templates; returns the route and its parameters. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'INVALID_PATH', `path segment ${JSON.stringify(segment)} is not valid percent-encoding`);
+  }
+}
+
+/**
+ * Matches a path against the route templates; returns the route and its parameters.
+ * @throws HttpError 400 when a parameter is not valid percent-encoding
+ */
 export function matchRoute(method: string, pathname: string): { route: RouteSpec; params: Record<string, string> } | { methodMismatch: true } | undefined {
   const parts = pathname.split('/').filter(Boolean);
   let methodMismatch = false;
@@ -83,13 +94,8 @@ export function matchRoute(method: string, pathname: string): { route: RouteSpec
     let ok = true;
     for (let i = 0; i < tpl.length && ok; i++) {
       const m = /^\{(\w+)\}$/.exec(tpl[i]);
-      if (m) {
-        try {
-          params[m[1]] = decodeURIComponent(parts[i]);
-        } catch {
-          ok = false;
-        }
-      } else ok = tpl[i] === parts[i];
+      if (m) params[m[1]] = decodeSegment(parts[i]);
+      else ok = tpl[i] === parts[i];
     }
     if (!ok) continue;
     if (route.method !== method) {
@@ -166,8 +172,8 @@ export function createLocalGateway(options: LocalGatewayOptions): Server {
       const upload = /^\/_objects\/([^/]+)\/(.+)$/.exec(url.pathname);
       if (upload) {
         if (method !== 'PUT') throw new HttpError(405, 'METHOD_NOT_ALLOWED', 'uploads use PUT');
-        const tenant = options.tenantById(decodeURIComponent(upload[1]));
-        const key = upload[2].split('/').map(decodeURIComponent).join('/');
+        const tenant = options.tenantById(decodeSegment(upload[1]));
+        const key = upload[2].split('/').map(decodeSegment).join('/');
         const body = await readBody(req, MAX_UPLOAD_BYTES);
         const ok = tenant && (await tenant.acceptUpload(key, Number(url.searchParams.get('expires')), url.searchParams.get('sig') ?? '', body));
         if (!ok) throw new HttpError(403, 'INVALID_SIGNATURE', 'upload URL is invalid or expired');

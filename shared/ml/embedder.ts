@@ -82,6 +82,10 @@ abstract class BatchedEmbedder implements Embedder {
         y.dispose();
       }
       opts.onProgress?.(start + n, count);
+      // On wasm, data() settles as a microtask, so without this the loop never lets
+      // timers and I/O run: status writes would wait until the end, and a server
+      // embedding a request would answer nobody else meanwhile.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     return out;
   }

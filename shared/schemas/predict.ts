@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isSafeRelativePath, VersionOrAliasSchema } from './common.js';
 
 export const MAX_INSTANCES = 32;
 
@@ -18,7 +19,7 @@ export const PredictRequestSchema = z.strictObject({
   /** Scores to list per classification task. @default 3 */
   topK: z.number().int().min(1).max(100).default(3),
   /** A version or alias to call. @default "latest" */
-  version: z.string().regex(/^[a-z0-9_-]{1,64}$/i).optional(),
+  version: VersionOrAliasSchema.optional(),
 });
 export type PredictRequest = z.infer<typeof PredictRequestSchema>;
 
@@ -52,7 +53,7 @@ export const UploadRequestSchema = z.strictObject({
           .string()
           .min(1)
           .max(1024)
-          .refine((s) => !s.startsWith('/') && !s.split('/').some((p) => p === '..' || p === ''), 'path must be relative, without ".."'),
+          .refine(isSafeRelativePath, 'path must be relative, with no empty, "." or ".." segment, backslash or NUL'),
         contentType: z.string().max(200).optional(),
       }),
     )

@@ -77,6 +77,14 @@ describe('embedded platform end to end (HTTP)', () => {
       ['bad base64', t.call('POST', '/models/shapes/predict', { instances: [{ image: '%%%' }] }), 400, 'INVALID_BASE64'],
       ['wrong shape', t.call('POST', '/models/shapes/predict', { instances: [{ features: [1, 2, 3] }] }), 400, 'INVALID_INPUT'],
       ['unknown route', t.call('GET', '/nothing-here'), 404, 'NOT_FOUND'],
+      ['wrong method', t.call('DELETE', '/models/shapes'), 405, 'METHOD_NOT_ALLOWED'],
+      ['version as a path', t.call('GET', `/models/shapes?version=${encodeURIComponent('../../x')}`), 400, 'INVALID_VERSION'],
+      ['broken percent-encoding', t.call('GET', '/models/%E0'), 400, 'INVALID_PATH'],
+      ['upload path with a "." segment', t.call('POST', '/datasets/d1/uploads', { files: [{ path: './x.jpg' }] }), 400, 'INVALID_REQUEST'],
+      ['upload path with a backslash', t.call('POST', '/datasets/d1/uploads', { files: [{ path: 'a\\b.jpg' }] }), 400, 'INVALID_REQUEST'],
+      ['dataset name ../x', t.call('POST', `/datasets/${encodeURIComponent('../x')}/uploads`, { files: [{ path: 'a.jpg' }] }), 400, 'INVALID_DATASET_NAME'],
+      ['upload URL with broken encoding', t.call('PUT', '/_objects/%E0/x', 'data'), 400, 'INVALID_PATH'],
+      ['upload URL with a forged signature', t.call('PUT', '/_objects/default/datasets/d1/a.jpg?expires=9999999999&sig=00', 'data'), 403, 'INVALID_SIGNATURE'],
     ];
     for (const [why, pending, status, code] of cases) {
       const res = await pending;

@@ -1,9 +1,10 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { isSafeRelativePath, RESERVED_KEY_PREFIX } from '../../schemas/common.js';
 import { NotFoundError, type ObjectInfo, type ObjectStore, type PresignedPut, type PutOptions } from '../../ports/object-store.js';
 
-const TMP_PREFIX = '.tmp-';
+const TMP_PREFIX = RESERVED_KEY_PREFIX;
 
 export interface FsObjectStoreOptions {
   /** Folder that plays the bucket. */
@@ -20,7 +21,7 @@ export class InvalidKeyError extends Error {
 
 /** Checks a key the way the local bucket needs it: relative, no `..`, no empty segment. */
 export function assertSafeKey(key: string): void {
-  if (!key || key.startsWith('/') || key.includes('\\') || key.includes('\0') || key.split('/').some((p) => p === '' || p === '.' || p === '..' || p.startsWith(TMP_PREFIX))) {
+  if (!isSafeRelativePath(key)) {
     throw new InvalidKeyError(`invalid object key: ${JSON.stringify(key)}`);
   }
 }

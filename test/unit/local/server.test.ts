@@ -19,3 +19,15 @@ describe('matchRoute', () => {
     expect(matchRoute('GET', '/models/../x/predict')).toBeUndefined();
   });
 });
+
+describe('matchRoute with broken percent-encoding', () => {
+  it('answers 400 INVALID_PATH instead of failing', async () => {
+    const { HttpError } = await import('../../../shared/local/server.js');
+    expect(() => matchRoute('GET', '/models/%E0')).toThrow(HttpError);
+    try {
+      matchRoute('GET', '/models/%E0');
+    } catch (err) {
+      expect(err).toMatchObject({ status: 400, code: 'INVALID_PATH' });
+    }
+  });
+});

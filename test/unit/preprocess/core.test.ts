@@ -223,6 +223,23 @@ describe('preprocessDataset', () => {
 
       expect(again).toMatchObject({ outcome: 'duplicate', state: 'failed' });
     });
+
+    it('runs a job again when it failed after submission (a crash, a Spot reclaim) and train.json is uploaded again', async () => {
+      // Prepare: a submitted job that then failed at run time.
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+      const first = await preprocessDataset(event('pets'), deps);
+      const jobId = (first as { jobId: string }).jobId;
+      const { updateJobStatus } = await import('../../../shared/jobs/status.js');
+      await updateJobStatus(store, jobId, { state: 'failed', error: { code: 'SPOT_RECLAIMED', message: 'instance reclaimed' } });
+      // Act
+      const again = await preprocessDataset(event('pets'), deps);
+      // Assess
+      expect(again).toMatchObject({ outcome: 'submitted', jobId, reusedReport: true });
+      expect(jobs.submitted).toHaveLength(2);
+      const status = await readJobStatus(store, jobId);
+      expect(status).toMatchObject({ state: 'submitted', progress: 0 });
+      expect(status?.error).toBeUndefined();
+    });
   });
 
   describe('user errors end the job as failed, without a submit', () => {
