@@ -121,7 +121,10 @@ Options:
         stderr: io.stderr,
       });
       io.stdout.write(
-        `uploaded ${result.files} files (${formatBytes(result.bytes)}) to dataset ${result.dataset}, then train.json (${result.spec}): training starts for model ${result.model}\n`,
+        `uploaded ${result.files} files (${formatBytes(result.bytes)}) to dataset ${result.dataset}, then train.json (${result.spec}): ` +
+          `the platform prepares the data and trains model ${result.model}, unless this exact content was trained already\n` +
+          // Uploads add and replace files; nothing is deleted from the dataset.
+          `note: files uploaded to dataset ${result.dataset} earlier and missing here are still part of it; use --dataset <new name> to start clean\n`,
       );
       if (!values.wait) {
         io.stdout.write(`next: ${statusHint(result.model, values)}\n`);
