@@ -4,8 +4,9 @@
  * bench/results/latest.json (plus a dated copy). Figures come with a baseline
  * measured in the same run where one makes sense, as ratios.
  *
- * Sections: embedding, head, predict, pipeline (default: all). Pick some with
- * `npm run bench -- predict pipeline`.
+ * Sections: embedding, head, predict, pipeline, mtl (default: all). Pick some with
+ * `npm run bench -- predict pipeline`. `mtl` compares single-task, hard and soft
+ * sharing on Fashion-MNIST (bench/mtl.ts; MobileNetV2 embeddings cached in bench/.cache/).
  */
 import { cpus, tmpdir } from 'node:os';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTf } from '../shared/tf/loader.js';
 import { benchEmbedding, benchHeadTraining } from './ml.js';
+import { benchMultiTask, mtlTable } from './mtl.js';
 import { generateShapesDataset, generateShapesImages } from '../shared/local/demo-data.js';
 import { startTestPlatform, type TestPlatform } from '../test/helpers/platform.js';
 
@@ -104,7 +106,7 @@ async function benchPredictAndPipeline(sections: Set<string>, embeddingFigures: 
 }
 
 async function main() {
-  const all = ['embedding', 'head', 'predict', 'pipeline'];
+  const all = ['embedding', 'head', 'predict', 'pipeline', 'mtl'];
   const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const sections = new Set(asked.length ? asked : all);
   const { backend, packageName } = await loadTf(log);
@@ -126,7 +128,13 @@ async function main() {
     log('head: training a head on 1000 cached embeddings...');
     results.headTraining = await benchHeadTraining({ records: 1000, epochs: 10 });
   }
-  Object.assign(results, await benchPredictAndPipeline(sections, embedding));
+  if (sections.has('predict') || sections.has('pipeline')) Object.assign(results, await benchPredictAndPipeline(sections, embedding));
+  if (sections.has('mtl')) {
+    log('mtl: single-task vs hard vs soft sharing on Fashion-MNIST (fine and coarse labels)...');
+    const mtl = await benchMultiTask({ log });
+    results.mtl = mtl;
+    log(mtlTable(mtl));
+  }
   results.finishedAt = new Date().toISOString();
   const dir = path.join(here, 'results');
   await mkdir(dir, { recursive: true });

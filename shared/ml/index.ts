@@ -7,4 +7,5 @@ export * from './heads.js';
 export * from './loss-weighting.js';
 export * from './train.js';
 export * from './metrics.js';
+export * from './mtl-evaluate.js';
 export * from './predict.js';
