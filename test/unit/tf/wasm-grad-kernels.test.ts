@@ -60,9 +60,10 @@ const CASES: Case[] = [
 
 describe('registerWasmGradKernels', () => {
   let tf: Tf;
+  let registered: string[];
   beforeAll(async () => {
     ({ tf } = await loadTf(() => {}));
-    registerWasmGradKernels(tf);
+    registered = registerWasmGradKernels(tf);
   });
   afterEach(async () => {
     await tf.setBackend('wasm');
@@ -80,13 +81,50 @@ describe('registerWasmGradKernels', () => {
     return values;
   }
 
-  it('registers the three missing kernels once; a second call adds nothing', () => {
+  it('registers the three missing kernels and the faster Conv2DBackpropInput once; a second call adds nothing', () => {
     // Act
     const again = registerWasmGradKernels(tf);
 
     // Assess
     expect(again).toEqual([]);
+    expect(registered).toEqual([...WASM_GRAD_KERNEL_NAMES, 'Conv2DBackpropInput']);
     for (const name of WASM_GRAD_KERNEL_NAMES) expect(tf.getKernel(name, 'wasm')).toBeDefined();
+  });
+
+  it('gives the same conv gradients when run again on new data (no stale XNNPACK operand)', async () => {
+    // Prepare: two calls at one shape, the second with different values
+    const xShape: Shape4 = [2, 5, 5, 4];
+    const filterShape: Shape4 = [1, 1, 4, 6];
+    const grads = (seed: number) => () => {
+      const x = tf.tensor4d(randomValues(size(xShape), seed), xShape);
+      const w = tf.tensor4d(randomValues(size(filterShape), seed + 1), filterShape);
+      const loss = (a: Tensor, b: Tensor) => tf.sum(tf.square(tf.conv2d(a as Tensor4D, b as Tensor4D, 1, 'valid')));
+      return tf.grads(loss)([x, w]);
+    };
+
+    // Act
+    const first = await on('wasm', grads(1));
+    const second = await on('wasm', grads(2));
+    const secondCpu = await on('cpu', grads(2));
+
+    // Assess
+    expect(relError(second[0], secondCpu[0])).toBeLessThan(1e-4);
+    expect(relError(second[1], secondCpu[1])).toBeLessThan(1e-4);
+    expect(relError(first[1], second[1])).toBeGreaterThan(1e-2);
+  });
+
+  it('still serves NCHW Conv2DBackpropInput through the shipped kernel', async () => {
+    // Prepare
+    const run = () => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor4d(randomValues(2 * 3 * 4 * 4, 9), [2, 3, 4, 4]), filter: tf.tensor4d(randomValues(3 * 3 * 2 * 3, 10), [3, 3, 2, 3]) }, {
+      strides: 1, pad: 'same', dataFormat: 'NCHW', inputShape: [2, 2, 4, 4],
+    } as never) as never;
+
+    // Act
+    const [wasm] = await on('wasm', run);
+    const [cpu] = await on('cpu', run);
+
+    // Assess
+    expect(relError(wasm, cpu)).toBeLessThan(1e-4);
   });
 
   describe.each(CASES)('x $x, kernel $kernel, strides $strides, pad $pad', (c) => {
@@ -110,6 +148,24 @@ describe('registerWasmGradKernels', () => {
       // Assess
       expect(relError(wasm, cpu)).toBeLessThan(1e-4);
       expect(cpu.some((v) => v !== 0)).toBe(true);
+    });
+
+    it('Conv2DBackpropInput (replaced on wasm) matches the cpu backend', async () => {
+      // Prepare
+      const filterShape: Shape4 = [...c.kernel, inC, c.outChannels];
+      const yShape = tf.backend_util.computeConv2DInfo(c.x, filterShape, c.strides, 1, c.pad, undefined, false, 'channelsLast').outShape;
+      const dyv = randomValues(size(yShape), seed + 5);
+      const wv = randomValues(size(filterShape), seed + 6);
+      const run = () => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor(dyv, yShape), filter: tf.tensor4d(wv, filterShape) }, {
+        strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x,
+      } as never) as never;
+
+      // Act
+      const [wasm] = await on('wasm', run);
+      const [cpu] = await on('cpu', run);
+
+      // Assess
+      expect(relError(wasm, cpu)).toBeLessThan(1e-4);
     });
 
     it('depthwise filter and input gradients (tf.grad of depthwiseConv2d) match the cpu backend', async () => {
