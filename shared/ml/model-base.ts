@@ -8,7 +8,7 @@
  */
 import type { LayersModel } from '@tensorflow/tfjs';
 import { ModelNotFoundError, resolveModel, versionPrefix } from '../models/registry.js';
-import type { ObjectStore } from '../ports/object-store.js';
+import { getJsonIfExists, type ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata } from '../schemas/model.js';
 import { loadTf } from '../tf/loader.js';
 import { resolveBase, UnknownBaseModelError, type ResolvedBase } from './base-models.js';
@@ -32,6 +32,34 @@ export function featureLayerFor(meta: ModelMetadata): string {
   return EMBEDDING_INPUT;
 }
 
+interface KerasLayerJson {
+  name: string;
+  class_name: string;
+  inbound_nodes?: unknown[];
+}
+
+/**
+ * The feature layer read from a stored model.json (topology only, no weights):
+ * follow the first output layer's input back through dropout. More reliable than
+ * the spec, which for an extended model (continual learning) describes the new
+ * job, not the trunk it kept.
+ */
+function featureLayerFromTopology(modelJson: unknown): string | undefined {
+  const topo = (modelJson as { modelTopology?: Record<string, any> })?.modelTopology;
+  const config = topo?.model_config?.config ?? topo?.config;
+  const layers: KerasLayerJson[] | undefined = config?.layers;
+  const outputs: unknown[] | undefined = config?.output_layers;
+  if (!layers || !outputs?.length) return undefined;
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  const firstInbound = (l: KerasLayerJson | undefined): string | undefined => {
+    const node = (l?.inbound_nodes?.[0] as unknown[] | undefined)?.[0];
+    return Array.isArray(node) ? (node[0] as string) : undefined;
+  };
+  let name = firstInbound(byName.get((outputs[0] as unknown[])[0] as string));
+  while (name && byName.get(name)?.class_name === 'Dropout') name = firstInbound(byName.get(name));
+  return name;
+}
+
 /**
  * Resolves `model:<name>[@version]` to a pinned version (an alias is followed
  * once, here, so a later `latest` never changes what an existing model reads).
@@ -49,7 +77,8 @@ export async function resolveModelBase(store: ObjectStore, base: string): Promis
   }
   if (source.kind !== 'train') throw new UnknownBaseModelError(`base "${base}" is a ${source.kind} model; only trained models have a trunk to reuse`);
   if (source.input.type !== 'image') throw new UnknownBaseModelError(`base "${base}" reads vectors; only image models can serve as a base`);
-  return { kind: 'model', name: `model:${source.model}@${source.version}`, source, layer: featureLayerFor(source), inputShape: [...source.input.shape] };
+  const layer = featureLayerFromTopology(await getJsonIfExists(store, `${versionPrefix(source.model, source.version)}/model.json`)) ?? featureLayerFor(source);
+  return { kind: 'model', name: `model:${source.model}@${source.version}`, source, layer, inputShape: [...source.input.shape] };
 }
 
 /** The source's base, resolved as its own metadata says (and cut where it says). */

@@ -13,6 +13,7 @@ import { getJson, putJson, type ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata, TaskHead } from '../schemas/model.js';
 import type { DatasetReport, SplitName } from '../schemas/report.js';
 import { tasksOf } from '../schemas/spec.js';
+import { resolveBase } from './base-models.js';
 import type { ImageShape } from './embedder.js';
 import { embedFor } from './evaluate.js';
 
@@ -196,7 +197,9 @@ export async function publishPrototypeModel(input: PublishPrototypeInput): Promi
     at += s.records.length;
   }
   const records = shards.flatMap((s) => s.records);
-  const { x, size, cache } = await embedFor(store, { base: { name: spec.base } }, { pixels, count, shape });
+  // A `model:` base is pinned to its version here, so the prototypes always meet the same embedder.
+  const baseName = (await resolveBase(store, spec.base)).name;
+  const { x, size, cache } = await embedFor(store, { base: { name: baseName } }, { pixels, count, shape });
 
   const metrics: Record<string, unknown> = {};
   const tasks = heads.map((h) => {
@@ -224,7 +227,7 @@ export async function publishPrototypeModel(input: PublishPrototypeInput): Promi
     createdAt: createdAt.toISOString(),
     kind: 'prototype',
     input: { type: 'image', shape: [...shape] as [number, number, number] },
-    base: { name: spec.base, embeddingSize: size },
+    base: { name: baseName, embeddingSize: size },
     tasks: heads,
     dataset: { name: report.dataset, hash: report.hash },
     spec,
