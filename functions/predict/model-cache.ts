@@ -69,7 +69,8 @@ class HeadServable implements Servable {
     // Check the task names before any decoding or compute.
     this.selectOrThrow(request.tasks);
     const embeddings = this.embedder
-      ? await this.embedder.embed(await toPixels(request.instances, this.metadata), n)
+      ? // The version's input shape can differ from its embedder's (e.g. a model extended from one on another base).
+        await this.embedder.embed(await toPixels(request.instances, this.metadata), n, { sourceShape: this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined })
       : toFeatures(request.instances, this.metadata);
     return predictTasks(this.head, this.metadata.tasks, embeddings, n, { tasks: request.tasks, topK: request.topK });
   }
@@ -105,7 +106,8 @@ class PrototypeServable implements Servable {
       throw err;
     }
     const n = request.instances.length;
-    const x = await this.embedder.embed(await toPixels(request.instances, this.metadata), n);
+    const shape = this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined;
+    const x = await this.embedder.embed(await toPixels(request.instances, this.metadata), n, { sourceShape: shape });
     const scores = scorePrototypes(this.prototypes, x, n);
     return Array.from({ length: n }, (_, r) =>
       Object.fromEntries(

@@ -1,0 +1,135 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
+import { createModelCache } from '../../../functions/predict/model-cache.js';
+import { compareWithBaseline } from '../../../shared/ml/baseline.js';
+import { decodeEmbeddings, embeddingBaseKey, encodeEmbeddings } from '../../../shared/ml/embedding-cache.js';
+import { planFineTune } from '../../../shared/ml/fine-tune.js';
+import { loadModel } from '../../../shared/ml/model-io.js';
+import { buildPrototypes, leaveOneOutAccuracy, prototypeScores, publishPrototypeModel } from '../../../shared/ml/prototype.js';
+import { decidePromotion, NoPreviousVersionError, rollbackAlias } from '../../../shared/models/promotion.js';
+import { readAlias, setAlias, writeMetadata } from '../../../shared/models/registry.js';
+import { readReport } from '../../../shared/data/shards.js';
+import { png, SHAPE, splitImages, writeDataset, writeTinyBase } from './fixtures.js';
+
+describe('prototype classifier', () => {
+  it('classifies each of its 1-shot examples as its own class', () => {
+    // Prepare: three examples in 4 dimensions, one per class
+    const x = Float32Array.from([1, 0.2, 0, 0, 0, 1, 0.3, 0, 0.1, 0, 1, 0.5]);
+    const { prototypes, examples } = buildPrototypes(x, 3, 4, [0, 1, 2], 3);
+    // Act
+    const scores = prototypeScores(x, 3, 4, prototypes, 3);
+    // Assess
+    expect(examples).toEqual([1, 1, 1]);
+    for (let i = 0; i < 3; i++) {
+      const row = Array.from(scores.subarray(i * 3, i * 3 + 3));
+      expect(row.indexOf(Math.max(...row))).toBe(i);
+      expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    }
+  });
+
+  it('estimates accuracy leaving one example out, and gives none for a 1-shot class', () => {
+    const x = Float32Array.from([1, 0, 0.9, 0.1, 0, 1, 0.1, 0.9]);
+    expect(leaveOneOutAccuracy(x, 4, 2, [0, 0, 1, 1], 2)).toBe(1);
+    expect(leaveOneOutAccuracy(x, 4, 2, [0, 0, 0, 1], 2)).toBeUndefined();
+  });
+
+  it('publishes a 1-shot model that predicts its own examples through the predict path', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tl-proto-'));
+    try {
+      // Prepare: 1 image per class (in the train split)
+      const store = new FsObjectStore({ root: dir });
+      await writeTinyBase(store);
+      const classes = ['blue', 'green', 'red'];
+      const { preparedPrefix } = await writeDataset(store, { dataset: 'few', hash: 'p1', classes, perSplit: { train: 3, validation: 0, test: 0 }, spec: { base: 'none', mode: 'prototype' } });
+      // Act
+      const published = await publishPrototypeModel({ store, report: await readReport(store, preparedPrefix) });
+      const servable = await createModelCache(store).get(published.metadata);
+      const { pixels } = splitImages(classes, 3, 0);
+      const per = SHAPE[0] * SHAPE[1] * SHAPE[2];
+      const out = await servable.predict({ instances: await Promise.all([0, 1, 2].map(async (i) => ({ image: await png(pixels.subarray(i * per, (i + 1) * per)) }))), topK: 3 });
+      // Assess
+      expect(published.metadata).toMatchObject({ kind: 'prototype', base: { name: 'none', embeddingSize: 32 * 32 * 3 } });
+      expect(published.promotion.promote).toBe(true);
+      expect((await readAlias(store, 'few', 'latest'))?.version).toBe(published.version);
+      expect(out.map((p) => (p.class as { label: string }).label)).toEqual(classes);
+      expect((await store.list(`models/few/${published.version}/`)).map((o) => o.key.split('/').pop()).sort()).toEqual(['metadata.json', 'prototypes.json']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('promotion gate', () => {
+  const c = (task: string, previous: number, candidate: number) => ({ task, metric: 'accuracy', previous, candidate, delta: candidate - previous, on: 'test split of this job' });
+
+  it('promotes a first version and one within the margin', () => {
+    expect(decidePromotion([], 0.01).promote).toBe(true);
+    expect(decidePromotion([c('a', 0.9, 0.89)], 0.01, 'v1').promote).toBe(true);
+    expect(decidePromotion([c('a', 0.9, 0.95), c('b', 0.5, 0.5)], 0.01, 'v1').reason).toMatch(/promoted over v1/);
+  });
+
+  it('refuses when any task falls by more than the margin, naming it', () => {
+    const d = decidePromotion([c('a', 0.9, 0.95), c('b', 0.8, 0.7)], 0.05, 'v1');
+    expect(d.promote).toBe(false);
+    expect(d.reason).toMatch(/task "b" accuracy fell by 10\.0 points/);
+    expect(d.reason).not.toMatch(/task "a"/);
+  });
+
+  it('rolls back to the previous version and refuses when there is none', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tl-rollback-'));
+    try {
+      const store = new FsObjectStore({ root: dir });
+      const meta = (version: string) => ({ model: 'm', version, createdAt: '2026-01-01T00:00:00Z', kind: 'train' as const, input: { type: 'vector' as const, size: 2 }, base: { name: 'none' }, tasks: [{ name: 'class', type: 'classification' as const, auxiliary: false, labels: ['a', 'b'] }], dataset: { name: 'd', hash: 'h' }, spec: { model: 'm' } as never, metrics: {} });
+      const [v1, v2] = ['v20260101000000-aaaaaa', 'v20260102000000-bbbbbb'];
+      await writeMetadata(store, { ...meta(v1), spec: (await import('../../../shared/schemas/spec.js')).TrainSpecSchema.parse({}) });
+      await writeMetadata(store, { ...meta(v2), spec: (await import('../../../shared/schemas/spec.js')).TrainSpecSchema.parse({}) });
+      await setAlias(store, 'm', 'latest', v1);
+      await expect(rollbackAlias(store, 'm')).rejects.toBeInstanceOf(NoPreviousVersionError);
+      await setAlias(store, 'm', 'latest', v2);
+      expect(await rollbackAlias(store, 'm')).toEqual({ model: 'm', alias: 'latest', from: v2, to: v1 });
+      expect((await readAlias(store, 'm', 'latest'))?.version).toBe(v1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('baseline comparison', () => {
+  it('says plainly when the from-scratch baseline wins', () => {
+    const r = compareWithBaseline({ class: { accuracy: 0.6 } }, { method: 'm', test: { class: { accuracy: 0.75, count: 20 } }, epochsRun: 3, ms: 1 });
+    expect(r.baselineWins).toBe(true);
+    expect(r.tasks.class.difference).toBeCloseTo(-0.15, 6);
+    expect(r.verdict).toMatch(/^The from-scratch baseline beats transfer learning/);
+    expect(compareWithBaseline({ class: { accuracy: 0.9 } }, { method: 'm', test: { class: { accuracy: 0.75, count: 20 } }, epochsRun: 3, ms: 1 }).baselineWins).toBe(false);
+  });
+});
+
+describe('embedding cache and fine-tune plan', () => {
+  it('round-trips embeddings and names the cut in the key', () => {
+    const x = Float32Array.from([1.5, -2, 3.25, 0]);
+    expect(decodeEmbeddings(encodeEmbeddings(x, 2, 2))).toEqual({ count: 2, size: 2, x });
+    expect(decodeEmbeddings(encodeEmbeddings(x, 2, 2).subarray(0, 10))).toBeUndefined();
+    expect(embeddingBaseKey('model:pets@v20260101000000-abcdef', { layer: 'trunk_0', pooling: 'none' })).toBe('model_pets_v20260101000000-abcdef~trunk_0');
+  });
+
+  it('cuts below the top N weighted layers where one tensor crosses, batch norm never unfrozen', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tl-plan-'));
+    try {
+      const store = new FsObjectStore({ root: dir });
+      await writeTinyBase(store);
+      const graph = await loadModel(store, 'base-models/tiny');
+      try {
+        expect(planFineTune(graph, 'emb', 1)).toMatchObject({ cutLayer: 'gap', trainable: ['emb'], cutShape: [6] });
+        expect(planFineTune(graph, 'emb', 2)).toMatchObject({ cutLayer: 'c1', trainable: ['c2', 'emb'], topLayers: ['c2', 'bn2', 'relu2', 'gap', 'emb'] });
+        expect(() => planFineTune(graph, 'emb', 4)).toThrow(/only 3 layers/);
+      } finally {
+        graph.dispose();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
