@@ -4,7 +4,7 @@
  * bench/results/latest.json (plus a dated copy). Figures come with a baseline
  * measured in the same run where one makes sense, as ratios.
  *
- * Sections: embedding, head, predict, pipeline, mtl (default: all). Pick some with
+ * Sections: embedding, head, predict, pipeline, mtl, transfer (default: all). Pick some with
  * `npm run bench -- predict pipeline`. `mtl` compares single-task, hard and soft
  * sharing on Fashion-MNIST (bench/mtl.ts; MobileNetV2 embeddings cached in bench/.cache/).
  */
@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTf } from '../shared/tf/loader.js';
 import { benchEmbedding, benchHeadTraining } from './ml.js';
+import { benchTransfer, transferTable } from './transfer.js';
 import { benchMultiTask, mtlTable } from './mtl.js';
 import { generateShapesDataset, generateShapesImages } from '../shared/local/demo-data.js';
 import { startTestPlatform, type TestPlatform } from '../test/helpers/platform.js';
@@ -106,7 +107,7 @@ async function benchPredictAndPipeline(sections: Set<string>, embeddingFigures: 
 }
 
 async function main() {
-  const all = ['embedding', 'head', 'predict', 'pipeline', 'mtl'];
+  const all = ['embedding', 'head', 'predict', 'pipeline', 'mtl', 'transfer'];
   const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const sections = new Set(asked.length ? asked : all);
   const { backend, packageName } = await loadTf(log);
@@ -135,9 +136,17 @@ async function main() {
     results.mtl = mtl;
     log(mtlTable(mtl));
   }
-  results.finishedAt = new Date().toISOString();
   const dir = path.join(here, 'results');
   await mkdir(dir, { recursive: true });
+  if (sections.has('transfer')) {
+    log('transfer: source model on Fashion-MNIST classes 0-4, target classes 5-9 with 1/5/10/50 images per class...');
+    const transfer = await benchTransfer({ log });
+    results.transfer = transfer;
+    // The table on its own too, next to its chart (bench/results/transfer-curves.png).
+    await writeFile(path.join(dir, 'transfer.json'), JSON.stringify(transfer, null, 2));
+    if ('table' in transfer && transfer.table) log(transferTable(transfer.table));
+  }
+  results.finishedAt = new Date().toISOString();
   const json = JSON.stringify(results, null, 2);
   await writeFile(path.join(dir, 'latest.json'), json);
   await writeFile(path.join(dir, `bench-${results.startedAt as string}.json`.replace(/:/g, '-')), json);

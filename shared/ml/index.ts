@@ -1,4 +1,4 @@
-/** Public API of the ML core: base models, the embedder, heads, training, metrics, predict. */
+/** Public API of the ML core: base models, the embedder, heads, training, metrics, predict, transfer. */
 export * from './base-models.js';
 export * from './embedder.js';
 export * from './model-io.js';
@@ -9,3 +9,11 @@ export * from './train.js';
 export * from './metrics.js';
 export * from './mtl-evaluate.js';
 export * from './predict.js';
+export * from './model-base.js';
+export * from './embedding-cache.js';
+export * from './fine-tune.js';
+export * from './prototype.js';
+export * from './continual.js';
+export * from './baseline.js';
+export * from './evaluate.js';
+export * from './transfer-job.js';
