@@ -143,7 +143,9 @@ export async function buildHeadModel(opts: BuildHeadModelOptions): Promise<Layer
   const outputs = opts.tasks.map((task, i) => {
     const kind = taskKind(task.type);
     let x = features[task.name];
-    if (dropout > 0) x = tf.layers.dropout({ rate: dropout, seed: seed + 100 + i, name: `dropout_${task.name}` }).apply(x) as SymbolicTensor;
+    // No seed: a seeded tfjs dropout draws the same mask on every call, so each batch
+    // position would always drop the same units instead of a fresh random subset.
+    if (dropout > 0) x = tf.layers.dropout({ rate: dropout, name: `dropout_${task.name}` }).apply(x) as SymbolicTensor;
     return tf.layers
       .dense({ units: kind.outputUnits(task), activation: kind.activation, name: headLayerName(task.name), kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 200 + i }) })
       .apply(x) as SymbolicTensor;
