@@ -251,7 +251,6 @@ export async function benchTransfer(opts: TransferBenchOptions = {}) {
     rowsOut.push(row);
     log(`transfer: k=${k} ${JSON.stringify(row)}`);
   }
-  sourceFeatures.dispose();
   sourceModel.dispose();
   pixelEmbedder.dispose();
   pretrained?.graph.dispose();

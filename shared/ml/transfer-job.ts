@@ -302,6 +302,8 @@ export async function baselineStage(input: {
   sourceShape: ImageShape;
   heads: TaskHead[];
   seed: number;
+  /** The job's epoch budget, so both models get the same schedule. @default 100 */
+  epochs?: number;
   transferTest: Record<string, { accuracy?: number } | undefined>;
 }): Promise<{ result: BaselineResult; comparison: BaselineComparison } | undefined> {
   const per = input.sourceShape[0] * input.sourceShape[1] * input.sourceShape[2];
@@ -312,7 +314,7 @@ export async function baselineStage(input: {
     idx.forEach((j, n) => pixels.set(data.subarray(j * per, (j + 1) * per), n * per));
     return { pixels, count: idx.length, targets: input.embedded.prepared[s].targets };
   };
-  const result = await fitBaseline({ store: input.store, splits: { train: split('train'), validation: split('validation'), test: split('test') }, sourceShape: input.sourceShape, heads: input.heads, seed: input.seed });
+  const result = await fitBaseline({ store: input.store, splits: { train: split('train'), validation: split('validation'), test: split('test') }, sourceShape: input.sourceShape, heads: input.heads, seed: input.seed, epochs: input.epochs });
   if (!result) return undefined;
   return { result, comparison: compareWithBaseline(input.transferTest, result) };
 }
