@@ -65,6 +65,13 @@ export interface TrainHeadsOptions {
   learningRate?: number;
   /** Epochs without improvement of the monitored loss before stopping. @default 5 */
   patience?: number;
+  /**
+   * Whether early stopping and the restored epoch follow the validation loss. With
+   * false the validation split is still evaluated and logged, but epochs are chosen
+   * by the training loss (for validation splits too small to choose by).
+   * @default true
+   */
+  selectOnValidation?: boolean;
   /** Improvement smaller than this does not count. @default 0 */
   minDelta?: number;
   /** Type of each output's task. @default classification for every output (or the types of `tasks`) */
@@ -267,7 +274,7 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
       for (const [name, w] of Object.entries(combiner.weights())) logs[`weight_${name}`] = w;
       if (validation) Object.assign(logs, await validationLogs(tf, model, validation, data.validation!, tasks));
       if (!Number.isFinite(logs.loss)) throw new TrainingDivergedError(`training diverged at epoch ${epoch + 1} (loss ${logs.loss}); try a lower learningRate`);
-      const monitored = logs.val_loss ?? logs.loss;
+      const monitored = (opts.selectOnValidation === false ? undefined : logs.val_loss) ?? logs.loss;
       if (monitored < state.best - minDelta) {
         state.best = monitored;
         state.bestEpoch = epoch;

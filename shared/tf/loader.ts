@@ -56,6 +56,12 @@ async function load(log: (msg: string) => void): Promise<TfRuntime> {
   const ok = await tf.setBackend(wanted);
   if (!ok) throw new Error(`tfjs: backend ${wanted} failed to initialise`);
   await tf.ready();
+  if (wanted === 'wasm') {
+    // tfjs 4.22's wasm backend has no gradient kernels for convolutions; these make
+    // conv layers (fine-tuning, small CNNs) trainable on the fallback too.
+    const { registerWasmGradKernels } = await import('./wasm-grad-kernels.js');
+    registerWasmGradKernels(tf);
+  }
   const rt = { tf, packageName: '@tensorflow/tfjs', backend: tf.getBackend() };
   log(`tfjs: using @tensorflow/tfjs (backend ${rt.backend}); install @tensorflow/tfjs-node for native speed`);
   return rt;
