@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ApiError, CliError, UsageError, explainApiError } from './cli-client.js';
+import { ApiError, CliError, UsageError, callApi, explainApiError } from './cli-client.js';
 import { DEFAULT_ENDPOINT, resolveConnection } from './cli-config.js';
 import { fetchModels, predictImages } from './cli-predict.js';
 import { formatBytes, type Output } from './cli-progress.js';
@@ -32,6 +32,7 @@ Commands:
   status <model> [--wait]       show the model's latest training job; --wait follows it to the end
   predict <model> <image...>    predict images and print the JSON response
   models [model]                list the models, or show one model's metadata
+  rollback <model>              point the model's latest alias back at the version before
 
 Global options:
   --endpoint <url>   platform URL (env TL_ENDPOINT; default ${DEFAULT_ENDPOINT})
@@ -230,6 +231,21 @@ metadata and metrics) when a model is named.
       if (positionals.length > 1) throw new UsageError('give at most one model');
       const conn = await connect(values, io);
       const body = await fetchModels({ ...conn, model: positionals[0] });
+      io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return 0;
+    },
+  },
+  rollback: {
+    usage: `Usage: tl rollback <model>
+
+Points the model's \`latest\` alias back at the version it served before
+(POST /models/<model>/rollback) and prints the result; running it again undoes it.
+`,
+    options: {},
+    async run(values, positionals, io) {
+      if (positionals.length !== 1) throw new UsageError('give exactly one model');
+      const conn = await connect(values, io);
+      const body = await callApi(conn, `/models/${encodeURIComponent(positionals[0])}/rollback`, { method: 'POST' });
       io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
       return 0;
     },

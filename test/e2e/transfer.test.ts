@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../shared/local/cli.js';
 import { generateShapesImages } from '../../shared/local/demo-data.js';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 
@@ -50,5 +51,13 @@ describe('transfer over HTTP: few-shot prototypes and rollback', () => {
     expect(res.body).toMatchObject({ model: 'shapes-few', version: first, previous: job.version });
     expect((await t.call('GET', '/models/shapes-few')).body.version).toBe(first);
     expect((await t.call('POST', '/models/nope/rollback')).status).toBe(404);
+
+    // Act: `tl rollback` undoes it
+    let out = '';
+    const io = { stdout: { write: (s: string) => void (out += s) }, stderr: { write: () => {} }, env: {}, cwd: process.cwd() };
+    const code = await runCli(['rollback', 'shapes-few', '--endpoint', t.platform.url, '--api-key', t.apiKey], io as never);
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({ version: job.version, previous: first });
+    expect((await t.call('GET', '/models/shapes-few')).body.version).toBe(job.version);
   });
 });
