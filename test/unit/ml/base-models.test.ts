@@ -55,11 +55,12 @@ describe('resolveBase', () => {
     embedder.dispose();
   });
 
-  it('gives a pixel input for "none" and refuses unknown and not-yet-supported bases', async () => {
+  it('gives a pixel input for "none" and refuses unknown bases and missing models', async () => {
     expect(await resolveBase(store, 'none')).toEqual({ kind: 'none', name: 'none', inputShape: NONE_INPUT_SHAPE });
     await expect(resolveBase(store, 'resnet_9000')).rejects.toThrow(UnknownBaseModelError);
     await expect(resolveBase(store, 'resnet_9000')).rejects.toThrow(/unknown base model "resnet_9000"/);
-    await expect(resolveBase(store, 'model:pets@latest')).rejects.toThrow(/not supported yet/);
+    // A trained model as a base resolves through the registry (see test/unit/transfer); here it does not exist.
+    await expect(resolveBase(store, 'model:pets@latest')).rejects.toThrow(/model pets has no version "latest"/);
   });
 
   it('uses a base uploaded under base-models/<name>/ and rejects an invalid descriptor', async () => {
