@@ -170,6 +170,7 @@ export async function benchTransfer(opts: TransferBenchOptions = {}) {
   const px = (s: ImageSet) => pixelEmbedder.embed(s.pixels, s.count);
   const [sourceX, poolX, testX] = [await px(source), await px(pool), await px(test)];
   const sourceModel = await trainHead(sourceX, source.labels, pixelEmbedder.size, task(SOURCE_CLASSES.map((c) => FASHION_MNIST_CLASSES[c])), [128]);
+  // Shares its layers with sourceModel: disposing sourceModel frees both.
   const sourceFeatures = (await loadTf()).tf.model({ inputs: sourceModel.inputs, outputs: sourceModel.getLayer('trunk_0').output as never });
   const sourceSet: FeatureSet = {
     pool: (await predictOutputs(sourceFeatures, poolX, pool.count))[0],
