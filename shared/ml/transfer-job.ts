@@ -14,7 +14,7 @@ import type { LayersModel } from '@tensorflow/tfjs';
 import type { Shard } from '../data/shards.js';
 import { decidePromotion, type MetricComparison, type PromotionDecision } from '../models/promotion.js';
 import { readAlias, readMetadata, versionPrefix } from '../models/registry.js';
-import type { ObjectStore } from '../ports/object-store.js';
+import { NotFoundError, type ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata, TaskHead } from '../schemas/model.js';
 import type { SplitName } from '../schemas/report.js';
 import type { TrainSpec } from '../schemas/spec.js';
@@ -265,33 +265,68 @@ export async function fineTuneStage(input: {
   }
 }
 
-export type ContinualReport =
-  | { from: string; trunk: 'frozen' | 'distilled'; dataset: string; tasks: Record<string, { before: number; after: number; difference: number; count: number }>; added: string[]; extended: string[] }
-  | { from: string; trunk: 'frozen' | 'distilled'; skipped: string; added: string[]; extended: string[] };
+export interface OldTaskMetric {
+  before: number;
+  after: number;
+  difference: number;
+  count: number;
+  /** The test split measured on: `<dataset>@<hash prefix>`. */
+  dataset: string;
+}
 
-/** Each old task's test accuracy before (the old version) and after (the new model), on the old model's own test split. */
+export type ContinualReport = {
+  from: string;
+  trunk: 'frozen' | 'distilled';
+  added: string[];
+  extended: string[];
+  /** Each old classification task: test accuracy of the old version and of the new model on the test split of the data it was learned from. */
+  tasks: Record<string, OldTaskMetric>;
+  /** Old tasks that could not be measured, and why. */
+  skipped?: Record<string, string>;
+};
+
+/**
+ * Each old task's test accuracy before (the old version) and after (the new
+ * model), on the test split of the dataset that taught it: the old version's
+ * own dataset, or for a task an earlier extension brought, the dataset of the
+ * version it was extended from (following `from` back).
+ */
 export async function continualReport(store: ObjectStore, jobBase: JobBase, model: LayersModel): Promise<ContinualReport> {
   const from = jobBase.from!;
   const meta = from.meta;
-  const head = { from: `${meta.model}@${meta.version}`, trunk: from.trunkFrozen ? ('frozen' as const) : ('distilled' as const), added: from.merged.added, extended: Object.keys(from.merged.extended) };
-  let report;
-  try {
-    report = await readReport(store, `prepared/${meta.dataset.name}/${meta.dataset.hash}`);
-  } catch {
-    return { ...head, skipped: `the old model's prepared dataset ${meta.dataset.name}@${meta.dataset.hash.slice(0, 12)} is no longer stored` };
+  const result: ContinualReport = { from: `${meta.model}@${meta.version}`, trunk: from.trunkFrozen ? 'frozen' : 'distilled', added: from.merged.added, extended: Object.keys(from.merged.extended), tasks: {} };
+  const missing = new Set(meta.tasks.filter((t) => t.type === 'classification').map((t) => t.name));
+  const seen = new Set<string>();
+  let hop: ModelMetadata | undefined = meta;
+  while (hop && missing.size && !seen.has(`${hop.model}@${hop.version}`)) {
+    seen.add(`${hop.model}@${hop.version}`);
+    const name = `${hop.dataset.name}@${hop.dataset.hash.slice(0, 12)}`;
+    try {
+      const report = await readReport(store, `prepared/${hop.dataset.name}/${hop.dataset.hash}`);
+      const test = await readSplit(store, report, 'test');
+      const wanted = [...missing].filter((t) => test.records.some((r) => r.labels[t] !== null && r.labels[t] !== undefined));
+      if (wanted.length && report.inputShape.length === 3) {
+        const labels = Object.fromEntries(wanted.map((t) => [t, test.records.map((r) => r.labels[t])]));
+        const images = { pixels: test.data as Uint8Array, count: test.records.length, shape: report.inputShape as ImageShape, labels };
+        // Old and new model read the same embedder (the old version's base and cut).
+        const { x } = await embedFor(store, meta, images);
+        const before = accuracyByTask(meta, await versionOutputs(store, meta, x, images.count), images.count, labels);
+        const after = accuracyByTask({ tasks: jobBase.heads }, await predictOutputs(model, x, images.count), images.count, labels);
+        for (const t of Object.keys(before)) {
+          const a = after[t]?.accuracy ?? 0;
+          result.tasks[t] = { before: before[t].accuracy, after: a, difference: a - before[t].accuracy, count: before[t].count, dataset: name };
+          missing.delete(t);
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    // The version this one extended, pinned in its report when it was itself an extension.
+    const previous: string | undefined = (hop.metrics.continual as { from?: string } | undefined)?.from ?? hop.spec.from;
+    hop = previous ? await resolveFrom(store, previous).catch(() => undefined) : undefined;
   }
-  const test = await readSplit(store, report, 'test');
-  if (test.records.length === 0 || report.inputShape.length !== 3) return { ...head, skipped: 'the old model has no image test split' };
-  const labels = Object.fromEntries(meta.tasks.map((t) => [t.name, test.records.map((r) => r.labels[t.name])]));
-  const images = { pixels: test.data as Uint8Array, count: test.records.length, shape: report.inputShape as ImageShape, labels };
-  const { x } = await embedFor(store, meta, images);
-  const before = accuracyByTask(meta, await versionOutputs(store, meta, x, images.count), images.count, labels);
-  const after = accuracyByTask({ tasks: jobBase.heads }, await predictOutputs(model, x, images.count), images.count, labels);
-  return {
-    ...head,
-    dataset: `${meta.dataset.name}@${meta.dataset.hash.slice(0, 12)}`,
-    tasks: Object.fromEntries(Object.keys(before).map((t) => [t, { before: before[t].accuracy, after: after[t]?.accuracy ?? 0, difference: (after[t]?.accuracy ?? 0) - before[t].accuracy, count: before[t].count }])),
-  };
+  if (missing.size) result.skipped = Object.fromEntries([...missing].map((t) => [t, 'no stored test split with labels for this task (its prepared dataset may have been deleted)']));
+  return result;
 }
 
 /** Fits the from-scratch baseline on the job's own split and compares it with the transfer model's test accuracy. */
@@ -359,8 +394,6 @@ export async function promotionStage(input: {
       }
     }
   }
-  if (input.continual && 'tasks' in input.continual) {
-    for (const [task, v] of Object.entries(input.continual.tasks)) comparisons.push({ task, metric: 'accuracy', previous: v.before, candidate: v.after, delta: v.difference, on: `test split of ${input.continual.dataset}` });
-  }
+  for (const [task, v] of Object.entries(input.continual?.tasks ?? {})) comparisons.push({ task, metric: 'accuracy', previous: v.before, candidate: v.after, delta: v.difference, on: `test split of ${v.dataset}` });
   return decidePromotion(comparisons, margin, current.version);
 }
