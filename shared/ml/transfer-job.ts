@@ -25,7 +25,7 @@ import { buildContinualModel, mergeHeads, resolveFrom, type MergedHeads } from '
 import { embedCached, embeddingBaseKey, lazyEmbedder, type CacheOutcome, type EmbeddingCut } from './embedding-cache.js';
 import { loadEmbedder, type ImageShape } from './embedder.js';
 import { accuracyByTask, embedFor, evaluateVersionOn, versionOutputs } from './evaluate.js';
-import { buildFineTuneModel, buildTopFeatureModel, planFineTune, predictOutputs, trainTopModel, type FineTunePlan, type TrainTopResult } from './fine-tune.js';
+import { buildFineTuneModel, buildTopFeatureModel, FineTuneError, planFineTune, predictOutputs, trainTopModel, type FineTunePlan, type TrainTopResult } from './fine-tune.js';
 import { loadModel } from './model-io.js';
 import { loadBaseGraph } from './model-base.js';
 import type { TaskTargets } from './task-kinds.js';
@@ -58,7 +58,8 @@ export async function prepareJobBase(store: ObjectStore, spec: TrainSpec, heads:
     return { base, heads: merged.heads, baseName: meta.base.name, cut: meta.base.cut, from: { meta, merged, old, trunkFrozen: !spec.fineTune }, dispose: () => old.dispose() };
   }
   const base = await resolveBase(store, spec.base);
-  if (!spec.fineTune || base.kind === 'none') return { base, heads, baseName: base.name, dispose: () => {} };
+  if (!spec.fineTune) return { base, heads, baseName: base.name, dispose: () => {} };
+  if (base.kind === 'none') throw new FineTuneError('"fineTune" needs a base with layers to unfreeze; base "none" has none (remove fineTune, or choose a base such as "mobilenet_v2" or "model:<name>")');
   const g = await loadBaseGraph(store, base);
   try {
     const plan = planFineTune(g.graph, g.embeddingLayer, spec.fineTune.layers);

@@ -187,6 +187,17 @@ describe('transfer in training jobs', () => {
     expect(COLOURS).toContain((out[0].class as { label: string }).label);
   });
 
+  it('fails a job that asks to fine-tune base none, or to extend a model that does not exist, with a readable reason', async () => {
+    for (const [hash, spec, pattern] of [
+      ['e1', { base: 'none', fineTune: { layers: 1 } }, /base "none" has none/],
+      ['e2', { base: 'tiny', from: 'nothing@latest' }, /model nothing has no version "latest"/],
+    ] as const) {
+      const { preparedPrefix, jobId } = await writeDataset(store, { dataset: 'bad', hash, classes: COLOURS, spec });
+      const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
+      expect(result).toMatchObject({ ok: false, error: { code: 'invalid_spec', message: expect.stringMatching(pattern) } });
+    }
+  });
+
   it('uses a trained model as a base: model:<name> pinned to its version', async () => {
     // Act
     const { version, report } = await run({ dataset: 'reuse', hash: 'r1', classes: COLOURS, spec: { base: 'model:colours', training: FAST } });
