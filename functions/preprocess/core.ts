@@ -15,6 +15,7 @@ import { encodeShard, type ShardRecord } from '../../shared/data/shards.js';
 import { jobIdFor, jobStatusKey, modelJobPointerKey, readJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
 import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
 import { publishPrototypeModel, PrototypeInputError } from '../../shared/ml/prototype.js';
+import { ContinualError, resolveFrom } from '../../shared/ml/continual.js';
 import type { JobRunner } from '../../shared/ports/job-runner.js';
 import { getJsonIfExists, NotFoundError, putJson, type ObjectStore } from '../../shared/ports/object-store.js';
 import { NameSchema } from '../../shared/schemas/common.js';
@@ -241,7 +242,7 @@ function asInputError(err: unknown): PreprocessInputError | undefined {
   if (err instanceof PreprocessInputError) return err;
   if (err instanceof DatasetError) return new PreprocessInputError(err.code, err.message);
   if (err instanceof UnknownBaseModelError) return new PreprocessInputError('UNKNOWN_BASE_MODEL', err.message);
-  if (err instanceof PrototypeInputError) return new PreprocessInputError('INVALID_SPEC', err.message);
+  if (err instanceof PrototypeInputError || err instanceof ContinualError) return new PreprocessInputError('INVALID_SPEC', err.message);
   return undefined;
 }
 
@@ -286,7 +287,8 @@ async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
     throw new PreprocessInputError('UNSUPPORTED_INPUT', `input type "${spec.input.type}" is not supported by preprocessing yet; use "image"`);
   }
   const tasks: Task[] = tasksOf(spec);
-  const base = await resolveBase(store, spec.base);
+  // An extended model keeps its own embedder, so its new images take that base's input shape.
+  const base = await resolveBase(store, spec.from ? (await resolveFrom(store, spec.from)).base.name : spec.base);
   const inputShape: [number, number, number] = base.kind === 'pretrained' ? base.descriptor.inputShape : base.inputShape;
 
   const contents = await readDatasetContents(store, dataset, objects, tasks);
