@@ -184,6 +184,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
         shards: shards as Record<SplitName, Shard>,
         sourceShape,
         select: (shard) => selectLabelled(shard, heads),
+        onCacheError: (err) => log(`embedding cache unavailable (${err instanceof Error ? err.message : String(err)}); embedding without it`),
         onProgress: (split, n, count) => {
           void throttled({ progress: PROGRESS.loaded + ((PROGRESS.embedded - PROGRESS.loaded) * (offset[split] + n)) / Math.max(1, total) }).catch(() => {});
           log(`embedding ${split}: ${n}/${count}`);

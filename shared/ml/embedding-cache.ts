@@ -19,7 +19,7 @@ export type CacheOutcome = 'hit' | 'miss';
 
 export interface EmbeddingCut {
   layer: string;
-  pooling?: 'none' | 'avg';
+  pooling: 'none' | 'avg';
 }
 
 /** Folder name for a base and where it is cut (`mobilenet_v2`, `mobilenet_v2~block_16_project_BN`, `model_pets_v2025…~trunk_0`). */
@@ -64,9 +64,14 @@ export interface EmbedCachedOptions {
   /** Loaded only on a miss (loading a base costs seconds); the caller disposes what it returns. */
   embedder: () => Promise<Embedder>;
   onProgress?: (done: number, total: number) => void;
+  /** Told when the cache could not be read or written; the embeddings are computed all the same. */
+  onCacheError?: (err: unknown) => void;
 }
 
-/** Embeddings of `pixels` from the cache, or computed and stored. */
+/**
+ * Embeddings of `pixels` from the cache, or computed and stored. The cache is an
+ * optimisation: a failed read (other than not found) or write never fails the caller.
+ */
 export async function embedCached(opts: EmbedCachedOptions): Promise<{ x: Float32Array; size: number; cache: CacheOutcome }> {
   const key = embeddingCacheKey(opts.baseKey, pixelsHash(opts.pixels, opts.shape));
   try {
@@ -76,11 +81,15 @@ export async function embedCached(opts: EmbedCachedOptions): Promise<{ x: Float3
       return { x: hit.x, size: hit.size, cache: 'hit' };
     }
   } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
+    if (!(err instanceof NotFoundError)) opts.onCacheError?.(err);
   }
   const embedder = await opts.embedder();
   const x = opts.count === 0 ? new Float32Array(0) : await embedder.embed(opts.pixels, opts.count, { sourceShape: opts.shape, onProgress: opts.onProgress });
-  await opts.store.put(key, encodeEmbeddings(x, opts.count, embedder.size), { contentType: 'application/octet-stream' });
+  try {
+    await opts.store.put(key, encodeEmbeddings(x, opts.count, embedder.size), { contentType: 'application/octet-stream' });
+  } catch (err) {
+    opts.onCacheError?.(err);
+  }
   return { x, size: embedder.size, cache: 'miss' };
 }
 

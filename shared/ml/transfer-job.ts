@@ -117,6 +117,8 @@ export async function embedJobSplits(input: {
   sourceShape: ImageShape;
   select: (shard: Shard) => { index: number[]; targets: Record<string, TaskTargets> };
   onProgress?: (split: SplitName, done: number, total: number) => void;
+  /** Told when the embedding cache could not be used (the job goes on without it). */
+  onCacheError?: (err: unknown) => void;
 }): Promise<EmbeddedSplits> {
   const { store, jobBase } = input;
   const lazy = lazyEmbedder(() => loadEmbedder(store, jobBase.base, jobBase.cut ? { embedding: jobBase.cut } : {}));
@@ -136,7 +138,7 @@ export async function embedJobSplits(input: {
         raw[split] = new Float32Array(0);
         continue;
       }
-      const r = await embedCached({ store, baseKey: embeddingBaseKey(jobBase.baseName, jobBase.cut), pixels: shard.data as Uint8Array, count, shape: input.sourceShape, embedder: lazy.get, onProgress: (d, t) => input.onProgress?.(split, d, t) });
+      const r = await embedCached({ store, baseKey: embeddingBaseKey(jobBase.baseName, jobBase.cut), pixels: shard.data as Uint8Array, count, shape: input.sourceShape, embedder: lazy.get, onProgress: (d, t) => input.onProgress?.(split, d, t), onCacheError: input.onCacheError });
       outcomes.push(r.cache);
       raw[split] = r.x;
       rawSize = r.size;

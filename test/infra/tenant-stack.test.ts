@@ -205,7 +205,8 @@ describe('TenantStack', () => {
       const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as Resource[];
       const routed = methods.filter((m) => m.Properties!.HttpMethod !== 'OPTIONS');
 
-      expect(routed).toHaveLength(5);
+      // GET /models, GET /models/{model}, GET job, POST predict, POST rollback, POST uploads
+      expect(routed).toHaveLength(6);
       for (const m of routed) expect(m.Properties!.ApiKeyRequired).toBe(true);
     });
 
@@ -258,11 +259,12 @@ describe('TenantStack', () => {
         .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')))
         .flatMap((s) => bucketPrefixesOf(s, bucketId).map((prefix) => ({ prefix, actions: actionsOf(s).filter((a) => a.startsWith('s3:')) })));
 
-    it('lets the predict function only read models, base models and job status', () => {
+    it('lets the predict function read models, base models and job status, and write only aliases (rollback)', () => {
       const grants = s3Grants(statementsOfRoleFor(template, 'InferencePredictFunction'));
 
-      expect(new Set(grants.map((g) => g.prefix))).toEqual(new Set(['', '/models/*', '/base-models/*', '/jobs/*']));
-      expect(grants.flatMap((g) => g.actions).filter((a) => /Put|Delete/.test(a))).toEqual([]);
+      expect(new Set(grants.map((g) => g.prefix))).toEqual(new Set(['', '/models/*', '/base-models/*', '/jobs/*', '/models/*/aliases/*']));
+      expect(grants.filter((g) => g.actions.some((a) => /Put|Delete/.test(a))).map((g) => g.prefix)).toEqual(['/models/*/aliases/*']);
+      expect(grants.flatMap((g) => g.actions).filter((a) => /Delete/.test(a))).toEqual([]);
     });
 
     it('lets the uploads function only put under datasets/', () => {
