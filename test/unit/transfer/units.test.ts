@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { createModelCache } from '../../../functions/predict/model-cache.js';
 import { compareWithBaseline } from '../../../shared/ml/baseline.js';
-import { decodeEmbeddings, embeddingBaseKey, encodeEmbeddings } from '../../../shared/ml/embedding-cache.js';
+import { decodeEmbeddings, embedCached, embeddingBaseKey, encodeEmbeddings } from '../../../shared/ml/embedding-cache.js';
+import { loadEmbedder } from '../../../shared/ml/embedder.js';
 import { planFineTune } from '../../../shared/ml/fine-tune.js';
 import { loadModel } from '../../../shared/ml/model-io.js';
 import { buildPrototypes, leaveOneOutAccuracy, prototypeScores, publishPrototypeModel } from '../../../shared/ml/prototype.js';
@@ -113,6 +114,33 @@ describe('embedding cache and fine-tune plan', () => {
     expect(decodeEmbeddings(encodeEmbeddings(x, 2, 2))).toEqual({ count: 2, size: 2, x });
     expect(decodeEmbeddings(encodeEmbeddings(x, 2, 2).subarray(0, 10))).toBeUndefined();
     expect(embeddingBaseKey('model:pets@v20260101000000-abcdef', { layer: 'trunk_0', pooling: 'none' })).toBe('model_pets_v20260101000000-abcdef~trunk_0');
+  });
+
+  it('hits on the same pixels, and embeds without the cache when the store refuses it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tl-cache-'));
+    try {
+      const store = new FsObjectStore({ root: dir });
+      const pixels = splitImages(['a', 'b'], 2, 0).pixels;
+      let loads = 0;
+      const embedder = async () => {
+        loads++;
+        return loadEmbedder(store, { kind: 'none', name: 'none', inputShape: SHAPE });
+      };
+      const opts = { store, baseKey: 'none', pixels, count: 2, shape: SHAPE, embedder };
+      const first = await embedCached(opts);
+      const second = await embedCached(opts);
+      expect([first.cache, second.cache, loads]).toEqual(['miss', 'hit', 1]);
+      expect(second.x).toEqual(first.x);
+
+      const errors: unknown[] = [];
+      const refusing = { ...store, get: store.get.bind(store), list: store.list.bind(store), delete: store.delete.bind(store), presignPut: store.presignPut.bind(store), putIfAbsent: store.putIfAbsent.bind(store), put: async () => { throw new Error('AccessDenied'); } };
+      const third = await embedCached({ ...opts, store: refusing, baseKey: 'other', onCacheError: (e) => errors.push(e) });
+      expect(third.cache).toBe('miss');
+      expect(third.x).toEqual(first.x);
+      expect(errors).toHaveLength(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('cuts below the top N weighted layers where one tensor crosses, batch norm never unfrozen', async () => {
