@@ -67,6 +67,7 @@ describe('TenantStack', () => {
         LifecycleConfiguration: {
           Rules: Match.arrayWith([
             Match.objectLike({ Prefix: 'prepared/', ExpirationInDays: 30, Status: 'Enabled' }),
+            Match.objectLike({ Prefix: 'cache/', ExpirationInDays: 30, Status: 'Enabled' }),
             Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 30 }, Status: 'Enabled' }),
           ]),
         },
@@ -280,7 +281,7 @@ describe('TenantStack', () => {
       const submit = statements.find((s) => actionsOf(s).includes('batch:SubmitJob'))!;
 
       expect(grants.find((g) => g.prefix === '/datasets/*')!.actions.some((a) => /Put|Delete/.test(a))).toBe(false);
-      expect(new Set(grants.map((g) => g.prefix))).toEqual(new Set(['', '/datasets/*', '/base-models/*', '/prepared/*', '/jobs/*']));
+      expect(new Set(grants.map((g) => g.prefix))).toEqual(new Set(['', '/datasets/*', '/base-models/*', '/prepared/*', '/jobs/*', '/models/*', '/cache/*']));
       expect(resourcesOf(submit)).toContainEqual({ 'Fn::GetAtt': [logicalIdOf(template, 'AWS::Batch::JobQueue'), 'JobQueueArn'] });
       expect(resourcesOf(submit)).toHaveLength(2);
     });
@@ -289,7 +290,7 @@ describe('TenantStack', () => {
       const jobRoleId = logicalIdOf(template, 'AWS::IAM::Role', { AssumeRolePolicyDocument: Match.objectLike({ Statement: [Match.objectLike({ Principal: { Service: 'ecs-tasks.amazonaws.com' } })] }), Description: Match.stringLikeRegexp('Training job') } as never);
       const grants = s3Grants(statementsOfRole(template, jobRoleId));
 
-      expect(new Set(grants.map((g) => g.prefix))).toEqual(new Set(['', '/prepared/*', '/base-models/*', '/models/*', '/jobs/*']));
+      expect(new Set(grants.map((g) => g.prefix))).toEqual(new Set(['', '/prepared/*', '/base-models/*', '/models/*', '/jobs/*', '/cache/*']));
       expect(grants.filter((g) => g.prefix === '/prepared/*').flatMap((g) => g.actions).some((a) => /Put|Delete/.test(a))).toBe(false);
     });
   });

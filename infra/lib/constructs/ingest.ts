@@ -52,6 +52,8 @@ export class Ingest extends Construct {
       lifecycleRules: [
         // Shards can be rebuilt from the dataset by uploading train.json again.
         { id: 'ExpirePreparedData', prefix: 'prepared/', expiration: Duration.days(props.preparedRetentionDays ?? 30) },
+        // Cached embeddings are recomputed on a miss; the cache itself never evicts.
+        { id: 'ExpireEmbeddingCache', prefix: 'cache/', expiration: Duration.days(props.preparedRetentionDays ?? 30) },
         // Versioning protects against overwrites; old versions should not pile up forever.
         { id: 'ExpireNoncurrentVersions', noncurrentVersionExpiration: Duration.days(props.noncurrentRetentionDays ?? 30), expiredObjectDeleteMarker: true },
         { id: 'AbortIncompleteUploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
@@ -106,5 +108,10 @@ export class Ingest extends Construct {
     this.bucket.grantPut(this.preprocessFunction, 'base-models/*');
     this.bucket.grantReadWrite(this.preprocessFunction, 'prepared/*');
     this.bucket.grantReadWrite(this.preprocessFunction, 'jobs/*');
+    // Few-shot prototype models are published by this function, without a job, and
+    // continual specs (`from`) read the model they extend.
+    this.bucket.grantReadWrite(this.preprocessFunction, 'models/*');
+    // Embeddings of prototype datasets are cached like a training job's.
+    this.bucket.grantReadWrite(this.preprocessFunction, 'cache/*');
   }
 }

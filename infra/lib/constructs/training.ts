@@ -100,6 +100,8 @@ export class Training extends Construct {
     props.bucket.grantReadWrite(this.jobRole, 'models/*');
     // Status, progress and per-epoch checkpoints (jobs/<id>/checkpoint) for Spot retries.
     props.bucket.grantReadWrite(this.jobRole, 'jobs/*');
+    // The embedding cache: a second job on the same images skips the base's forward pass.
+    props.bucket.grantReadWrite(this.jobRole, 'cache/*');
 
     const image = ecs.ContainerImage.fromAsset(repoPath(), {
       file: 'infra/docker/train/Dockerfile',
@@ -156,7 +158,8 @@ export class Training extends Construct {
     // A job definition is submitted by revision or by name; allow both forms.
     const definitionArn = stack.formatArn({ service: 'batch', resource: 'job-definition', resourceName: `${this.jobDefinition.jobDefinitionName}*` });
     iam.Grant.addToPrincipal({ grantee, actions: ['batch:SubmitJob'], resourceArns: [this.jobQueue.jobQueueArn, definitionArn] });
-    // ListJobs and DescribeJobs support no resource-level permissions.
+    // ListJobs and DescribeJobs support no resource-level permissions, so '*' is the
+    // narrowest resource AWS accepts for them; they read job metadata, never data.
     iam.Grant.addToPrincipal({ grantee, actions: ['batch:ListJobs', 'batch:DescribeJobs'], resourceArns: ['*'] });
   }
 }
