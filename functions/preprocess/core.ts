@@ -213,7 +213,7 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
     const env = TrainJobEnvSchema.parse({ TL_JOB_ID: jobId, TL_PREPARED_PREFIX: preparedPrefix });
     // Reset before submitting: a rerun of a failed job starts clean, and the job's
     // own first write (running) cannot be overwritten by ours.
-    await updateJobStatus(store, jobId, { state: 'submitted', phase: 'queued', progress: 0, error: undefined, version: undefined, promoted: undefined });
+    await updateJobStatus(store, jobId, { state: 'submitted', phase: 'queued', progress: 0, error: undefined, version: undefined, promoted: undefined, promotionReason: undefined });
     const { runnerJobId } = await deps.jobs.submit({ jobId, env });
     await updateJobStatus(store, jobId, { runnerJobId });
     await store.delete(claimKey);

@@ -365,7 +365,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       await writeMetadata(store, meta);
       await applyPromotion(store, modelName, version, promotion);
       await deleteCheckpoint(store, input.jobId);
-      await setStatus({ state: 'succeeded', phase: 'done', progress: PROGRESS.published, version, promoted: promotion.promote, metrics: flatMetrics(testMetrics) });
+      await setStatus({ state: 'succeeded', phase: 'done', progress: PROGRESS.published, version, promoted: promotion.promote, promotionReason: promotion.reason, metrics: flatMetrics(testMetrics) });
       log(`published ${modelName}@${version} (${Object.entries(evaluation).map(([t, m]) => `${t}: ${m ? `${headlineMetric(m).metric} ${headlineMetric(m).value.toFixed(3)}` : 'no test records'}`).join(', ')})`);
       return { ok: true, model: modelName, version };
     } finally {

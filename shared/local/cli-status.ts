@@ -49,6 +49,7 @@ function summarise(status: JobStatus): string {
   const lines = [`model ${status.model}: ${status.state}${status.phase && !isTerminal(status) ? ` (${status.phase})` : ''}, job ${status.jobId}`];
   if (!isTerminal(status)) lines.push(`progress ${Math.round((status.progress ?? 0) * 100)}%${status.epoch !== undefined ? `, epoch ${status.epoch}/${status.epochs ?? '?'}` : ''}`);
   if (status.version) lines.push(`version ${status.version}${status.promoted === false ? ' (not promoted to latest)' : ''}`);
+  if (status.promotionReason) lines.push(`promotion: ${status.promotionReason}`);
   const metrics = Object.entries(status.metrics ?? {});
   if (metrics.length > 0) lines.push(`metrics ${metrics.map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
   return `${lines.join('\n')}\n`;

@@ -24,6 +24,8 @@ export const JobStatusSchema = z.strictObject({
   version: z.string().optional(),
   /** Whether the alias `latest` moved to that version (see the promotion gate). */
   promoted: z.boolean().optional(),
+  /** Why the version was or was not promoted (the gate's one-sentence verdict). */
+  promotionReason: z.string().optional(),
   /** Id the job runner gave the job (AWS Batch job id, or the local child's id). */
   runnerJobId: z.string().optional(),
   embeddingCache: z.enum(['hit', 'miss']).optional(),
