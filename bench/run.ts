@@ -8,7 +8,7 @@
  * `npm run bench -- predict pipeline`. `mtl` compares single-task, hard and soft
  * sharing on Fashion-MNIST (bench/mtl.ts; MobileNetV2 embeddings cached in bench/.cache/).
  */
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,10 +148,16 @@ async function main() {
   }
   results.finishedAt = new Date().toISOString();
   const json = JSON.stringify(results, null, 2);
-  await writeFile(path.join(dir, 'latest.json'), json);
   await writeFile(path.join(dir, `bench-${results.startedAt as string}.json`.replace(/:/g, '-')), json);
+  // latest.json keeps the newest figures of every section: a run of some sections
+  // replaces those and keeps the others, each stamped with the run that measured it.
+  const latestFile = path.join(dir, 'latest.json');
+  const previous = JSON.parse(await readFile(latestFile, 'utf8').catch(() => '{}')) as { sections?: Record<string, unknown> };
+  const run = { backend, tfjsPackage: packageName, machine: results.machine, startedAt: results.startedAt, finishedAt: results.finishedAt, loadAverage: loadavg().map((x) => round(x)) };
+  const measured = Object.fromEntries(Object.entries(results).filter(([k]) => !['backend', 'tfjsPackage', 'machine', 'startedAt', 'finishedAt'].includes(k)).map(([k, v]) => [k, { run, figures: v }]));
+  await writeFile(latestFile, JSON.stringify({ backend, sections: { ...(previous.sections ?? {}), ...measured } }, null, 2));
   process.stdout.write(`${json}\n`);
-  log(`written to ${path.relative(process.cwd(), path.join(dir, 'latest.json'))}`);
+  log(`written to ${path.relative(process.cwd(), latestFile)} (merged with earlier sections) and a dated copy`);
 }
 
 main().catch((err) => {
