@@ -1,3 +1,4 @@
+import { mulberry32 } from '../random.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -73,17 +74,6 @@ export interface ShapesDataset {
   spec?: string;
 }
 
-/** mulberry32: tiny, fast and good enough to vary pictures; not for anything secret. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** FNV-1a, to give each image its own stream: adding classes or images leaves the others unchanged. */
 function hashSeed(text: string): number {

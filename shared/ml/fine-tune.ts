@@ -14,6 +14,7 @@
  * trainer read it the same way), and metadata.base.cut tells the embedder
  * where to stop.
  */
+import { mulberry32, shuffledIndices } from '../random.js';
 import type { LayersModel, SymbolicTensor, Tensor, Variable } from '@tensorflow/tfjs';
 import type { TaskHead } from '../schemas/model.js';
 import { loadTf, type Tf } from '../tf/loader.js';
@@ -206,17 +207,6 @@ export interface TrainTopResult {
   stoppedEarly: boolean;
 }
 
-/** A small seeded generator (mulberry32) for the batch order. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Trains the trainable layers of `model` with its layers in inference mode
@@ -262,7 +252,7 @@ export async function trainTopModel(model: LayersModel, data: { train: TopSplit;
   const train = tensorsOf(data.train);
   const validation = data.validation && data.validation.count > 0 ? tensorsOf(data.validation) : undefined;
   const optimizer = tf.train.adam(opts.learningRate ?? 0.0001);
-  const random = rng(opts.seed ?? 42);
+  const random = mulberry32(opts.seed ?? 42);
   const history: Array<Record<string, number>> = [];
   let best = Infinity;
   let bestEpoch = -1;
@@ -270,11 +260,7 @@ export async function trainTopModel(model: LayersModel, data: { train: TopSplit;
   let wait = 0;
   try {
     for (let epoch = 0; epoch < epochs && wait < patience; epoch++) {
-      const order = Array.from({ length: data.train.count }, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(random() * (i + 1));
-        [order[i], order[j]] = [order[j], order[i]];
-      }
+      const order = shuffledIndices(data.train.count, random);
       let sum = 0;
       for (let start = 0; start < order.length; start += batchSize) {
         const idx = tf.tensor1d(order.slice(start, start + batchSize), 'int32');

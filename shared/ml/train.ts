@@ -6,6 +6,7 @@
  * early stopping can restore the best weights and a caller can checkpoint between
  * epochs.
  */
+import { mulberry32, shuffledIndices } from '../random.js';
 import type { LayersModel, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
 import type { TaskHead } from '../schemas/model.js';
 import type { LossWeighting, Sharing } from '../schemas/spec.js';
@@ -112,27 +113,7 @@ export class TrainingDivergedError extends Error {
   override name = 'TrainingDivergedError';
 }
 
-/** mulberry32: a small seeded PRNG so the batch order is reproducible. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-function shuffled(n: number, seed: number): Int32Array {
-  const rand = random(seed);
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 interface TrainTask {
   name: string;
@@ -235,7 +216,7 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
     while (state.nextEpoch < epochs && !(state.wait >= patience && state.bestEpoch >= 0)) {
       const epoch = state.nextEpoch;
       // Seeded per epoch, so a resumed run sees the same batches the first run would have.
-      const order = shuffled(train.count, seed * 1000 + epoch);
+      const order = shuffledIndices(train.count, mulberry32(seed * 1000 + epoch));
       let lossSum = 0;
       let batches = 0;
       const taskSums = Object.fromEntries(tasks.map((t) => [t.name, 0]));
