@@ -54,21 +54,25 @@ function normalizeRows(x: Float32Array, count: number, size: number): Float32Arr
   return out;
 }
 
-/**
- * Class prototypes: per class, the normalised mean of its examples' unit embeddings.
- * @param targets class index per record, -1 = no label
- * @returns k×size unit vectors and the examples per class
- */
-export function buildPrototypes(x: Float32Array, count: number, size: number, targets: ArrayLike<number>, k: number): { prototypes: Float32Array; examples: number[] } {
-  const unit = normalizeRows(x, count, size);
-  const sums = new Float32Array(k * size);
-  const examples = new Array<number>(k).fill(0);
+/** Adds each labelled row into its class's row of `sums`; counts the rows per class. */
+function classSums<S extends Float32Array | Float64Array>(unit: Float32Array, count: number, size: number, targets: ArrayLike<number>, sums: S): { sums: S; examples: number[] } {
+  const examples = new Array<number>(sums.length / size).fill(0);
   for (let i = 0; i < count; i++) {
     const c = targets[i];
     if (c < 0) continue;
     examples[c]++;
     for (let j = 0; j < size; j++) sums[c * size + j] += unit[i * size + j];
   }
+  return { sums, examples };
+}
+
+/**
+ * Class prototypes: per class, the normalised mean of its examples' unit embeddings.
+ * @param targets class index per record, -1 = no label
+ * @returns k×size unit vectors and the examples per class
+ */
+export function buildPrototypes(x: Float32Array, count: number, size: number, targets: ArrayLike<number>, k: number): { prototypes: Float32Array; examples: number[] } {
+  const { sums, examples } = classSums(normalizeRows(x, count, size), count, size, targets, new Float32Array(k * size));
   return { prototypes: normalizeRows(sums, k, size), examples };
 }
 
@@ -98,14 +102,8 @@ export function prototypeScores(x: Float32Array, count: number, size: number, pr
  */
 export function leaveOneOutAccuracy(x: Float32Array, count: number, size: number, targets: ArrayLike<number>, k: number): number | undefined {
   const unit = normalizeRows(x, count, size);
-  const sums = new Float64Array(k * size);
-  const examples = new Array<number>(k).fill(0);
-  for (let i = 0; i < count; i++) {
-    const c = targets[i];
-    if (c < 0) continue;
-    examples[c]++;
-    for (let j = 0; j < size; j++) sums[c * size + j] += unit[i * size + j];
-  }
+  // Float64: each left-out example is subtracted from these sums again.
+  const { sums, examples } = classSums(unit, count, size, targets, new Float64Array(k * size));
   if (examples.some((n) => n < 2)) return undefined;
   let correct = 0;
   let n = 0;
