@@ -9,7 +9,7 @@
  * sharing on Fashion-MNIST (bench/mtl.ts; MobileNetV2 embeddings cached in bench/.cache/).
  */
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTf } from '../shared/tf/loader.js';
@@ -17,7 +17,7 @@ import { benchEmbedding, benchHeadTraining } from './ml.js';
 import { benchTransfer, transferTable } from './transfer.js';
 import { benchMultiTask, mtlTable } from './mtl.js';
 import { generateShapesDataset, generateShapesImages } from '../shared/local/demo-data.js';
-import { startTestPlatform, type TestPlatform } from '../test/helpers/platform.js';
+import { readTree, startTestPlatform, type TestPlatform } from '../test/helpers/platform.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -26,17 +26,6 @@ const percentile = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
 const log = (line: string) => process.stderr.write(`${line}\n`);
-
-async function readTree(dir: string) {
-  const out: Array<{ path: string; data: Buffer }> = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) {
-      const full = path.join(e.parentPath, e.name);
-      out.push({ path: path.relative(dir, full).split(path.sep).join('/'), data: await readFile(full) });
-    }
-  }
-  return out;
-}
 
 /** Uploads a generated dataset over HTTP and times it until the model answers predict. */
 async function uploadAndServe(t: TestPlatform, model: string, perClass: number, work: string) {

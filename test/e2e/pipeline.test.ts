@@ -1,23 +1,13 @@
-import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateShapesDataset, generateShapesImages } from '../../shared/local/demo-data.js';
 import { readReport } from '../../shared/data/shards.js';
-import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
+import { readTree, startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 
 /** Accuracy the demo task must reach on held-out images (3 classes; chance is 0.33). */
 const ACCURACY_THRESHOLD = 0.8;
-
-async function readTree(dir: string): Promise<Array<{ path: string; data: Buffer }>> {
-  const out: Array<{ path: string; data: Buffer }> = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const full = path.join(e.parentPath, e.name);
-    out.push({ path: path.relative(dir, full).split(path.sep).join('/'), data: await readFile(full) });
-  }
-  return out;
-}
 
 describe('embedded platform end to end (HTTP)', () => {
   let t: TestPlatform;

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startPlatform, type Platform } from '../../shared/local/platform.js';
@@ -69,4 +69,15 @@ export async function startTestPlatform(): Promise<TestPlatform> {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Every file under `dir` with its `/`-separated relative path, as `tl upload` would send it. */
+export async function readTree(dir: string): Promise<Array<{ path: string; data: Buffer }>> {
+  const out: Array<{ path: string; data: Buffer }> = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const full = path.join(e.parentPath, e.name);
+    out.push({ path: path.relative(dir, full).split(path.sep).join('/'), data: await readFile(full) });
+  }
+  return out;
 }

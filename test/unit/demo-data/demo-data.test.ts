@@ -63,7 +63,7 @@ describe('generateShapesDataset', () => {
     // Act
     const a = await generateShapesDataset(join(root, 'a'), { perClass: 4, seed: 9, corrupt: 2 });
     const b = await generateShapesDataset(join(root, 'b'), { perClass: 4, seed: 9, corrupt: 2 });
-    const c = await generateShapesDataset(join(root, 'c'), { perClass: 4, seed: 10, corrupt: 2 });
+    await generateShapesDataset(join(root, 'c'), { perClass: 4, seed: 10, corrupt: 2 });
 
     // Assess
     expect(b).toEqual({ ...a, dir: join(root, 'b') });

@@ -44,7 +44,7 @@ describe('trainHeads', () => {
     const model = await buildHeadModel({ embeddingSize: 8, tasks: heads, sharing: { method: 'hard', trunk: [16] }, dropout: 0, seed: 5 });
     const val = clusters(30, 500);
     val.targets.class = Int32Array.from(val.targets.class, (c) => (c + 1) % 3);
-    const { tf } = await loadTf();
+    await loadTf();
     let bestWeights: number[][] = [];
     let best = Infinity;
 
