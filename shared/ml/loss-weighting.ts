@@ -34,8 +34,12 @@ export interface WeightingState {
 export interface LossCombiner {
   /** Trainable variables the optimizer updates along with the model (uncertainty's log-variances). */
   readonly variables: Variable[];
-  /** The objective of one batch from each task's masked mean loss; called inside the gradient scope. */
-  combine(tf: Tf, losses: Record<string, Scalar>): Scalar;
+  /**
+   * The objective of one batch from each task's masked mean loss; called inside the
+   * gradient scope. `counts` holds each task's labelled records in the batch: a task
+   * with none contributes nothing, not even a regulariser. @default every task labelled
+   */
+  combine(tf: Tf, losses: Record<string, Scalar>, counts?: Record<string, Scalar>): Scalar;
   /** After each epoch, with the mean training loss per task over that epoch. */
   endEpoch(epochLosses: Record<string, number>): void;
   /** The effective weight of each task's loss now. */
@@ -84,6 +88,10 @@ export const staticWeighting: LossWeightingStrategy<Extract<LossWeighting, { met
  * (a Gaussian likelihood) and 1 for classification (a softmax/sigmoid likelihood). A
  * noisy or hard task raises its σ and so lowers its own weight; s_t/2 stops every σ
  * from growing without bound.
+ *
+ * A task without a label in the batch drops its whole term: its masked loss is 0 there,
+ * and s_t/2 alone would push s_t down on every such batch, so a sparse task's weight
+ * exp(−s_t) would grow without bound.
  */
 export const uncertaintyWeighting: LossWeightingStrategy<Extract<LossWeighting, { method: 'uncertainty' }>> = {
   create({ tf, tasks, resume }) {
@@ -94,10 +102,12 @@ export const uncertaintyWeighting: LossWeightingStrategy<Extract<LossWeighting, 
     const read = () => Object.fromEntries(Object.entries(logVars).map(([name, v]) => [name, (v.dataSync() as Float32Array)[0]]));
     return {
       variables: Object.values(logVars),
-      combine(tf_, losses) {
+      combine(tf_, losses, counts) {
         const terms = Object.entries(losses).map(([name, l]) => {
           const s = logVars[name];
-          return tf_.mul(tf_.add(tf_.mul(tf_.mul(tf_.exp(tf_.neg(s)), l), scale[name]), tf_.mul(s, 0.5)), fixed[name]);
+          const term = tf_.mul(tf_.add(tf_.mul(tf_.mul(tf_.exp(tf_.neg(s)), l), scale[name]), tf_.mul(s, 0.5)), fixed[name]);
+          // 1 when the batch labels the task, 0 when not (counts are whole numbers).
+          return counts?.[name] ? tf_.mul(term, tf_.minimum(counts[name], 1)) : term;
         });
         return tf_.addN(terms) as Scalar;
       },

@@ -165,14 +165,28 @@ function checkTargets(split: HeadSplit, tasks: TrainTask[]): void {
   }
 }
 
+interface BatchLosses {
+  /** Each task's masked mean loss. */
+  losses: Record<string, Scalar>;
+  /** Each task's labelled records among the rows. */
+  counts: Record<string, Scalar>;
+}
+
 /**
- * Masked loss of each task on the given rows (whole split when `rows` is absent),
- * in training mode (dropout on) or not.
+ * Masked loss and labelled count of each task on the given rows (whole split when
+ * `rows` is absent), in training mode (dropout on) or not.
  */
-function taskLosses(tf: Tf, model: LayersModel, data: SplitTensors, tasks: TrainTask[], opts: { rows?: Tensor; training: boolean }): Record<string, Scalar> {
+function taskLosses(tf: Tf, model: LayersModel, data: SplitTensors, tasks: TrainTask[], opts: { rows?: Tensor; training: boolean }): BatchLosses {
   const pick = (t: Tensor) => (opts.rows ? tf.gather(t, opts.rows) : t);
   const outs = asList(model.apply(pick(data.x), { training: opts.training }) as Tensor | Tensor[]);
-  return Object.fromEntries(tasks.map((t, i) => [t.name, t.kind.loss(tf, pick(data.ys[i]), outs[i], pick(data.masks[i])) as Scalar]));
+  const losses: Record<string, Scalar> = {};
+  const counts: Record<string, Scalar> = {};
+  tasks.forEach((t, i) => {
+    const mask = pick(data.masks[i]);
+    losses[t.name] = t.kind.loss(tf, pick(data.ys[i]), outs[i], mask) as Scalar;
+    counts[t.name] = tf.sum(mask);
+  });
+  return { losses, counts };
 }
 
 /**
@@ -182,7 +196,8 @@ function taskLosses(tf: Tf, model: LayersModel, data: SplitTensors, tasks: Train
  *
  * The objective of a batch is the loss weighting's combination of the tasks' masked
  * losses (each the mean over the batch's records that carry the task's label; a task
- * with no label in a batch adds 0) plus the sharing penalty.
+ * with no label in a batch adds nothing) plus the sharing penalty. A task's epoch loss
+ * is the mean over its labelled records, so batches without its labels do not dilute it.
  */
 export async function trainHeads(model: LayersModel, data: HeadData, opts: TrainHeadsOptions = {}): Promise<TrainResult> {
   const { tf } = await loadTf();
@@ -219,15 +234,19 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
       const order = shuffledIndices(train.count, mulberry32(seed * 1000 + epoch));
       let lossSum = 0;
       let batches = 0;
+      // Per task: Σ batch loss × labelled records, and the labelled records.
       const taskSums = Object.fromEntries(tasks.map((t) => [t.name, 0]));
+      const taskCounts = Object.fromEntries(tasks.map((t) => [t.name, 0]));
       for (let start = 0; start < train.count; start += batchSize) {
         const rows = tf.tensor1d(order.subarray(start, Math.min(train.count, start + batchSize)), 'int32');
         const perTask: Record<string, Scalar> = {};
+        const perCount: Record<string, Scalar> = {};
         const cost = optimizer.minimize(
           () => {
-            const losses = taskLosses(tf, model, train!, tasks, { rows, training: true });
+            const { losses, counts } = taskLosses(tf, model, train!, tasks, { rows, training: true });
             for (const [name, l] of Object.entries(losses)) perTask[name] = tf.keep(l);
-            const objective = combiner.combine(tf, losses);
+            for (const [name, c] of Object.entries(counts)) perCount[name] = tf.keep(c);
+            const objective = combiner.combine(tf, losses, counts);
             const penalty = sharingPenalty(tf, model, sharing);
             return penalty ? (tf.add(objective, penalty) as Scalar) : objective;
           },
@@ -238,13 +257,16 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
         lossSum += cost!.dataSync()[0];
         cost!.dispose();
         for (const [name, l] of Object.entries(perTask)) {
-          taskSums[name] += l.dataSync()[0];
+          const n = perCount[name].dataSync()[0];
+          taskSums[name] += l.dataSync()[0] * n;
+          taskCounts[name] += n;
           l.dispose();
+          perCount[name].dispose();
         }
         batches++;
       }
       const logs: EpochLogs = { loss: lossSum / batches };
-      const epochLosses = Object.fromEntries(tasks.map((t) => [t.name, taskSums[t.name] / batches]));
+      const epochLosses = Object.fromEntries(tasks.map((t) => [t.name, taskCounts[t.name] > 0 ? taskSums[t.name] / taskCounts[t.name] : 0]));
       for (const t of tasks) logs[`loss_${t.name}`] = epochLosses[t.name];
       const penalty = tf.tidy(() => sharingPenalty(tf, model, sharing));
       if (penalty) {
@@ -302,7 +324,7 @@ export async function trainingObjective(model: LayersModel, split: HeadSplit, op
   const data = splitTensors(tf, split, tasks, model.inputs[0].shape[1] as number);
   try {
     return tf.tidy(() => {
-      const losses = taskLosses(tf, model, data, tasks, { training: false });
+      const { losses } = taskLosses(tf, model, data, tasks, { training: false });
       const values = Object.fromEntries(tasks.map((t) => [t.name, losses[t.name].dataSync()[0]]));
       const p = sharingPenalty(tf, model, opts.sharing ?? { method: 'hard', trunk: [] });
       const penalty = p ? p.dataSync()[0] : 0;
@@ -317,7 +339,7 @@ export async function trainingObjective(model: LayersModel, split: HeadSplit, op
 async function validationLogs(tf: Tf, model: LayersModel, data: SplitTensors, split: HeadSplit, tasks: TrainTask[]): Promise<EpochLogs> {
   const logs: EpochLogs = {};
   const losses = tf.tidy(() => {
-    const l = taskLosses(tf, model, data, tasks, { training: false });
+    const l = taskLosses(tf, model, data, tasks, { training: false }).losses;
     return tasks.map((t) => l[t.name].dataSync()[0]);
   });
   logs.val_loss = tasks.reduce((a, t, i) => a + t.weight * losses[i], 0);
