@@ -1,10 +1,19 @@
 import { z } from 'zod';
 
+/**
+ * A regression value: finite, and finite as float32 too, since training holds targets
+ * in float32 (1e39 would become Infinity there and surface as "training diverged").
+ */
+const RegressionValueSchema = z
+  .number()
+  .finite()
+  .refine((v) => Number.isFinite(Math.fround(v)), 'a regression value must fit in float32 (magnitude at most about 3.4e38)');
+
 export const LabelValueSchema = z.union([
   z.string().min(1).max(200), // classification
   z.array(z.string().min(1).max(200)).max(200), // multilabel
-  z.number().finite(), // scalar regression
-  z.array(z.number().finite()).min(1).max(1024), // vector regression
+  RegressionValueSchema, // scalar regression
+  z.array(RegressionValueSchema).min(1).max(1024), // vector regression
 ]);
 export type LabelValue = z.infer<typeof LabelValueSchema>;
 

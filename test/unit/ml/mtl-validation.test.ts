@@ -20,4 +20,11 @@ describe('manifest validation for multi-task datasets', () => {
   it('refuses a regression vector of the wrong length, naming the line and field', () => {
     expect(() => parseManifest(manifest({ source: 'a.png', labels: { centre: [0.5] } }), tasks)).toThrow(/line 1, field "labels.centre": "centre" needs 2 values/);
   });
+
+  it('refuses a regression value beyond the float32 range, naming the line and field', () => {
+    const tasks_ = [...tasks, TaskSchema.parse({ name: 'price', type: 'regression' })];
+    expect(() => parseManifest(manifest({ source: 'a.png', labels: { price: 1e39 } }), tasks_)).toThrow('manifest.jsonl line 1, field "labels.price": a regression value must fit in float32');
+    expect(() => parseManifest(manifest({ source: 'a.png', labels: { price: 2 } }, { source: 'b.png', labels: { centre: [0.5, -1e39] } }), tasks_)).toThrow(/line 2, field "labels.centre.1": a regression value must fit in float32/);
+    expect(parseManifest(manifest({ source: 'a.png', labels: { price: 3e38 } }), tasks_)[0].labels).toEqual({ price: 3e38 });
+  });
 });
