@@ -5,6 +5,7 @@
  * Data: Fashion-MNIST from the Debian package `dataset-fashion-mnist` (IDX files);
  * figures that need it are skipped (with a reason) when it is not installed.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,28 @@ export interface ImageSet {
   labels: Uint8Array;
   count: number;
   shape: [number, number, number];
+}
+
+/**
+ * Finds Fashion-MNIST, or installs Debian's `dataset-fashion-mnist` when this
+ * process may (root, apt-get present). Returns whether the IDX files are there.
+ */
+export function ensureFashionMnist(log: (line: string) => void = () => {}, dir = FASHION_MNIST_DIR): boolean {
+  const file = path.join(dir, 'train-images-idx3-ubyte.gz');
+  if (existsSync(file)) return true;
+  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) {
+    log(`Fashion-MNIST not found in ${dir}: run "apt-get install dataset-fashion-mnist" as root`);
+    return false;
+  }
+  log('Fashion-MNIST not found: installing the Debian package dataset-fashion-mnist...');
+  const install = () => spawnSync('apt-get', ['install', '-y', '-q', 'dataset-fashion-mnist'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  // A fresh machine may have no package lists yet.
+  if (!install()) {
+    spawnSync('apt-get', ['update', '-q'], { stdio: 'ignore' });
+    install();
+  }
+  if (!existsSync(file)) log(`installing dataset-fashion-mnist did not provide ${file}`);
+  return existsSync(file);
 }
 
 /** Reads a Fashion-MNIST split from its gzipped IDX files. */

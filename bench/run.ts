@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTf } from '../shared/tf/loader.js';
-import { benchEmbedding, benchHeadTraining } from './ml.js';
+import { benchEmbedding, benchHeadTraining, ensureFashionMnist } from './ml.js';
 import { benchTransfer, transferTable } from './transfer.js';
 import { benchMultiTask, mtlTable } from './mtl.js';
 import { generateShapesDataset, generateShapesImages } from '../shared/local/demo-data.js';
@@ -119,6 +119,7 @@ async function main() {
     results.headTraining = await benchHeadTraining({ records: 1000, epochs: 10 });
   }
   if (sections.has('predict') || sections.has('pipeline')) Object.assign(results, await benchPredictAndPipeline(sections, embedding));
+  if (sections.has('mtl') || sections.has('transfer')) ensureFashionMnist(log);
   if (sections.has('mtl')) {
     log('mtl: single-task vs hard vs soft sharing on Fashion-MNIST (fine and coarse labels)...');
     const mtl = await benchMultiTask({ log });
