@@ -126,7 +126,8 @@ export function multilabelMetrics(truth: ArrayLike<number>, predicted: ArrayLike
 export interface RegressionOutputMetrics {
   mae: number;
   rmse: number;
-  r2: number;
+  /** null with fewer than 2 records: R² needs a variance to compare with. */
+  r2: number | null;
 }
 
 export interface RegressionMetrics extends RegressionOutputMetrics {
@@ -139,7 +140,8 @@ export interface RegressionMetrics extends RegressionOutputMetrics {
 /**
  * MAE and RMSE over every value, in the target's real units; R² per output, averaged
  * (scikit-learn's `uniform_average`). An output with no variance in the truth has
- * R² 1 when predicted exactly and 0 otherwise, as scikit-learn reports it.
+ * R² 1 when predicted exactly and 0 otherwise, as scikit-learn reports it; with fewer
+ * than 2 records R² is null (scikit-learn warns and returns NaN), not a made-up 0.
  * @param truth count×size row-major
  * @param predicted count×size
  */
@@ -165,7 +167,7 @@ export function regressionMetrics(truth: ArrayLike<number>, predicted: ArrayLike
     }
     absAll += abs;
     sqAll += sq;
-    const r2 = total > 0 ? 1 - sq / total : sq === 0 ? 1 : 0;
+    const r2 = count < 2 ? null : total > 0 ? 1 - sq / total : sq === 0 ? 1 : 0;
     perOutput.push({ mae: count ? abs / count : 0, rmse: count ? Math.sqrt(sq / count) : 0, r2 });
   }
   const n = count * size;
@@ -173,7 +175,7 @@ export function regressionMetrics(truth: ArrayLike<number>, predicted: ArrayLike
     count,
     mae: n ? absAll / n : 0,
     rmse: n ? Math.sqrt(sqAll / n) : 0,
-    r2: size ? perOutput.reduce((a, o) => a + o.r2, 0) / size : 0,
+    r2: size && count >= 2 ? perOutput.reduce((a, o) => a + (o.r2 ?? 0), 0) / size : null,
     perOutput,
   };
 }

@@ -82,7 +82,8 @@ export function summaryMetrics(m: TaskMetrics | undefined): Record<string, numbe
   if (!m) return { count: 0 };
   if (m.type === 'classification') return { accuracy: m.accuracy, macroF1: m.macroF1, count: m.count };
   if (m.type === 'multilabel') return { microF1: m.microF1, macroF1: m.macroF1, subsetAccuracy: m.subsetAccuracy, count: m.count };
-  return { mae: m.mae, rmse: m.rmse, r2: m.r2, count: m.count };
+  // The status' metrics are numbers only: an R² that cannot be computed is left out there (the report has null).
+  return { mae: m.mae, rmse: m.rmse, ...(m.r2 === null ? {} : { r2: m.r2 }), count: m.count };
 }
 
 /**

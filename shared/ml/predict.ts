@@ -14,8 +14,20 @@ export class UnknownTaskError extends Error {
   constructor(
     readonly tasks: string[],
     readonly known: string[],
+    message = `unknown task${tasks.length > 1 ? 's' : ''} ${tasks.map((t) => `"${t}"`).join(', ')}; this model has ${known.map((t) => `"${t}"`).join(', ')}`,
   ) {
-    super(`unknown task${tasks.length > 1 ? 's' : ''} ${tasks.map((t) => `"${t}"`).join(', ')}; this model has ${known.map((t) => `"${t}"`).join(', ')}`);
+    super(message);
+  }
+}
+
+/**
+ * A request's `tasks` list is empty: it would get one empty object per input. A
+ * kind of UnknownTaskError, so the API answers it the same way (400).
+ */
+export class NoTasksRequestedError extends UnknownTaskError {
+  override name = 'NoTasksRequestedError';
+  constructor(known: string[]) {
+    super([], known, `"tasks" is empty; name at least one of this model's tasks (${known.map((t) => `"${t}"`).join(', ')}) or leave "tasks" out for every main task`);
   }
 }
 
@@ -26,10 +38,11 @@ export interface PredictTasksOptions {
   topK: number;
 }
 
-/** Which heads a request gets, validated before any compute. @throws UnknownTaskError */
+/** Which heads a request gets, validated before any compute. @throws UnknownTaskError (NoTasksRequestedError for an empty list) */
 export function selectTasks(heads: TaskHead[], tasks?: string[]): TaskHead[] {
   if (!tasks) return heads.filter((h) => !h.auxiliary);
   const names = new Set(heads.map((h) => h.name));
+  if (tasks.length === 0) throw new NoTasksRequestedError([...names]);
   const unknown = tasks.filter((t) => !names.has(t));
   if (unknown.length) throw new UnknownTaskError(unknown, [...names]);
   const wanted = new Set(tasks);

@@ -4,8 +4,8 @@ import { countLabelled, LabelError, multilabelKind, regressionKind, selectTarget
 import { multilabelMetrics, regressionMetrics } from '../../../shared/ml/metrics.js';
 import { createLossCombiner, lossWeightsFor } from '../../../shared/ml/loss-weighting.js';
 import { buildHeadModel } from '../../../shared/ml/heads.js';
-import { compareWithSingleTask, evaluateTasks, tuneThresholds, withTargetStatistics } from '../../../shared/ml/mtl-evaluate.js';
-import { predictTasks } from '../../../shared/ml/predict.js';
+import { compareWithSingleTask, evaluateTasks, summaryMetrics, tuneThresholds, withTargetStatistics } from '../../../shared/ml/mtl-evaluate.js';
+import { NoTasksRequestedError, predictTasks, selectTasks, UnknownTaskError } from '../../../shared/ml/predict.js';
 import { trainHeads, type HeadSplit } from '../../../shared/ml/train.js';
 import type { TaskHead } from '../../../shared/schemas/model.js';
 
@@ -70,6 +70,14 @@ describe('multilabel and regression metrics', () => {
     expect(m.perOutput[0].r2).toBeCloseTo(1 - 4 / 2, 6);
     expect(m.perOutput[1].r2).toBe(0); // constant truth, not predicted exactly
     expect(m.r2).toBeCloseTo((-1 + 0) / 2, 6);
+  });
+
+  it('reports R² as null with fewer than 2 records, and leaves it out of the summary', () => {
+    const m = regressionMetrics([4, 1], [3, 1], 2);
+    expect(m).toMatchObject({ count: 1, mae: 0.5, r2: null });
+    expect(m.perOutput.map((o) => o.r2)).toEqual([null, null]);
+    expect(summaryMetrics({ type: 'regression', ...m })).toEqual({ mae: 0.5, rmse: Math.sqrt(0.5), count: 1 });
+    expect(regressionMetrics([], [], 1).r2).toBeNull();
   });
 });
 
@@ -136,9 +144,11 @@ describe('multi-task evaluation', () => {
     const predicted = await predictTasks(model, tuned, Float32Array.from([-1.5, 1, 1, -1]), 2, { topK: 2 });
     const withAux = await predictTasks(model, tuned, Float32Array.from([-1.5, 1]), 1, { topK: 2, tasks: ['value'] });
 
-    // Assess
+    // Assess: on the split they were tuned on, no label's F1 is below its F1 at 0.5.
+    const untuned = await evaluateTasks(model, heads, validation);
     expect(tuned[0].thresholds).toHaveLength(2);
-    tuned[0].thresholds!.forEach((t) => expect(t > 0 && t < 1).toBe(true));
+    const f1s = (m: typeof metrics.tags) => (m && m.type === 'multilabel' ? m.perLabel.map((l) => l.f1) : []);
+    f1s(metrics.tags).forEach((f1, j) => expect(f1, `label ${j}`).toBeGreaterThanOrEqual(f1s(untuned.tags)[j]));
     expect(metrics.tags).toMatchObject({ type: 'multilabel' });
     expect(metrics.tags && 'microF1' in metrics.tags && metrics.tags.microF1).toBeGreaterThan(0.85);
     expect(metrics.value && 'r2' in metrics.value && metrics.value.r2).toBeGreaterThan(0.8);
@@ -147,6 +157,39 @@ describe('multi-task evaluation', () => {
     expect(predicted[1].tags).toMatchObject({ labels: [] });
     expect((withAux[0].value as { value: number[] }).value[0]).toBeCloseTo(3 * -1.5 - 1, -0.5);
     model.dispose();
+  });
+
+  it('moves a threshold off 0.5 when the scores call for it', async () => {
+    // Prepare: one sigmoid unit that scores positives (x = 1) about 0.3 and negatives (x = 0) about 0.1.
+    const { tf } = await loadTf();
+    const input = tf.input({ shape: [1] });
+    const dense = tf.layers.dense({ units: 1, activation: 'sigmoid' });
+    const model = tf.model({ inputs: input, outputs: dense.apply(input) as import('@tensorflow/tfjs').SymbolicTensor });
+    const logit = (p: number) => Math.log(p / (1 - p));
+    dense.setWeights([tf.tensor2d([[logit(0.3) - logit(0.1)]]), tf.tensor1d([logit(0.1)])]);
+    const head: TaskHead = { name: 'tag', type: 'multilabel', auxiliary: false, labels: ['on'] };
+    const truth = [1, 0, 0, 1, 0, 1, 0, 0];
+    const split: HeadSplit = { x: Float32Array.from(truth), count: truth.length, targets: { tag: Float32Array.from(truth) } };
+
+    // Act
+    const [tuned] = await tuneThresholds(model, [head], split);
+    const at05 = await evaluateTasks(model, [head], split);
+    const atTuned = await evaluateTasks(model, [tuned], split);
+
+    // Assess: nothing reaches 0.5; a threshold between the two scores separates them.
+    expect(tuned.thresholds![0]).toBeGreaterThan(0.1);
+    expect(tuned.thresholds![0]).toBeLessThanOrEqual(0.3);
+    expect(at05.tag && at05.tag.type === 'multilabel' && at05.tag.microF1).toBe(0);
+    expect(atTuned.tag && atTuned.tag.type === 'multilabel' && atTuned.tag.microF1).toBe(1);
+    model.dispose();
+  });
+
+  it('refuses an empty task list as it refuses an unknown task (the API answers 400)', () => {
+    const heads: TaskHead[] = [tagsHead, { ...boxHead, auxiliary: true }];
+    expect(() => selectTasks(heads, [])).toThrow(NoTasksRequestedError);
+    expect(() => selectTasks(heads, [])).toThrow(UnknownTaskError);
+    expect(() => selectTasks(heads, [])).toThrow('"tasks" is empty; name at least one of this model\'s tasks ("tags", "box")');
+    expect(selectTasks(heads, undefined)).toEqual([tagsHead]);
   });
 
   it('compares each main task with a single-task model trained the same way', async () => {
