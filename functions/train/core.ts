@@ -56,6 +56,11 @@ export class TrainingInputError extends Error {
   override name = 'TrainingInputError';
 }
 
+/** A task the job would train has no label in the train split: its head would learn nothing and still be published. */
+export class NoTrainLabelsError extends TrainingInputError {
+  override name = 'NoTrainLabelsError';
+}
+
 /** Share of the job's progress bar each phase ends at. */
 const PROGRESS = { loaded: 0.02, embedded: 0.45, trained: 0.9, evaluated: 0.95, published: 1 } as const;
 const SPLITS: SplitName[] = ['train', 'validation', 'test'];
@@ -199,6 +204,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     const validation = prepared.validation!;
     const test = prepared.test!;
     if (train.count < 2) throw new TrainingInputError(`the train split has ${train.count} labelled record${train.count === 1 ? '' : 's'}; add more data`);
+    checkTrainLabels(heads, tasksOf(spec).map((t) => t.name), prepared as Record<SplitName, PreparedSplit>);
     // Regression heads are standardised with the train split's mean and std (stored in the head).
     heads = withTargetStatistics(heads, toHeadSplit(train));
     await setStatus({ progress: PROGRESS.embedded });
@@ -218,13 +224,15 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
         log(`resuming from the checkpoint after epoch ${resumedFrom}`);
       }
       await setStatus({ phase: 'training', epoch: resumedFrom ?? 0, epochs: opts.epochs });
+      // One choice for the multi-task model and the single-task models it is compared with.
+      const selectOnValidation = jobBase.from ? undefined : selectsEpochs(validation.count, log);
       trained = jobBase.from
         ? ((await trainContinual(jobBase, model, { train, validation }, spec, async (epoch, logs) => {
             await setStatus({ epoch: epoch + 1, epochs: opts.epochs, metrics: pick(logs, ['loss', 'val_loss']) });
             log(`epoch ${epoch + 1}/${opts.epochs} (extending ${spec.from}) ${Object.entries(logs).map(([k, v]) => `${k}=${v.toFixed(4)}`).join(' ')}`);
           })) as unknown as typeof trained)
         : await trainHeads(model, { train: toHeadSplit(train), validation: validation.count > 0 ? toHeadSplit(validation) : undefined }, {
-        selectOnValidation: selectsEpochs(validation.count, log),
+        selectOnValidation,
         epochs: opts.epochs,
         batchSize: opts.batchSize,
         learningRate: opts.learningRate,
@@ -263,7 +271,9 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       const served = fineTuned?.model ?? model;
 
       await setStatus({ phase: 'evaluating', progress: PROGRESS.trained });
-      heads = await tuneThresholds(model, heads, validation.count > 0 ? toHeadSplit(validation) : undefined);
+      // Thresholds belong to the served model, on the inputs it reads (cut activations once fine-tuned).
+      const servedValidation = fineTuned && embedded?.cutX ? { ...toHeadSplit(validation), x: embedded.cutX.validation } : toHeadSplit(validation);
+      heads = await tuneThresholds(served, heads, validation.count > 0 ? servedValidation : undefined);
       const evaluation = await evaluateTasks(served, heads, fineTuned ? fineTuned.test : toHeadSplit(test));
       // "Does sharing help?": the same data and training, one single-task model per main task.
       let sharingComparison: Record<string, SharingComparison> | undefined;
@@ -275,7 +285,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
           data: { train: toHeadSplit(train), validation: validation.count > 0 ? toHeadSplit(validation) : undefined },
           test: toHeadSplit(test),
           shared: evaluation,
-          training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, patience: opts.patience, seed: opts.seed },
+          training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, patience: opts.patience, seed: opts.seed, selectOnValidation },
           dropout: opts.dropout,
           seed: opts.seed,
           onTask: (task, i, n) => {
@@ -319,6 +329,8 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
               auxiliary: h.auxiliary,
               labels: h.labels,
               ...(h.thresholds ? { thresholds: h.thresholds } : {}),
+              // Without labelled validation rows the thresholds stay 0.5: say so rather than pass them off as tuned.
+              ...(h.type === 'multilabel' ? { thresholdsTuned: countLabelled(validation.targets[h.name], validation.count) > 0 } : {}),
               ...(h.mean ? { size: h.size, mean: h.mean, std: h.std } : {}),
               labelled: Object.fromEntries(SPLITS.map((s) => [s, countLabelled(prepared[s]!.targets[h.name], prepared[s]!.count)])),
               lossWeight: trained.taskWeights[h.name],
@@ -449,6 +461,22 @@ function selectLabelled(shard: Shard, heads: TaskHead[]): { index: number[]; tar
   return { index, targets };
 }
 
+/**
+ * Every task the spec declares needs labelled train records: with none, a regression
+ * head would be standardised with a made-up mean 0 and std 1 and a head of any type
+ * would train on nothing. @throws NoTrainLabelsError naming the task and its label counts per split
+ */
+function checkTrainLabels(heads: TaskHead[], declared: string[], prepared: Record<SplitName, PreparedSplit>): void {
+  for (const h of heads) {
+    if (!declared.includes(h.name)) continue;
+    const counts = Object.fromEntries(SPLITS.map((s) => [s, countLabelled(prepared[s].targets[h.name], prepared[s].count)]));
+    if (counts.train > 0) continue;
+    throw new NoTrainLabelsError(
+      `${h.auxiliary ? 'auxiliary ' : ''}task "${h.name}" has no labelled record in the train split (labelled: ${SPLITS.map((s) => `${s} ${counts[s]}`).join(', ')}); label some train records or remove the task`,
+    );
+  }
+}
+
 function subsetRows<T extends Uint8Array | Float32Array>(data: T, per: number, index: number[]): T {
   if (index.length * per === data.length) return data;
   const out = new (data.constructor as new (n: number) => T)(index.length * per);
@@ -514,6 +542,7 @@ export function toJobError(err: unknown): { code: string; message: string } {
   if (err instanceof NotFoundError) return { code: 'missing_data', message: `the prepared dataset is incomplete: ${err.key} is missing; upload train.json again to prepare it anew` };
   if (err instanceof ShardFormatError) return { code: 'invalid_data', message: `a prepared shard is damaged: ${msg}` };
   if (err instanceof ZodError) return { code: 'invalid_data', message: `prepared data does not match its schema: ${err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).slice(0, 3).join('; ')}` };
+  if (err instanceof NoTrainLabelsError) return { code: 'no_train_labels', message: msg };
   if (err instanceof LabelError || err instanceof TrainingInputError) return { code: 'invalid_dataset', message: msg };
   if (err instanceof UnsupportedTaskTypeError || err instanceof UnsupportedArchitectureError || err instanceof UnsupportedLossWeightingError) return { code: 'unsupported_spec', message: msg };
   if (err instanceof FineTuneError || err instanceof ContinualError) return { code: 'invalid_spec', message: msg };

@@ -165,8 +165,11 @@ export interface SingleTaskComparisonOptions {
   test: HeadSplit;
   /** Test metrics of the multi-task model. */
   shared: Record<string, TaskMetrics | undefined>;
-  /** Training options of the multi-task run; each single-task model trains the same way. */
-  training: Pick<TrainHeadsOptions, 'epochs' | 'batchSize' | 'learningRate' | 'patience' | 'seed'>;
+  /**
+   * Training options of the multi-task run; each single-task model trains the same way,
+   * `selectOnValidation` included (else one side early-stops on a split too small to choose by).
+   */
+  training: Pick<TrainHeadsOptions, 'epochs' | 'batchSize' | 'learningRate' | 'patience' | 'seed' | 'selectOnValidation'>;
   /** @default 0.2 */
   dropout?: number;
   /** @default 42 */
