@@ -78,7 +78,7 @@ describe('multilabel thresholds of a fine-tuned model', () => {
     const [model, , split] = vi.mocked(evaluate.tuneThresholds).mock.calls[0] as [LayersModel, unknown, { x: Float32Array; count: number }];
     expect(model.inputs[0].shape[1]).toBe(meta.base.embeddingSize);
     expect(split).toMatchObject({ count: 9 });
-    expect(split.x.length).toBe(9 * meta.base.embeddingSize);
+    expect(split.x.length).toBe(9 * meta.base.embeddingSize!);
     expect(meta.tasks[0].thresholds).toHaveLength(2);
   });
 });
