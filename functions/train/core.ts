@@ -308,7 +308,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       const continual = jobBase.from ? await continualReport(store, jobBase, served) : undefined;
       const baseline = embedded ? await baselineStage({ store, shards: shards as Record<SplitName, Shard>, embedded, sourceShape: report.inputShape as ImageShape, heads, seed: opts.seed, epochs: opts.epochs, transferTest: testMetrics }) : undefined;
       if (baseline) log(baseline.comparison.verdict);
-      const promotion = await promotionStage({ store, model: modelName, spec, heads, candidate: testMetrics, test: shards.test!, sourceShape: report.inputShape, continual, log });
+      const promotion = await promotionStage({ store, model: modelName, spec, heads, candidate: testMetrics, test: shards.test!, sourceShape: report.inputShape, served, jobBase, dataset: { name: report.dataset, hash: report.hash }, continual, log });
       log(promotion.reason);
       const transferMetrics = { ...(baseline ? { baseline: baseline.comparison } : {}), ...(fineTuned ? { fineTune: fineTuned.report.test } : {}), ...(continual ? { continual } : {}), promotion };
       lap('publishing');

@@ -12,7 +12,10 @@
  */
 import { createHash } from 'node:crypto';
 import { NotFoundError, type ObjectStore } from '../ports/object-store.js';
-import type { Embedder, ImageShape } from './embedder.js';
+import type { ModelMetadata } from '../schemas/model.js';
+import { versionPrefix } from '../models/registry.js';
+import { resolveBase, type ResolvedBase } from './base-models.js';
+import { loadEmbedder, type Embedder, type ImageShape } from './embedder.js';
 
 export const EMBEDDING_CACHE_PREFIX = 'cache/embeddings';
 export type CacheOutcome = 'hit' | 'miss';
@@ -22,10 +25,71 @@ export interface EmbeddingCut {
   pooling: 'none' | 'avg';
 }
 
-/** Folder name for a base and where it is cut (`mobilenet_v2`, `mobilenet_v2~block_16_project_BN`, `model_pets_v2025…~trunk_0`). */
-export function embeddingBaseKey(baseName: string, cut?: EmbeddingCut): string {
-  const raw = cut ? `${baseName}~${cut.layer}${cut.pooling === 'avg' ? '~avg' : ''}` : baseName;
-  return raw.replace(/[^A-Za-z0-9_~.-]/g, '_');
+/**
+ * Escapes a base name into one key segment without merging distinct names:
+ * every character outside [A-Za-z0-9_.-] (and `%` itself) becomes `%XX`, so
+ * `model:shapes@v1` and `model_shapes_v1` stay apart.
+ */
+function escapeSegment(raw: string): string {
+  return raw.replace(/[^A-Za-z0-9_.-]/g, (ch) => [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
+}
+
+/**
+ * Folder name for a base and where it is cut (`mobilenet_v2`,
+ * `mobilenet_v2~block_16_project_BN`, `model%3Apets%40v2025…~trunk_0`), plus,
+ * when given, a hash of the base's content (see baseIdentity): a base replaced
+ * under the same name then gets a new folder instead of serving stale embeddings.
+ */
+export function embeddingBaseKey(baseName: string, cut?: EmbeddingCut, identity?: string): string {
+  const name = escapeSegment(baseName);
+  const at = cut ? `${name}~${escapeSegment(cut.layer)}${cut.pooling === 'avg' ? '~avg' : ''}` : name;
+  return identity ? `${at}~${identity}` : at;
+}
+
+/**
+ * A short hash of what a base computes: for a pretrained base its descriptor and
+ * the list info (key, size, ETag) of its model.json and weight files; for a
+ * `model:` base the same for the source version's files plus its own base's
+ * identity; for `none` its input shape. Reading list info costs one LIST, not
+ * the weights.
+ */
+export async function baseIdentity(store: ObjectStore, base: ResolvedBase, seen = new Set<string>()): Promise<string> {
+  const h = createHash('sha256').update(base.kind).update('\0').update(base.name);
+  const files = async (prefix: string) => (await store.list(`${prefix}/`)).filter((o) => o.key.endsWith('.json') || o.key.endsWith('.bin')).map((o) => `${o.key}|${o.size}|${o.etag ?? o.lastModified?.toISOString() ?? ''}`);
+  if (base.kind === 'none') h.update(JSON.stringify(base.inputShape));
+  else if (base.kind === 'pretrained') {
+    h.update(JSON.stringify(base.descriptor));
+    const prefix = base.descriptor.modelKey.replace(/\/model\.json$/, '');
+    h.update(JSON.stringify(await files(prefix)));
+  } else {
+    const source = base.source;
+    h.update(JSON.stringify(await files(versionPrefix(source.model, source.version)))).update(base.layer);
+    if (!seen.has(base.name)) {
+      seen.add(base.name);
+      h.update(await baseIdentity(store, await resolveBase(store, source.base.name), seen)).update(JSON.stringify(source.base.cut ?? null));
+    }
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+/** The cache folder of a version's embedder: its base (content included) and cut. */
+export async function embeddingKeyFor(store: ObjectStore, base: ResolvedBase, cut?: EmbeddingCut): Promise<string> {
+  return embeddingBaseKey(base.name, cut, await baseIdentity(store, base));
+}
+
+/**
+ * Embeddings of images for a version's embedder (its base, cut where its
+ * metadata says), through the cache keyed by the base's content.
+ */
+export async function embedForBase(store: ObjectStore, meta: Pick<ModelMetadata, 'base'>, images: { pixels: Uint8Array; count: number; shape: ImageShape }): Promise<{ x: Float32Array; size: number; cache: CacheOutcome }> {
+  const base = await resolveBase(store, meta.base.name);
+  const cut = meta.base.cut;
+  const lazy = lazyEmbedder(() => loadEmbedder(store, base, cut ? { embedding: cut } : {}));
+  try {
+    return await embedCached({ store, baseKey: await embeddingKeyFor(store, base, cut), pixels: images.pixels, count: images.count, shape: images.shape, embedder: lazy.get });
+  } finally {
+    lazy.dispose();
+  }
 }
 
 /** Content hash of an array of images and their shape. */

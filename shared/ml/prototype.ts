@@ -8,14 +8,15 @@
 import { z } from 'zod';
 import { readSplit } from '../data/shards.js';
 import { applyPromotion, decidePromotion, type PromotionDecision } from '../models/promotion.js';
-import { newVersionId, readAlias, versionPrefix as versionPrefixOf, writeMetadata } from '../models/registry.js';
+import { newVersionId, readAlias, readMetadata, versionPrefix as versionPrefixOf, writeMetadata } from '../models/registry.js';
 import { getJson, putJson, type ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata, TaskHead } from '../schemas/model.js';
 import type { DatasetReport, SplitName } from '../schemas/report.js';
 import { tasksOf } from '../schemas/spec.js';
 import { resolveBase } from './base-models.js';
 import type { ImageShape } from './embedder.js';
-import { embedFor } from './evaluate.js';
+import { embedForBase } from './embedding-cache.js';
+import { compareOnServingTest, lostClasses, type GateModel } from './promotion-gate.js';
 
 export const PROTOTYPES_FILE = 'prototypes.json';
 
@@ -145,6 +146,21 @@ export function scorePrototypes(p: Prototypes, x: Float32Array, count: number): 
   return p.tasks.map((t) => prototypeScores(x, count, p.embeddingSize, Float32Array.from(t.prototypes.flat()), t.labels.length, p.scale));
 }
 
+/**
+ * The gate for a prototype version: it and the serving version run on the
+ * serving version's own test split (a prototype has no held-out split of its
+ * own: every example is a prototype). Nothing measurable refuses, naming the
+ * classes the prototype would drop.
+ */
+async function gatePrototype(store: ObjectStore, model: string, candidate: GateModel, margin: number): Promise<PromotionDecision> {
+  const current = await readAlias(store, model, 'latest');
+  if (!current) return decidePromotion([], margin);
+  const serving = await readMetadata(store, model, current.version);
+  if (!serving) return decidePromotion([], margin, current.version, { notCompared: `the metadata of ${current.version} is missing`, lostClasses: {} });
+  const own = await compareOnServingTest(store, serving, candidate);
+  return decidePromotion(own.comparisons, margin, current.version, { notCompared: own.skipped, lostClasses: lostClasses(serving.tasks, candidate.tasks) });
+}
+
 /** A prototype model cannot be built from this dataset (the uploader can fix it). */
 export class PrototypeInputError extends Error {
   override name = 'PrototypeInputError';
@@ -197,7 +213,7 @@ export async function publishPrototypeModel(input: PublishPrototypeInput): Promi
   const records = shards.flatMap((s) => s.records);
   // A `model:` base is pinned to its version here, so the prototypes always meet the same embedder.
   const baseName = (await resolveBase(store, spec.base)).name;
-  const { x, size, cache } = await embedFor(store, { base: { name: baseName } }, { pixels, count, shape });
+  const { x, size, cache } = await embedForBase(store, { base: { name: baseName } }, { pixels, count, shape });
 
   const metrics: Record<string, unknown> = {};
   const tasks = heads.map((h) => {
@@ -216,8 +232,7 @@ export async function publishPrototypeModel(input: PublishPrototypeInput): Promi
   const version = newVersionId(createdAt);
   const prefix = versionPrefixOf(model, version);
   await savePrototypes(store, prefix, { scale: DEFAULT_PROTOTYPE_SCALE, embeddingSize: size, tasks });
-  const current = await readAlias(store, model, 'latest');
-  const promotion = decidePromotion([], spec.promotion.margin, current?.version);
+  const promotion = await gatePrototype(store, model, { tasks: heads, base: { name: baseName, embeddingSize: size }, input: { type: 'image', shape: [...shape] as [number, number, number] }, outputs: async (xs, n) => scorePrototypes({ scale: DEFAULT_PROTOTYPE_SCALE, embeddingSize: size, tasks }, xs, n) }, spec.promotion.margin);
   metrics.promotion = promotion;
   const metadata: ModelMetadata = {
     model,

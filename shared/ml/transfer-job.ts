@@ -22,9 +22,10 @@ import { readReport, readSplit } from '../data/shards.js';
 import { resolveBase, type ResolvedBase } from './base-models.js';
 import { accuracyOf, compareWithBaseline, fitBaseline, type BaselineComparison, type BaselineResult } from './baseline.js';
 import { buildContinualModel, mergeHeads, resolveFrom, type MergedHeads } from './continual.js';
-import { embedCached, embeddingBaseKey, lazyEmbedder, type CacheOutcome, type EmbeddingCut } from './embedding-cache.js';
+import { embedCached, embedForBase, embeddingKeyFor, lazyEmbedder, type CacheOutcome, type EmbeddingCut } from './embedding-cache.js';
 import { loadEmbedder, type ImageShape } from './embedder.js';
-import { accuracyByTask, embedFor, evaluateVersionOn, versionOutputs } from './evaluate.js';
+import { accuracyByTask, versionOutputs } from './evaluate.js';
+import { compareOnServingTest, lostClasses, measureOn, publishedGateModel, type GateModel } from './promotion-gate.js';
 import { buildFineTuneModel, buildTopFeatureModel, FineTuneError, planFineTune, predictOutputs, trainTopModel, type FineTunePlan, type TrainTopResult } from './fine-tune.js';
 import { loadModel } from './model-io.js';
 import { loadBaseGraph } from './model-base.js';
@@ -131,6 +132,7 @@ export async function embedJobSplits(input: {
   const size = top ? (top.outputs[0].shape[1] as number) : 0;
   try {
     const raw = {} as Record<SplitName, Float32Array>;
+    const baseKey = await embeddingKeyFor(store, jobBase.base, jobBase.cut);
     for (const split of SPLITS) {
       const shard = input.shards[split];
       const count = shard.records.length;
@@ -138,7 +140,7 @@ export async function embedJobSplits(input: {
         raw[split] = new Float32Array(0);
         continue;
       }
-      const r = await embedCached({ store, baseKey: embeddingBaseKey(jobBase.baseName, jobBase.cut), pixels: shard.data as Uint8Array, count, shape: input.sourceShape, embedder: lazy.get, onProgress: (d, t) => input.onProgress?.(split, d, t), onCacheError: input.onCacheError });
+      const r = await embedCached({ store, baseKey, pixels: shard.data as Uint8Array, count, shape: input.sourceShape, embedder: lazy.get, onProgress: (d, t) => input.onProgress?.(split, d, t), onCacheError: input.onCacheError });
       outcomes.push(r.cache);
       raw[split] = r.x;
       rawSize = r.size;
@@ -312,7 +314,7 @@ export async function continualReport(store: ObjectStore, jobBase: JobBase, mode
         const labels = Object.fromEntries(wanted.map((t) => [t, test.records.map((r) => r.labels[t])]));
         const images = { pixels: test.data as Uint8Array, count: test.records.length, shape: report.inputShape as ImageShape, labels };
         // Old and new model read the same embedder (the old version's base and cut).
-        const { x } = await embedFor(store, meta, images);
+        const { x } = await embedForBase(store, meta, images);
         const before = accuracyByTask(meta, await versionOutputs(store, meta, x, images.count), images.count, labels);
         const after = accuracyByTask({ tasks: jobBase.heads }, await predictOutputs(model, x, images.count), images.count, labels);
         for (const t of Object.keys(before)) {
@@ -358,9 +360,11 @@ export async function baselineStage(input: {
 }
 
 /**
- * The gate: the serving version is run on this job's test split (through its
- * own embedder) and compared task by task with the candidate; for an extended
- * model, old tasks are also compared on the old test split.
+ * The gate: the serving version and the candidate are run on this job's test
+ * split and on the serving version's own stored test split (each through its
+ * own embedder), and compared task by task; for an extended model, old tasks
+ * are also compared on the test splits that taught them. Nothing comparable
+ * means no promotion (see decidePromotion).
  */
 export async function promotionStage(input: {
   store: ObjectStore;
@@ -370,6 +374,11 @@ export async function promotionStage(input: {
   candidate: Record<string, { accuracy?: number } | undefined>;
   test: Shard;
   sourceShape: number[];
+  /** The model about to be published and its job base: lets the gate run it on the serving version's test split. */
+  served?: LayersModel;
+  jobBase?: Pick<JobBase, 'baseName' | 'cut'>;
+  /** This job's prepared dataset (the serving version's own split is skipped when it is the same). */
+  dataset?: { name: string; hash: string };
   continual?: ContinualReport;
   log?: (line: string) => void;
 }): Promise<PromotionDecision> {
@@ -378,11 +387,14 @@ export async function promotionStage(input: {
   const margin = spec.promotion.margin;
   if (!current) return decidePromotion([], margin);
   const comparisons: MetricComparison[] = [];
+  const notCompared: string[] = [];
   const meta = await readMetadata(store, input.model, current.version);
-  if (meta && input.test.records.length && input.sourceShape.length === 3) {
+  if (!meta) return decidePromotion([], margin, current.version, { notCompared: `the metadata of ${current.version} is missing` });
+  if (input.test.records.length === 0) notCompared.push('this job has no test records');
+  else {
     try {
-      const labels = Object.fromEntries(input.heads.map((h) => [h.name, input.test.records.map((r) => r.labels[h.name])]));
-      const previous = await evaluateVersionOn(store, meta, { pixels: input.test.data as Uint8Array, count: input.test.records.length, shape: input.sourceShape as ImageShape, labels });
+      const previous = await measureOn(store, publishedGateModel(store, meta), input.test, input.sourceShape);
+      if (!previous) notCompared.push(`${input.model}@${current.version} cannot read this job's records`);
       for (const h of input.heads) {
         const p = previous?.[h.name]?.accuracy;
         const c = input.candidate[h.name]?.accuracy;
@@ -397,6 +409,27 @@ export async function promotionStage(input: {
       }
     }
   }
+  const sameData = input.dataset && input.dataset.name === meta.dataset.name && input.dataset.hash === meta.dataset.hash;
+  if (!sameData) {
+    if (input.served && input.jobBase) {
+      const served = input.served;
+      const shape = input.sourceShape;
+      const candidate: GateModel = {
+        tasks: input.heads,
+        base: { name: input.jobBase.baseName, ...(input.jobBase.cut ? { cut: input.jobBase.cut } : {}) } as ModelMetadata['base'],
+        input: (shape.length === 3 ? { type: 'image', shape: [...shape] } : { type: 'vector', size: shape[0] }) as ModelMetadata['input'],
+        outputs: (x, count) => predictOutputs(served, x, count),
+      };
+      const own = await compareOnServingTest(store, meta, candidate);
+      comparisons.push(...own.comparisons);
+      if (own.skipped) notCompared.push(own.skipped);
+    } else notCompared.push(`the new version was not run on the test split of ${meta.dataset.name}`);
+  }
   for (const [task, v] of Object.entries(input.continual?.tasks ?? {})) comparisons.push({ task, metric: 'accuracy', previous: v.before, candidate: v.after, delta: v.difference, on: `test split of ${v.dataset}` });
-  return decidePromotion(comparisons, margin, current.version);
+  const classification = (t: TaskHead[]) => t.some((h) => h.type === 'classification');
+  return decidePromotion(comparisons, margin, current.version, {
+    notCompared: notCompared.join('; ') || undefined,
+    unmeasurable: !classification(meta.tasks) && !classification(input.heads),
+    lostClasses: lostClasses(meta.tasks, input.heads),
+  });
 }

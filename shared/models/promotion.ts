@@ -38,11 +38,25 @@ export interface PromotionDecision {
 
 const pts = (x: number) => `${(x * 100).toFixed(1)} points`;
 
+export interface DecideOptions {
+  /** Why nothing could be compared (said in the reason when comparisons is empty). */
+  notCompared?: string;
+  /**
+   * Neither version has a task the gate can measure (it compares classification
+   * accuracy): an empty comparison then promotes, saying so. @default false
+   */
+  unmeasurable?: boolean;
+  /** Classes of the serving version the new one lacks, per task: refuses unless the margin is 1. */
+  lostClasses?: Record<string, string[]>;
+}
+
 /**
  * Decides from the comparisons: refuse when any task's metric falls by more
- * than `margin` (a fraction: 0.01 is one point of accuracy).
+ * than `margin` (a fraction: 0.01 is one point of accuracy). With a version to
+ * replace and nothing compared, refuse too: an unmeasured version must not
+ * silently replace a measured one.
  */
-export function decidePromotion(comparisons: MetricComparison[], margin: number, replaces?: string): PromotionDecision {
+export function decidePromotion(comparisons: MetricComparison[], margin: number, replaces?: string, opts: DecideOptions = {}): PromotionDecision {
   if (!replaces) return { promote: true, reason: 'first version of the model', margin, comparisons };
   // A tiny tolerance so that floating-point noise at exactly the margin does not refuse.
   const worse = comparisons.filter((c) => c.delta < -margin - 1e-9);
@@ -50,8 +64,17 @@ export function decidePromotion(comparisons: MetricComparison[], margin: number,
     const list = worse.map((c) => `task "${c.task}" ${c.metric} fell by ${pts(-c.delta)} (${c.previous.toFixed(3)} → ${c.candidate.toFixed(3)} on the ${c.on})`).join('; ');
     return { promote: false, reason: `kept as a candidate, not promoted: ${list}, more than the margin of ${pts(margin)}`, margin, replaces, comparisons };
   }
-  if (comparisons.length === 0) return { promote: true, reason: `promoted over ${replaces}: no task could be compared on common test records`, margin, replaces, comparisons };
-  const summary = comparisons.map((c) => `"${c.task}" ${c.delta >= 0 ? '+' : '−'}${pts(Math.abs(c.delta))}`).join(', ');
+  // Classes users of `latest` get today must not vanish silently (a margin of 1 accepts anything).
+  const lost = Object.entries(opts.lostClasses ?? {});
+  if (lost.length && margin < 1) {
+    const list = lost.map(([t, l]) => `task "${t}" loses class${l.length === 1 ? '' : 'es'} ${l.map((x) => `"${x}"`).join(', ')}`).join('; ');
+    return { promote: false, reason: `kept as a candidate, not promoted: ${list} that ${replaces} predicts`, margin, replaces, comparisons };
+  }
+  if (comparisons.length === 0) {
+    if (opts.unmeasurable) return { promote: true, reason: `promoted over ${replaces} without a comparison: the gate compares classification accuracy and neither version has a classification task`, margin, replaces, comparisons };
+    return { promote: false, reason: `kept as a candidate, not promoted: it could not be compared with ${replaces} on any test records (${opts.notCompared ?? 'no common test records'})`, margin, replaces, comparisons };
+  }
+  const summary = comparisons.map((c) => `"${c.task}" ${c.delta >= 0 ? '+' : '−'}${pts(Math.abs(c.delta))} on the ${c.on}`).join(', ');
   return { promote: true, reason: `promoted over ${replaces}: no task fell by more than ${pts(margin)} (${summary})`, margin, replaces, comparisons };
 }
 

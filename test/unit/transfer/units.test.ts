@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { createModelCache } from '../../../functions/predict/model-cache.js';
 import { compareWithBaseline } from '../../../shared/ml/baseline.js';
-import { decodeEmbeddings, embedCached, embeddingBaseKey, encodeEmbeddings } from '../../../shared/ml/embedding-cache.js';
+import { decodeEmbeddings, embedCached, embeddingBaseKey, embeddingKeyFor, encodeEmbeddings } from '../../../shared/ml/embedding-cache.js';
+import { resolveBase } from '../../../shared/ml/base-models.js';
 import { loadEmbedder } from '../../../shared/ml/embedder.js';
 import { planFineTune } from '../../../shared/ml/fine-tune.js';
 import { loadModel } from '../../../shared/ml/model-io.js';
@@ -79,6 +80,13 @@ describe('promotion gate', () => {
     expect(d.reason).not.toMatch(/task "a"/);
   });
 
+  it('refuses when nothing could be compared with the version it would replace, naming lost classes', () => {
+    const none = decidePromotion([], 0.01, 'v1', { notCompared: 'this job has no test records' });
+    expect(none).toMatchObject({ promote: false, reason: expect.stringMatching(/not promoted: it could not be compared with v1 .*this job has no test records/) });
+    expect(decidePromotion([], 0.01, 'v1', { lostClasses: { class: ['red'] } }).reason).toMatch(/task "class" loses class "red"/);
+    expect(decidePromotion([], 0.01, 'v1', { unmeasurable: true }).promote).toBe(true);
+  });
+
   it('rolls back to the previous version and refuses when there is none', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'tl-rollback-'));
     try {
@@ -113,7 +121,32 @@ describe('embedding cache and fine-tune plan', () => {
     const x = Float32Array.from([1.5, -2, 3.25, 0]);
     expect(decodeEmbeddings(encodeEmbeddings(x, 2, 2))).toEqual({ count: 2, size: 2, x });
     expect(decodeEmbeddings(encodeEmbeddings(x, 2, 2).subarray(0, 10))).toBeUndefined();
-    expect(embeddingBaseKey('model:pets@v20260101000000-abcdef', { layer: 'trunk_0', pooling: 'none' })).toBe('model_pets_v20260101000000-abcdef~trunk_0');
+    expect(embeddingBaseKey('model:pets@v20260101000000-abcdef', { layer: 'trunk_0', pooling: 'none' })).toBe('model%3Apets%40v20260101000000-abcdef~trunk_0');
+    // escaping keeps distinct names apart; the content hash goes last
+    expect(embeddingBaseKey('model:shapes@v1')).not.toBe(embeddingBaseKey('model_shapes_v1'));
+    expect(embeddingBaseKey('tiny', undefined, 'abc123')).toBe('tiny~abc123');
+  });
+
+  it('keys the cache by the content of the base: a base replaced under the same name gets a new folder', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tl-identity-'));
+    try {
+      // Prepare
+      const store = new FsObjectStore({ root: dir });
+      await writeTinyBase(store);
+      const before = await embeddingKeyFor(store, await resolveBase(store, 'tiny'));
+      // Act: other weights under the same name
+      const weights = (await store.list('base-models/tiny/')).find((o) => o.key.endsWith('.bin'))!;
+      const bytes = await store.get(weights.key);
+      bytes[0] ^= 0xff;
+      await store.put(weights.key, bytes);
+      const after = await embeddingKeyFor(store, await resolveBase(store, 'tiny'));
+      // Assess
+      expect(before).toMatch(/^tiny~[0-9a-f]{16}$/);
+      expect(after).not.toBe(before);
+      expect(await embeddingKeyFor(store, await resolveBase(store, 'tiny'))).toBe(after);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('hits on the same pixels, and embeds without the cache when the store refuses it', async () => {
