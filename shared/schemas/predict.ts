@@ -15,7 +15,7 @@ export const PredictRequestSchema = z.strictObject({
     .min(1, 'send at least one instance')
     .max(MAX_INSTANCES, `send at most ${MAX_INSTANCES} instances per call`),
   /** Tasks to return; auxiliary tasks only when named here. @default every main task */
-  tasks: z.array(z.string()).optional(),
+  tasks: z.array(z.string()).min(1, 'name at least one task, or leave "tasks" out for every main task').optional(),
   /** Scores to list per classification task. @default 3 */
   topK: z.number().int().min(1).max(100).default(3),
   /** A version or alias to call. @default "latest" */

@@ -79,6 +79,7 @@ describe('predict handler', () => {
     ['33 instances', { instances: Array.from({ length: 33 }, () => ({ image: 'aGk=' })) }, 400, 'INVALID_REQUEST'],
     ['no instances', { instances: [] }, 400, 'INVALID_REQUEST'],
     ['an unknown task', { instances: [{ image: 'aGk=' }], tasks: ['nope'] }, 400, 'UNKNOWN_TASK'],
+    ['an empty task list', { instances: [{ image: 'aGk=' }], tasks: [] }, 400, 'INVALID_REQUEST'],
     ['malformed JSON', '{"instances": [', 400, 'INVALID_JSON'],
     ['a 20 MB body', 'x'.repeat(20 * 1024 * 1024), 413, 'PAYLOAD_TOO_LARGE'],
   ])('refuses %s', async (_why, body, status, code) => {
