@@ -178,7 +178,7 @@ export interface TopSplit {
   count: number;
   /** Hard targets per task (-1 = no label). */
   targets: Record<string, TaskTargets>;
-  /** count×classes probabilities per task: the task learns to match them (Learning without Forgetting). */
+  /** count×units outputs of the old model per task: the task learns to match them (Learning without Forgetting; the loss follows the task type). */
   soft?: Record<string, Float32Array>;
 }
 
@@ -238,15 +238,23 @@ export async function trainTopModel(model: LayersModel, data: { train: TopSplit;
     masks: heads.map((h) => tf.tensor1d(s.soft?.[h.name] ? new Float32Array(s.count).fill(1) : labelMask(s.targets[h.name], s.count))),
     soft: heads.map((h) => Boolean(s.soft?.[h.name])),
   });
-  const distill = (yTrue: Tensor, yPred: Tensor) =>
+  // Distillation on the old model's outputs, by what a head outputs: class
+  // probabilities (softened at the temperature, Li & Hoiem 2016), independent
+  // per-unit probabilities (binary cross-entropy per unit), or values (MSE).
+  const distill = (type: TaskHead['type'], yTrue: Tensor, yPred: Tensor) =>
     tf.tidy(() => {
+      if (type === 'regression') return tf.mean(tf.square(tf.sub(yPred, yTrue)));
+      if (type === 'multilabel') {
+        const p = tf.clipByValue(yPred, 1e-7, 1 - 1e-7);
+        return tf.mean(tf.neg(tf.add(tf.mul(yTrue, tf.log(p)), tf.mul(tf.sub(1, yTrue), tf.log(tf.sub(1, p))))));
+      }
       const soften = (p: Tensor) => tf.softmax(tf.div(tf.log(tf.clipByValue(p, 1e-7, 1)), temperature));
       return tf.mean(tf.neg(tf.sum(tf.mul(soften(yTrue), tf.log(tf.clipByValue(soften(yPred), 1e-7, 1))), -1)));
     });
   const lossOn = (x: Tensor, ys: Tensor[], masks: Tensor[], soft: boolean[]) => {
     const out = model.apply(x, { training: false });
     const outs = Array.isArray(out) ? (out as Tensor[]) : [out as Tensor];
-    return outs.map((o, i) => (soft[i] ? distill(ys[i], o) : taskKind(heads[i].type).loss(tf, ys[i], o, masks[i]))).reduce((a, b) => tf.add(a, b)) as Tensor;
+    return outs.map((o, i) => (soft[i] ? distill(heads[i].type, ys[i], o) : taskKind(heads[i].type).loss(tf, ys[i], o, masks[i]))).reduce((a, b) => tf.add(a, b)) as Tensor;
   };
 
   const train = tensorsOf(data.train);

@@ -8,7 +8,8 @@ import { compareWithBaseline } from '../../../shared/ml/baseline.js';
 import { decodeEmbeddings, embedCached, embeddingBaseKey, embeddingKeyFor, encodeEmbeddings } from '../../../shared/ml/embedding-cache.js';
 import { resolveBase } from '../../../shared/ml/base-models.js';
 import { loadEmbedder } from '../../../shared/ml/embedder.js';
-import { planFineTune } from '../../../shared/ml/fine-tune.js';
+import { planFineTune, predictOutputs, trainTopModel } from '../../../shared/ml/fine-tune.js';
+import { loadTf } from '../../../shared/tf/loader.js';
 import { loadModel } from '../../../shared/ml/model-io.js';
 import { buildPrototypes, leaveOneOutAccuracy, prototypeScores, publishPrototypeModel } from '../../../shared/ml/prototype.js';
 import { decidePromotion, NoPreviousVersionError, rollbackAlias } from '../../../shared/models/promotion.js';
@@ -192,5 +193,31 @@ describe('embedding cache and fine-tune plan', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('distillation by task kind', () => {
+  it('pulls a regression head to the old outputs (MSE) and a multilabel head to per-unit probabilities', async () => {
+    // Prepare: one dense output per task on 2 inputs
+    const { tf } = await loadTf();
+    const input = tf.input({ shape: [2], name: 'embedding' });
+    const reg = tf.layers.dense({ units: 1, name: 'head_score', kernelInitializer: 'zeros' }).apply(input) as never;
+    const multi = tf.layers.dense({ units: 2, activation: 'sigmoid', name: 'head_tags', kernelInitializer: 'zeros' }).apply(input) as never;
+    const model = tf.model({ inputs: input, outputs: [reg, multi] });
+    const heads = [
+      { name: 'score', type: 'regression' as const, auxiliary: false },
+      { name: 'tags', type: 'multilabel' as const, auxiliary: false, labels: ['a', 'b'] },
+    ];
+    const count = 16;
+    const x = Float32Array.from({ length: count * 2 }, (_, i) => (i % 2 ? 1 : (i % 5) / 5));
+    const soft = { score: new Float32Array(count).fill(3), tags: Float32Array.from({ length: count * 2 }, () => 0.9) };
+    // Act
+    await trainTopModel(model, { train: { x, count, targets: {}, soft } }, { heads, epochs: 200, batchSize: 16, learningRate: 0.05, patience: 200 });
+    const [score, tags] = await predictOutputs(model, x, count);
+    model.dispose();
+    // Assess: a softmax over one unit (or over two independent ones) could not reach these
+    expect(Math.abs(score[0] - 3)).toBeLessThan(0.2);
+    expect(tags[0]).toBeCloseTo(0.9, 1);
+    expect(tags[1]).toBeCloseTo(0.9, 1);
   });
 });
