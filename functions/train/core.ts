@@ -306,7 +306,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       const testMetrics: Record<string, Record<string, number>> = Object.fromEntries(Object.entries(evaluation).map(([task, m]) => [task, summaryMetrics(m)]));
       // Does transfer help, and may this version replace the serving one?
       const continual = jobBase.from ? await continualReport(store, jobBase, served) : undefined;
-      const baseline = embedded ? await baselineStage({ store, shards: shards as Record<SplitName, Shard>, embedded, sourceShape: report.inputShape as ImageShape, heads, seed: opts.seed, epochs: opts.epochs, transferTest: testMetrics }) : undefined;
+      const baseline = embedded ? await baselineStage({ store, shards: shards as Record<SplitName, Shard>, embedded, sourceShape: report.inputShape as ImageShape, heads, seed: opts.seed, epochs: opts.epochs, transferTest: testMetrics, spec }) : undefined;
       if (baseline) log(baseline.comparison.verdict);
       const promotion = await promotionStage({ store, model: modelName, spec, heads, candidate: testMetrics, test: shards.test!, sourceShape: report.inputShape, served, jobBase, dataset: { name: report.dataset, hash: report.hash }, continual, log });
       log(promotion.reason);

@@ -98,18 +98,41 @@ export interface BaselineComparison {
   verdict: string;
 }
 
-/** Compares the transfer model's test accuracy with the baseline's, task by task. */
-export function compareWithBaseline(transfer: Record<string, { accuracy?: number } | undefined>, baseline: BaselineResult): BaselineComparison {
+/** What the job did, to pick advice that applies to it. */
+export interface BaselineContext {
+  /** The spec's base (`none`, a pretrained name, `model:…`). */
+  base?: string;
+  /** The job already fine-tuned the base. @default false */
+  fineTuned?: boolean;
+}
+
+/** Differences within half a point of accuracy are a tie. */
+const TIE = 0.005;
+
+function adviceFor(ctx: BaselineContext): string {
+  if (ctx.base === 'none') return 'The job used base "none" (no pretrained features); try a pretrained base such as "mobilenet_v2", or more data.';
+  if (ctx.fineTuned) return 'The base\'s features do not help this dataset even fine-tuned; try another base, fine-tuning fewer or more layers, or more data.';
+  return 'The base\'s features do not help this dataset; try another base, fine-tuning ("fineTune"), or more data.';
+}
+
+/** Compares the transfer model's test accuracy with the baseline's, task by task: wins, ties (within half a point) or loses. */
+export function compareWithBaseline(transfer: Record<string, { accuracy?: number } | undefined>, baseline: BaselineResult, ctx: BaselineContext = {}): BaselineComparison {
   const tasks: BaselineComparison['tasks'] = {};
   for (const [name, b] of Object.entries(baseline.test)) {
     const t = transfer[name]?.accuracy;
-    if (t === undefined) continue;
+    if (t === undefined || b.count === 0) continue;
     tasks[name] = { transfer: t, baseline: b.accuracy, difference: t - b.accuracy };
   }
-  const losing = Object.entries(tasks).filter(([, v]) => v.difference < 0);
+  const entries = Object.entries(tasks);
+  const losing = entries.filter(([, v]) => v.difference < -TIE);
+  const winning = entries.filter(([, v]) => v.difference > TIE);
   const pts = (x: number) => `${(Math.abs(x) * 100).toFixed(1)} points`;
-  const verdict = losing.length
-    ? `The from-scratch baseline beats transfer learning: ${losing.map(([n, v]) => `on task "${n}" it reaches ${v.baseline.toFixed(3)} test accuracy against ${v.transfer.toFixed(3)} (${pts(v.difference)} better)`).join('; ')}. The base model's features do not help this dataset; try another base, fine-tuning, or more data.`
-    : `Transfer learning beats the from-scratch baseline: ${Object.entries(tasks).map(([n, v]) => `task "${n}" ${v.transfer.toFixed(3)} vs ${v.baseline.toFixed(3)} (+${pts(v.difference)})`).join('; ') || 'no task to compare'}.`;
+  const on = (n: string) => `${baseline.test[n].count} test record${baseline.test[n].count === 1 ? '' : 's'}`;
+  const line = ([n, v]: [string, { transfer: number; baseline: number; difference: number }]) => `task "${n}" ${v.transfer.toFixed(3)} vs ${v.baseline.toFixed(3)} (${v.difference >= 0 ? '+' : '−'}${pts(v.difference)}, ${on(n)})`;
+  let verdict: string;
+  if (entries.length === 0) verdict = 'Transfer learning and the from-scratch baseline were not compared: no task has test records for both.';
+  else if (losing.length) verdict = `The from-scratch baseline beats transfer learning: ${losing.map(([n, v]) => `on task "${n}" it reaches ${v.baseline.toFixed(3)} test accuracy against ${v.transfer.toFixed(3)} (${pts(v.difference)} better, ${on(n)})`).join('; ')}. ${adviceFor(ctx)}`;
+  else if (winning.length) verdict = `Transfer learning beats the from-scratch baseline: ${entries.map(line).join('; ')}.`;
+  else verdict = `Transfer learning ties with the from-scratch baseline (within 0.5 points): ${entries.map(line).join('; ')}.`;
   return { method: baseline.method, tasks, baselineWins: losing.length > 0, verdict };
 }

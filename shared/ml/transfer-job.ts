@@ -345,6 +345,8 @@ export async function baselineStage(input: {
   /** The job's epoch budget, so both models get the same schedule. @default 100 */
   epochs?: number;
   transferTest: Record<string, { accuracy?: number } | undefined>;
+  /** The job's spec, to pick the verdict's advice. */
+  spec?: Pick<TrainSpec, 'base' | 'fineTune' | 'from'>;
 }): Promise<{ result: BaselineResult; comparison: BaselineComparison } | undefined> {
   const per = input.sourceShape[0] * input.sourceShape[1] * input.sourceShape[2];
   const split = (s: SplitName) => {
@@ -356,7 +358,7 @@ export async function baselineStage(input: {
   };
   const result = await fitBaseline({ store: input.store, splits: { train: split('train'), validation: split('validation'), test: split('test') }, sourceShape: input.sourceShape, heads: input.heads, seed: input.seed, epochs: input.epochs });
   if (!result) return undefined;
-  return { result, comparison: compareWithBaseline(input.transferTest, result) };
+  return { result, comparison: compareWithBaseline(input.transferTest, result, { base: input.spec?.base, fineTuned: Boolean(input.spec?.fineTune) }) };
 }
 
 /**

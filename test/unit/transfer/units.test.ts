@@ -108,6 +108,17 @@ describe('promotion gate', () => {
 });
 
 describe('baseline comparison', () => {
+  const base = (accuracy: number, count = 20) => ({ method: 'm', test: { class: { accuracy, count } }, epochsRun: 3, ms: 1 });
+  it('says tie within half a point, not compared without test records, with the count and advice fitting the job', () => {
+    expect(compareWithBaseline({ class: { accuracy: 0.8 } }, base(0.8)).verdict).toMatch(/^Transfer learning ties with the from-scratch baseline.*20 test records/);
+    expect(compareWithBaseline({ class: { accuracy: 0.9 } }, base(0.8)).verdict).toMatch(/^Transfer learning beats .*\+10\.0 points, 20 test records/);
+    expect(compareWithBaseline({ class: { accuracy: 0 } }, base(0, 0)).verdict).toMatch(/not compared/);
+    const lost = (ctx: Parameters<typeof compareWithBaseline>[2]) => compareWithBaseline({ class: { accuracy: 0.5 } }, base(0.8), ctx).verdict;
+    expect(lost({ base: 'none' })).toMatch(/base "none".*pretrained base/);
+    expect(lost({ base: 'none' })).not.toMatch(/base's features/);
+    expect(lost({ base: 'tiny', fineTuned: true })).toMatch(/even fine-tuned/);
+  });
+
   it('says plainly when the from-scratch baseline wins', () => {
     const r = compareWithBaseline({ class: { accuracy: 0.6 } }, { method: 'm', test: { class: { accuracy: 0.75, count: 20 } }, epochsRun: 3, ms: 1 });
     expect(r.baselineWins).toBe(true);
