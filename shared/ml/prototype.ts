@@ -158,7 +158,9 @@ async function gatePrototype(store: ObjectStore, model: string, candidate: GateM
   const serving = await readMetadata(store, model, current.version);
   if (!serving) return decidePromotion([], margin, current.version, { notCompared: `the metadata of ${current.version} is missing`, lostClasses: {} });
   const own = await compareOnServingTest(store, serving, candidate);
-  return decidePromotion(own.comparisons, margin, current.version, { notCompared: own.skipped, lostClasses: lostClasses(serving.tasks, candidate.tasks) });
+  // Prototype over prototype: neither has held-out records (every example is a prototype), so keeping every class is all that can be asked.
+  const acceptUnmeasured = serving.kind === 'prototype' ? `${current.version} is a prototype model too, with no held-out test records, and every class it predicts is kept` : undefined;
+  return decidePromotion(own.comparisons, margin, current.version, { notCompared: own.skipped, lostClasses: lostClasses(serving.tasks, candidate.tasks), acceptUnmeasured });
 }
 
 /** A prototype model cannot be built from this dataset (the uploader can fix it). */

@@ -46,6 +46,8 @@ export interface DecideOptions {
    * accuracy): an empty comparison then promotes, saying so. @default false
    */
   unmeasurable?: boolean;
+  /** Promote with this explanation when nothing could be compared (and no class is lost). */
+  acceptUnmeasured?: string;
   /** Classes of the serving version the new one lacks, per task: refuses unless the margin is 1. */
   lostClasses?: Record<string, string[]>;
 }
@@ -71,6 +73,7 @@ export function decidePromotion(comparisons: MetricComparison[], margin: number,
     return { promote: false, reason: `kept as a candidate, not promoted: ${list} that ${replaces} predicts`, margin, replaces, comparisons };
   }
   if (comparisons.length === 0) {
+    if (opts.acceptUnmeasured) return { promote: true, reason: `promoted over ${replaces} without a comparison: ${opts.acceptUnmeasured}`, margin, replaces, comparisons };
     if (opts.unmeasurable) return { promote: true, reason: `promoted over ${replaces} without a comparison: the gate compares classification accuracy and neither version has a classification task`, margin, replaces, comparisons };
     return { promote: false, reason: `kept as a candidate, not promoted: it could not be compared with ${replaces} on any test records (${opts.notCompared ?? 'no common test records'})`, margin, replaces, comparisons };
   }
