@@ -22,7 +22,7 @@ import sharp from 'sharp';
 import { FsObjectStore } from '../shared/adapters/local/fs-object-store.js';
 import { resolveBase } from '../shared/ml/base-models.js';
 import { accuracyOf, fitBaseline } from '../shared/ml/baseline.js';
-import { embedCached, embeddingBaseKey, lazyEmbedder } from '../shared/ml/embedding-cache.js';
+import { embedCached, embeddingKeyFor, lazyEmbedder } from '../shared/ml/embedding-cache.js';
 import { loadEmbedder, type ImageShape } from '../shared/ml/embedder.js';
 import { buildFineTuneModel, buildTopFeatureModel, planFineTune, predictOutputs, trainTopModel } from '../shared/ml/fine-tune.js';
 import { buildHeadModel } from '../shared/ml/heads.js';
@@ -197,7 +197,7 @@ export async function benchTransfer(opts: TransferBenchOptions = {}) {
     const lazy = lazyEmbedder(() => loadEmbedder(store, base, { embedding: cut }));
     const t0 = performance.now();
     const embed = async (s: ImageSet, what: string) => {
-      const r = await embedCached({ store, baseKey: embeddingBaseKey(base.name, cut), pixels: s.pixels, count: s.count, shape, embedder: lazy.get, onProgress: (d, t) => d % 64 < 8 && log(`transfer: mobilenet_v2 ${what} ${d}/${t}`) });
+      const r = await embedCached({ store, baseKey: await embeddingKeyFor(store, base, cut), pixels: s.pixels, count: s.count, shape, embedder: lazy.get, onProgress: (d, t) => d % 64 < 8 && log(`transfer: mobilenet_v2 ${what} ${d}/${t}`) });
       cacheOutcome = r.cache;
       return r.x;
     };

@@ -26,7 +26,6 @@ import { loadWeights, saveModel, saveWeights } from '../../shared/ml/model-io.js
 import { countLabelled, isLabelled, LabelError, selectTargets, taskKind, UnsupportedTaskTypeError, type TaskTargets } from '../../shared/ml/task-kinds.js';
 import { applyPromotion } from '../../shared/models/promotion.js';
 import { ContinualError } from '../../shared/ml/continual.js';
-import { embeddingBaseKey } from '../../shared/ml/embedding-cache.js';
 import { FineTuneError } from '../../shared/ml/fine-tune.js';
 import { baselineStage, buildContinualFor, continualReport, embedJobSplits, fineTuneStage, prepareJobBase, promotionStage, trainContinual, type EmbeddedSplits } from '../../shared/ml/transfer-job.js';
 import { trainHeads, TrainingDivergedError, type EpochLogs, type HeadSplit, type TrainCheckpoint, type TrainState } from '../../shared/ml/train.js';
@@ -198,7 +197,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       embeddingSize = embedded.size;
       Object.assign(prepared, embedded.prepared);
       await setStatus({ embeddingCache: embedded.cache });
-      log(`embedding cache: ${embedded.cache} (${embeddingBaseKey(jobBase.baseName, jobBase.cut)})`);
+      log(`embedding cache: ${embedded.cache} (base ${jobBase.baseName}${jobBase.cut ? ` cut at ${jobBase.cut.layer}` : ''})`);
     }
     const train = prepared.train!;
     const validation = prepared.validation!;

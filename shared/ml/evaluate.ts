@@ -8,9 +8,8 @@ import { versionPrefix } from '../models/registry.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { LabelValue } from '../schemas/manifest.js';
 import type { ModelMetadata } from '../schemas/model.js';
-import { resolveBase } from './base-models.js';
-import { embedCached, embeddingBaseKey, lazyEmbedder } from './embedding-cache.js';
-import { loadEmbedder, type ImageShape } from './embedder.js';
+import { embedForBase } from './embedding-cache.js';
+import type { ImageShape } from './embedder.js';
 import { predictOutputs } from './fine-tune.js';
 import { loadModel } from './model-io.js';
 import { loadPrototypes, scorePrototypes } from './prototype.js';
@@ -22,18 +21,6 @@ export interface LabelledImages {
   shape: ImageShape;
   /** Raw label per record, per task name (null or missing = no label). */
   labels: Record<string, Array<LabelValue | null | undefined>>;
-}
-
-/** Embeddings of images for a version's embedder (its base, cut where its metadata says). */
-export async function embedFor(store: ObjectStore, meta: Pick<ModelMetadata, 'base'>, images: Pick<LabelledImages, 'pixels' | 'count' | 'shape'>) {
-  const base = await resolveBase(store, meta.base.name);
-  const cut = meta.base.cut;
-  const lazy = lazyEmbedder(() => loadEmbedder(store, base, cut ? { embedding: cut } : {}));
-  try {
-    return await embedCached({ store, baseKey: embeddingBaseKey(meta.base.name, cut), pixels: images.pixels, count: images.count, shape: images.shape, embedder: lazy.get });
-  } finally {
-    lazy.dispose();
-  }
 }
 
 /** Outputs of a version (one array count×units per task, in metadata.tasks order) for its embeddings. */
@@ -77,6 +64,6 @@ export function accuracyByTask(meta: Pick<ModelMetadata, 'tasks'>, outputs: Floa
  */
 export async function evaluateVersionOn(store: ObjectStore, meta: ModelMetadata, images: LabelledImages): Promise<Record<string, { accuracy: number; count: number }> | undefined> {
   if (meta.input.type !== 'image' || images.count === 0) return undefined;
-  const { x } = await embedFor(store, meta, images);
+  const { x } = await embedForBase(store, meta, images);
   return accuracyByTask(meta, await versionOutputs(store, meta, x, images.count), images.count, images.labels);
 }
