@@ -164,6 +164,9 @@ async function gatePrototype(store: ObjectStore, model: string, candidate: GateM
 }
 
 /** A prototype model cannot be built from this dataset (the uploader can fix it). */
+/** Few-shot means few: the design's range is 1 to 20 examples per class. */
+export const MAX_PROTOTYPE_EXAMPLES = 20;
+
 export class PrototypeInputError extends Error {
   override name = 'PrototypeInputError';
 }
@@ -200,6 +203,14 @@ export async function publishPrototypeModel(input: PublishPrototypeInput): Promi
     if (t.type !== 'classification') throw new PrototypeInputError(`mode "prototype" supports classification tasks only; task "${t.name}" is ${t.type}`);
     const labels = Object.keys(report.tasks[t.name]?.classes ?? {}).sort();
     if (labels.length < 2) throw new PrototypeInputError(`task "${t.name}" needs at least 2 classes, the dataset has ${labels.length}`);
+    // Prototypes are computed inside the preprocess function (no job), so the data
+    // must stay few-shot sized; more examples are better served by a trained head.
+    const crowded = Object.entries(report.tasks[t.name]?.classes ?? {}).filter(([, n]) => n > MAX_PROTOTYPE_EXAMPLES);
+    if (crowded.length) {
+      throw new PrototypeInputError(
+        `mode "prototype" takes 1 to ${MAX_PROTOTYPE_EXAMPLES} examples per class; ${crowded.map(([c, n]) => `"${c}" has ${n}`).join(', ')} in task "${t.name}": use mode "train" for this much data`,
+      );
+    }
     return { name: t.name, type: 'classification', auxiliary: t.auxiliary, labels };
   });
   const shape = report.inputShape as ImageShape;

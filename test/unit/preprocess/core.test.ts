@@ -269,6 +269,11 @@ describe('preprocessDataset', () => {
       await expectFailed('pets2', 'INVALID_SPEC', /every task is auxiliary/);
     });
 
+    it('INVALID_SPEC for a prototype dataset above 20 examples per class, naming the class', async () => {
+      await uploadFolders('few', { cat: 21, dog: 2 }, { base: 'none', mode: 'prototype' });
+      await expectFailed('few', 'INVALID_SPEC', /1 to 20 examples per class; "cat" has 21/);
+    });
+
     it('UNKNOWN_BASE_MODEL', async () => {
       await uploadFolders('pets', { cat: 3, dog: 3 }, { base: 'resnet_9000' });
 
