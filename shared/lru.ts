@@ -31,6 +31,11 @@ export class LruCache<K, V> {
     }
   }
 
+  /** The value without touching its recency. */
+  peek(key: K): V | undefined {
+    return this.map.get(key);
+  }
+
   /** Removes an entry without calling onEvict. */
   delete(key: K): void {
     this.map.delete(key);
@@ -42,5 +47,58 @@ export class LruCache<K, V> {
 
   keys(): K[] {
     return [...this.map.keys()];
+  }
+}
+
+interface Lease<V> {
+  value: Promise<V>;
+  users: number;
+  evicted: boolean;
+}
+
+/**
+ * An LRU of loaded resources (tfjs models) that are freed when they fall out, but
+ * never while a caller is still using one: an evicted entry is disposed when its
+ * last user finishes.
+ */
+export class LeaseCache<K, V> {
+  private readonly lru: LruCache<K, Lease<V>>;
+
+  constructor(
+    capacity: number,
+    private readonly dispose: (value: V) => void,
+  ) {
+    this.lru = new LruCache(capacity, (_k, lease) => {
+      lease.evicted = true;
+      this.release(lease);
+    });
+  }
+
+  /** Runs `fn` with the value for `key`, loading it first if needed. A failed load is not kept. */
+  async use<R>(key: K, load: () => Promise<V>, fn: (value: V) => Promise<R>): Promise<R> {
+    let lease = this.lru.get(key);
+    if (!lease) {
+      const created: Lease<V> = { value: load(), users: 0, evicted: false };
+      created.value.catch(() => {
+        if (this.lru.peek(key) === created) this.lru.delete(key);
+      });
+      this.lru.set(key, created);
+      lease = created;
+    }
+    lease.users++;
+    try {
+      return await fn(await lease.value);
+    } finally {
+      lease.users--;
+      this.release(lease);
+    }
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  private release(lease: Lease<V>): void {
+    if (lease.evicted && lease.users === 0) lease.value.then(this.dispose, () => {});
   }
 }

@@ -15,9 +15,9 @@ export interface Servable {
   dispose(): void;
 }
 
-/** Loads servables, keeping the most recently used in memory keyed by model and version. */
+/** Serves predictions from loaded models, keeping the most recently used in memory. */
 export interface ModelCache {
-  get(metadata: ModelMetadata): Promise<Servable>;
+  predict(metadata: ModelMetadata, request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>>;
 }
 
 export interface ApiDeps {
@@ -43,8 +43,7 @@ async function resolveOr404(store: ObjectStore, model: string, version?: string)
 
 export async function predict(model: string, request: PredictRequest, deps: ApiDeps): Promise<PredictResponse> {
   const metadata = await resolveOr404(deps.store, checkModelName(model), request.version);
-  const servable = await deps.models.get(metadata);
-  const predictions = await servable.predict(request);
+  const predictions = await deps.models.predict(metadata, request);
   return { model: metadata.model, version: metadata.version, predictions };
 }
 

@@ -1,18 +1,21 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import { ApiError } from '../../shared/http/api.js';
-import { LruCache } from '../../shared/lru.js';
+import { LeaseCache } from '../../shared/lru.js';
 import type { ObjectStore } from '../../shared/ports/object-store.js';
 import type { ModelMetadata } from '../../shared/schemas/model.js';
 import type { Instance, PredictRequest, TaskPrediction } from '../../shared/schemas/predict.js';
 import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
 import { resolveBase } from '../../shared/ml/base-models.js';
-import { loadEmbedder, type Embedder } from '../../shared/ml/embedder.js';
+import { loadEmbedder, type Embedder, type EmbedOptions } from '../../shared/ml/embedder.js';
 import { loadModel } from '../../shared/ml/model-io.js';
 import { predictTasks, selectTasks, UnknownTaskError } from '../../shared/ml/predict.js';
 import { loadPrototypes, scorePrototypes, type Prototypes } from '../../shared/ml/prototype.js';
 import { taskKind } from '../../shared/ml/task-kinds.js';
 import { versionPrefix } from '../../shared/models/registry.js';
 import type { ModelCache, Servable } from './core.js';
+
+/** Embeds through a leased embedder: it cannot be freed while this call runs. */
+type EmbedFn = (pixels: Uint8Array, count: number, opts?: EmbedOptions) => Promise<Float32Array>;
 
 /** Strict base64 (standard or URL-safe alphabet), optionally as a data URL. */
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
@@ -60,7 +63,7 @@ function toFeatures(instances: Instance[], meta: ModelMetadata): Float32Array {
 class HeadServable implements Servable {
   constructor(
     readonly metadata: ModelMetadata,
-    private readonly embedder: Embedder | undefined,
+    private readonly embed: EmbedFn | undefined,
     private readonly head: LayersModel,
   ) {}
 
@@ -68,9 +71,9 @@ class HeadServable implements Servable {
     const n = request.instances.length;
     // Check the task names before any decoding or compute.
     this.selectOrThrow(request.tasks);
-    const embeddings = this.embedder
+    const embeddings = this.embed
       ? // The version's input shape can differ from its embedder's (e.g. a model extended from one on another base).
-        await this.embedder.embed(await toPixels(request.instances, this.metadata), n, { sourceShape: this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined })
+        await this.embed(await toPixels(request.instances, this.metadata), n, { sourceShape: this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined })
       : toFeatures(request.instances, this.metadata);
     return predictTasks(this.head, this.metadata.tasks, embeddings, n, { tasks: request.tasks, topK: request.topK });
   }
@@ -93,7 +96,7 @@ class HeadServable implements Servable {
 class PrototypeServable implements Servable {
   constructor(
     readonly metadata: ModelMetadata,
-    private readonly embedder: Embedder,
+    private readonly embed: EmbedFn,
     private readonly prototypes: Prototypes,
   ) {}
 
@@ -107,7 +110,7 @@ class PrototypeServable implements Servable {
     }
     const n = request.instances.length;
     const shape = this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined;
-    const x = await this.embedder.embed(await toPixels(request.instances, this.metadata), n, { sourceShape: shape });
+    const x = await this.embed(await toPixels(request.instances, this.metadata), n, { sourceShape: shape });
     const scores = scorePrototypes(this.prototypes, x, n);
     return Array.from({ length: n }, (_, r) =>
       Object.fromEntries(
@@ -130,49 +133,29 @@ export interface ModelCacheOptions {
 
 /**
  * Loaded models keyed by `model@version` (a version never changes, so entries
- * never go stale), and embedders keyed by base name, shared by every model on
- * that base so the large frozen part is loaded once.
+ * never go stale), and embedders keyed by base and cut, shared by every model on
+ * that base so the large frozen part is loaded once. Both are LRUs whose entries
+ * are freed when they fall out, but never in the middle of a prediction.
  */
 export function createModelCache(store: ObjectStore, options: ModelCacheOptions = {}): ModelCache {
-  const models = new LruCache<string, Promise<Servable>>(options.capacity ?? 4, (_k, v) => void v.then((s) => s.dispose()).catch(() => {}));
-  const embedders = new Map<string, Promise<Embedder>>();
+  const capacity = options.capacity ?? 4;
+  const models = new LeaseCache<string, Servable>(capacity, (s) => s.dispose());
+  const embedders = new LeaseCache<string, Embedder>(capacity, (e) => e.dispose());
 
   // Keyed by base and cut: a fine-tuned model's embedder stops lower than its base's default.
-  const embedderFor = ({ name, cut }: ModelMetadata['base']): Promise<Embedder> => {
+  const embedWith = ({ name, cut }: ModelMetadata['base']): EmbedFn => {
     const key = cut ? `${name}#${cut.layer}#${cut.pooling}` : name;
-    let e = embedders.get(key);
-    if (!e) {
-      e = resolveBase(store, name).then((b) => loadEmbedder(store, b, cut ? { embedding: cut } : {}));
-      embedders.set(key, e);
-      e.catch(() => embedders.delete(key));
-    }
-    return e;
+    const load = () => resolveBase(store, name).then((b) => loadEmbedder(store, b, cut ? { embedding: cut } : {}));
+    return (pixels, count, opts) => embedders.use(key, load, (e) => e.embed(pixels, count, opts));
+  };
+
+  const load = async (meta: ModelMetadata): Promise<Servable> => {
+    const prefix = versionPrefix(meta.model, meta.version);
+    if (meta.kind === 'prototype') return new PrototypeServable(meta, embedWith(meta.base), await loadPrototypes(store, prefix));
+    return new HeadServable(meta, meta.input.type === 'image' ? embedWith(meta.base) : undefined, await loadModel(store, prefix));
   };
 
   return {
-    get(meta: ModelMetadata): Promise<Servable> {
-      const key = `${meta.model}@${meta.version}`;
-      let s = models.get(key);
-      if (!s) {
-        s = (async () => {
-          if (meta.kind === 'prototype') {
-            const [embedder, prototypes] = await Promise.all([embedderFor(meta.base), loadPrototypes(store, versionPrefix(meta.model, meta.version))]);
-            return new PrototypeServable(meta, embedder, prototypes);
-          }
-          const [embedder, head] = await Promise.all([
-            meta.input.type === 'image' ? embedderFor(meta.base) : Promise.resolve(undefined),
-            loadModel(store, versionPrefix(meta.model, meta.version)),
-          ]);
-          return new HeadServable(meta, embedder, head);
-        })();
-        models.set(key, s);
-        // A failed load is not cached: the next request tries again.
-        const loading = s;
-        loading.catch(() => {
-          if (models.get(key) === loading) models.delete(key);
-        });
-      }
-      return s;
-    },
+    predict: (meta, request) => models.use(`${meta.model}@${meta.version}`, () => load(meta), (s) => s.predict(request)),
   };
 }

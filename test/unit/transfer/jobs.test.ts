@@ -178,11 +178,10 @@ describe('transfer in training jobs', () => {
 
     // predict loads the embedder cut at c1 and answers
     const cache = createModelCache(store);
-    const servable = await cache.get(meta);
     const { pixels, labels } = splitImages(COLOURS, 3, 33);
     const per = SHAPE[0] * SHAPE[1] * SHAPE[2];
     const instances = await Promise.all(labels.map(async (_, i) => ({ image: await png(pixels.subarray(i * per, (i + 1) * per)) })));
-    const out = await servable.predict({ instances, topK: 3 });
+    const out = await cache.predict(meta, { instances, topK: 3 });
     expect(out).toHaveLength(3);
     expect(COLOURS).toContain((out[0].class as { label: string }).label);
   });
@@ -210,9 +209,9 @@ describe('transfer in training jobs', () => {
     source.dispose();
     expect(meta.base).toMatchObject({ name: `model:colours@${latest}`, embeddingSize: features[1] });
     expect(report.tasks.class.test.accuracy).toBeGreaterThan(0.5);
-    const servable = await createModelCache(store).get(meta);
+    const cache = createModelCache(store);
     const { pixels } = splitImages(COLOURS, 1, 77);
-    const out = await servable.predict({ instances: [{ image: await png(pixels) }], topK: 1 });
+    const out = await cache.predict(meta, { instances: [{ image: await png(pixels) }], topK: 1 });
     expect(out[0].class).toMatchObject({ label: expect.any(String) });
   });
 });

@@ -49,10 +49,10 @@ describe('prototype classifier', () => {
       const { preparedPrefix } = await writeDataset(store, { dataset: 'few', hash: 'p1', classes, perSplit: { train: 3, validation: 0, test: 0 }, spec: { base: 'none', mode: 'prototype' } });
       // Act
       const published = await publishPrototypeModel({ store, report: await readReport(store, preparedPrefix) });
-      const servable = await createModelCache(store).get(published.metadata);
+      const cache = createModelCache(store);
       const { pixels } = splitImages(classes, 3, 0);
       const per = SHAPE[0] * SHAPE[1] * SHAPE[2];
-      const out = await servable.predict({ instances: await Promise.all([0, 1, 2].map(async (i) => ({ image: await png(pixels.subarray(i * per, (i + 1) * per)) }))), topK: 3 });
+      const out = await cache.predict(published.metadata, { instances: await Promise.all([0, 1, 2].map(async (i) => ({ image: await png(pixels.subarray(i * per, (i + 1) * per)) }))), topK: 3 });
       // Assess
       expect(published.metadata).toMatchObject({ kind: 'prototype', base: { name: 'none', embeddingSize: 32 * 32 * 3 } });
       expect(published.promotion.promote).toBe(true);
