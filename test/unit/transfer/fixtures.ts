@@ -1,7 +1,11 @@
 /** Prepared datasets and a tiny convolutional base for the transfer tests. */
 import sharp from 'sharp';
 import { encodeShard } from '../../../shared/data/shards.js';
-import { jobStatusKey } from '../../../shared/jobs/status.js';
+import { jobStatusKey, readJobStatus } from '../../../shared/jobs/status.js';
+import { runTrainingJob } from '../../../functions/train/core.js';
+import { versionPrefix } from '../../../shared/models/registry.js';
+import { getJson } from '../../../shared/ports/object-store.js';
+import { expect } from 'vitest';
 import { baseModelPrefix, descriptorKey } from '../../../shared/ml/base-models.js';
 import { saveModel } from '../../../shared/ml/model-io.js';
 import { putJson, type ObjectStore } from '../../../shared/ports/object-store.js';
@@ -127,4 +131,18 @@ export async function writeTinyBase(store: ObjectStore): Promise<void> {
     modelKey: `${baseModelPrefix('tiny')}/model.json`,
     provenance: { source: 'transfer test fixture' },
   });
+}
+
+export const COLOURS = ['blue', 'green', 'red'];
+/** Training settings that make the tiny jobs of these tests converge in seconds. */
+export const FAST = { epochs: 15, batchSize: 8, learningRate: 0.01, patience: 15 };
+
+/** Writes a dataset, runs its training job to success, and returns the version, status and report. */
+export async function runJob(store: ObjectStore, o: DatasetOptions) {
+  const { preparedPrefix, jobId } = await writeDataset(store, o);
+  const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
+  const status = await readJobStatus(store, jobId);
+  expect(result.ok, JSON.stringify(status?.error)).toBe(true);
+  const version = (result as { version: string }).version;
+  return { version, status: status!, report: await getJson<Record<string, any>>(store, `${versionPrefix(status!.model, version)}/report.json`) };
 }

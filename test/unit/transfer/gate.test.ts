@@ -3,30 +3,18 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
-import { runTrainingJob } from '../../../functions/train/core.js';
-import { readJobStatus } from '../../../shared/jobs/status.js';
 import { publishPrototypeModel } from '../../../shared/ml/prototype.js';
 import { CANDIDATE_ALIAS } from '../../../shared/models/promotion.js';
-import { readAlias, versionPrefix } from '../../../shared/models/registry.js';
-import { getJson } from '../../../shared/ports/object-store.js';
+import { readAlias } from '../../../shared/models/registry.js';
 import { readReport } from '../../../shared/data/shards.js';
-import { writeDataset, writeTinyBase } from './fixtures.js';
+import { COLOURS, FAST, runJob, writeDataset, writeTinyBase } from './fixtures.js';
 
-const COLOURS = ['blue', 'green', 'red'];
-const FAST = { epochs: 15, batchSize: 8, learningRate: 0.01, patience: 15 };
 
 /** Jobs share one store, in order: each test starts from the `latest` the one before left. */
 describe('promotion gate on the serving version\'s own test split', () => {
   let dir: string;
   let store: FsObjectStore;
-  const run = async (o: Parameters<typeof writeDataset>[1]) => {
-    const { preparedPrefix, jobId } = await writeDataset(store, o);
-    const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
-    const status = await readJobStatus(store, jobId);
-    expect(result.ok, JSON.stringify(status?.error)).toBe(true);
-    const version = (result as { version: string }).version;
-    return { version, status: status!, report: await getJson<Record<string, any>>(store, `${versionPrefix(status!.model, version)}/report.json`) };
-  };
+  const run = (o: Parameters<typeof writeDataset>[1]) => runJob(store, o);
   const latest = async () => (await readAlias(store, 'g', 'latest'))!.version;
 
   beforeAll(async () => {

@@ -5,31 +5,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { runTrainingJob } from '../../../functions/train/core.js';
 import { createModelCache } from '../../../functions/predict/model-cache.js';
-import { readJobStatus } from '../../../shared/jobs/status.js';
 import { resolveBase } from '../../../shared/ml/base-models.js';
 import { loadEmbedder } from '../../../shared/ml/embedder.js';
 import { featureLayerOf, predictOutputs } from '../../../shared/ml/fine-tune.js';
 import { loadModel } from '../../../shared/ml/model-io.js';
 import { CANDIDATE_ALIAS, rollbackAlias } from '../../../shared/models/promotion.js';
 import { readAlias, readMetadata, versionPrefix } from '../../../shared/models/registry.js';
-import { getJson } from '../../../shared/ports/object-store.js';
-import { png, SHAPE, splitImages, writeDataset, writeTinyBase } from './fixtures.js';
+import { COLOURS, FAST, png, runJob, SHAPE, splitImages, writeDataset, writeTinyBase } from './fixtures.js';
 
-const COLOURS = ['blue', 'green', 'red'];
-const FAST = { epochs: 15, batchSize: 8, learningRate: 0.01, patience: 15 };
 
 /** Jobs share one store, in order: each test builds on the versions before it. */
 describe('transfer in training jobs', () => {
   let dir: string;
   let store: FsObjectStore;
-  const run = async (o: Parameters<typeof writeDataset>[1]) => {
-    const { preparedPrefix, jobId } = await writeDataset(store, o);
-    const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
-    const status = await readJobStatus(store, jobId);
-    expect(result.ok, JSON.stringify(status?.error)).toBe(true);
-    const version = (result as { version: string }).version;
-    return { version, status: status!, report: await getJson<Record<string, any>>(store, `${versionPrefix(status!.model, version)}/report.json`) };
-  };
+  const run = (o: Parameters<typeof writeDataset>[1]) => runJob(store, o);
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'tl-transfer-'));
