@@ -54,7 +54,7 @@ async function timeIt(fn: () => Promise<void> | void, runs: number, warmup = 1):
 function topModel(tf: Tf, full: LayersModel, first: string): LayersModel {
   const start = full.layers.findIndex((l) => l.name === first);
   if (start < 0) throw new Error(`no layer ${first}`);
-  const input = tf.input({ shape: (full.layers[start].input as SymbolicTensor).shape.slice(1) as number[] });
+  const input = tf.input({ shape: (full.layers[start].input as SymbolicTensor).shape.slice(1) });
   let x: SymbolicTensor = input;
   let prev = full.layers[start - 1].name;
   for (const layer of full.layers.slice(start)) {
@@ -97,6 +97,93 @@ interface BackendPlan {
   shippedInputKernel?: { kernelFunc: (args: { inputs: object; backend: object; attrs: object }) => unknown };
 }
 
+/** Gradient kernels timed one by one, at the shapes of MobileNetV2's top blocks. */
+function gradientKernelCases(tf: Tf, shipped: BackendPlan['shippedInputKernel']): Array<[string, () => Tensor]> {
+  const r = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed);
+  const cases: Array<[string, () => Tensor]> = [
+    [
+      'Conv2DBackpropFilter 1x1 160->960',
+      () =>
+        tf
+          .engine()
+          .runKernel<Tensor>(
+            'Conv2DBackpropFilter',
+            { x: r([8, 7, 7, 160], 1), dy: r([8, 7, 7, 960], 2) },
+            { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [1, 1, 160, 960] },
+          ),
+    ],
+    [
+      'Conv2DBackpropFilter 1x1 320->1280',
+      () =>
+        tf
+          .engine()
+          .runKernel<Tensor>(
+            'Conv2DBackpropFilter',
+            { x: r([8, 7, 7, 320], 3), dy: r([8, 7, 7, 1280], 4) },
+            { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [1, 1, 320, 1280] },
+          ),
+    ],
+    [
+      'Conv2DBackpropInput 1x1 1280->320',
+      () =>
+        tf
+          .engine()
+          .runKernel<Tensor>(
+            'Conv2DBackpropInput',
+            { dy: r([8, 7, 7, 1280], 11), filter: r([1, 1, 320, 1280], 12) },
+            { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [8, 7, 7, 320] },
+          ),
+    ],
+    [
+      'DepthwiseConv2dNativeBackpropFilter 3x3 960',
+      () =>
+        tf
+          .engine()
+          .runKernel<Tensor>(
+            'DepthwiseConv2dNativeBackpropFilter',
+            { x: r([8, 7, 7, 960], 5), dy: r([8, 7, 7, 960], 6) },
+            { strides: 1, pad: 'same', dilations: 1, filterShape: [3, 3, 960, 1] },
+          ),
+    ],
+    [
+      'DepthwiseConv2dNativeBackpropInput 3x3 960',
+      () =>
+        tf
+          .engine()
+          .runKernel<Tensor>(
+            'DepthwiseConv2dNativeBackpropInput',
+            { dy: r([8, 7, 7, 960], 7), filter: r([3, 3, 960, 1], 8) },
+            { strides: 1, pad: 'same', dilations: 1, inputShape: [8, 7, 7, 960] },
+          ),
+    ],
+    [
+      'Conv2DBackpropFilter 3x3 s2 32->32 at 56x56',
+      () =>
+        tf
+          .engine()
+          .runKernel<Tensor>(
+            'Conv2DBackpropFilter',
+            { x: r([8, 56, 56, 32], 9), dy: r([8, 28, 28, 32], 10) },
+            { strides: 2, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 32, 32] },
+          ),
+    ],
+  ];
+  if (shipped) {
+    cases.push([
+      'Conv2DBackpropInput 1x1 1280->320, shipped wasm kernel',
+      () => {
+        const info = shipped.kernelFunc({
+          inputs: { dy: r([8, 7, 7, 1280], 11), filter: r([1, 1, 320, 1280], 12) },
+          backend: tf.backend(),
+          attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [8, 7, 7, 320] },
+        });
+        return tf.engine().makeTensorFromTensorInfo(info as never);
+      },
+    ]);
+  }
+  return cases;
+}
+
 async function benchBackend(tf: Tf, backend: 'wasm' | 'cpu', store: FsObjectStore, opts: BackendPlan): Promise<BackendFigures> {
   await tf.setBackend(backend);
   log(`-- backend ${tf.getBackend()}`);
@@ -104,7 +191,13 @@ async function benchBackend(tf: Tf, backend: 'wasm' | 'cpu', store: FsObjectStor
   const classes = (model.outputs[0].shape as number[])[1];
   const trainableParams = freezeBefore(model, FIRST_TRAINABLE);
   const x = tf.randomUniform([BATCH, 224, 224, 3], 0, 1, 'float32', 7);
-  const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2].map((c) => c % classes), 'int32'), classes);
+  const y = tf.oneHot(
+    tf.tensor1d(
+      [0, 1, 2, 3, 4, 0, 1, 2].map((c) => c % classes),
+      'int32',
+    ),
+    classes,
+  );
   const out: Partial<BackendFigures> = { backend: tf.getBackend(), kernels: {} };
   log(`trainable parameters from ${FIRST_TRAINABLE} on: ${trainableParams}`);
 
@@ -122,7 +215,7 @@ async function benchBackend(tf: Tf, backend: 'wasm' | 'cpu', store: FsObjectStor
   }
 
   // Activations at the cut, computed once as a cache would hold them.
-  const cutInput = (model.getLayer(FIRST_TRAINABLE).input as SymbolicTensor);
+  const cutInput = model.getLayer(FIRST_TRAINABLE).input as SymbolicTensor;
   const cut = tf.model({ inputs: model.inputs, outputs: cutInput });
   const t0 = performance.now();
   const acts = tf.tidy(() => cut.predict(x) as Tensor);
@@ -136,22 +229,7 @@ async function benchBackend(tf: Tf, backend: 'wasm' | 'cpu', store: FsObjectStor
   log(`top step on cached activations ${JSON.stringify(acts.shape)}: ${topStep.seconds} s`);
 
   // The gradient kernels alone, at block_16 / Conv_1 shapes (batch 8, 7×7).
-  const r = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed);
-  const cases: Array<[string, () => Tensor]> = [
-    ['Conv2DBackpropFilter 1x1 160->960', () => tf.engine().runKernel('Conv2DBackpropFilter', { x: r([8, 7, 7, 160], 1), dy: r([8, 7, 7, 960], 2) }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [1, 1, 160, 960] } as never) as Tensor],
-    ['Conv2DBackpropFilter 1x1 320->1280', () => tf.engine().runKernel('Conv2DBackpropFilter', { x: r([8, 7, 7, 320], 3), dy: r([8, 7, 7, 1280], 4) }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [1, 1, 320, 1280] } as never) as Tensor],
-    ['Conv2DBackpropInput 1x1 1280->320', () => tf.engine().runKernel('Conv2DBackpropInput', { dy: r([8, 7, 7, 1280], 11), filter: r([1, 1, 320, 1280], 12) }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [8, 7, 7, 320] } as never) as Tensor],
-    ['DepthwiseConv2dNativeBackpropFilter 3x3 960', () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x: r([8, 7, 7, 960], 5), dy: r([8, 7, 7, 960], 6) }, { strides: 1, pad: 'same', dilations: 1, filterShape: [3, 3, 960, 1] } as never) as Tensor],
-    ['DepthwiseConv2dNativeBackpropInput 3x3 960', () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: r([8, 7, 7, 960], 7), filter: r([3, 3, 960, 1], 8) }, { strides: 1, pad: 'same', dilations: 1, inputShape: [8, 7, 7, 960] } as never) as Tensor],
-    ['Conv2DBackpropFilter 3x3 s2 32->32 at 56x56', () => tf.engine().runKernel('Conv2DBackpropFilter', { x: r([8, 56, 56, 32], 9), dy: r([8, 28, 28, 32], 10) }, { strides: 2, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 32, 32] } as never) as Tensor],
-  ];
-  const shipped = opts.shippedInputKernel;
-  if (shipped) {
-    cases.push(['Conv2DBackpropInput 1x1 1280->320, shipped wasm kernel', () => {
-      const info = shipped.kernelFunc({ inputs: { dy: r([8, 7, 7, 1280], 11), filter: r([1, 1, 320, 1280], 12) }, backend: tf.backend(), attrs: { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [8, 7, 7, 320] } });
-      return tf.engine().makeTensorFromTensorInfo(info as never);
-    }]);
-  }
+  const cases = gradientKernelCases(tf, opts.shippedInputKernel);
   for (const [name, run] of cases) {
     const t = await timeIt(() => tf.tidy(() => void run().dataSync()), opts.runs, opts.warmup);
     out.kernels![name] = t.seconds;

@@ -17,8 +17,8 @@ import type { ObjectStore } from '../shared/ports/object-store.js';
 import { loadTf } from '../shared/tf/loader.js';
 import { resolveBase } from '../shared/ml/base-models.js';
 import { loadEmbedder, type Embedder } from '../shared/ml/embedder.js';
-import { buildHeadModel } from '../shared/ml/heads.js';
-import { trainHeads } from '../shared/ml/train.js';
+import { buildHeadModel } from '../shared/ml/architectures.js';
+import { trainModel } from '../shared/ml/train.js';
 import { classificationMetrics } from '../shared/ml/metrics.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -44,7 +44,9 @@ export function ensureFashionMnist(log: (line: string) => void = () => {}, dir =
     return false;
   }
   log('Fashion-MNIST not found: installing the Debian package dataset-fashion-mnist...');
-  const install = () => spawnSync('apt-get', ['install', '-y', '-q', 'dataset-fashion-mnist'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  const install = () =>
+    spawnSync('apt-get', ['install', '-y', '-q', 'dataset-fashion-mnist'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+      .status === 0;
   // A fresh machine may have no package lists yet.
   if (!install()) {
     spawnSync('apt-get', ['update', '-q'], { stdio: 'ignore' });
@@ -93,7 +95,14 @@ async function withStore<T>(fn: (store: ObjectStore) => Promise<T>): Promise<T> 
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** Nearest class mean with cosine similarity: the few-shot baseline, no training. */
-export function nearestMeanAccuracy(train: Float32Array, trainLabels: ArrayLike<number>, test: Float32Array, testLabels: ArrayLike<number>, size: number, classes: number): number {
+export function nearestMeanAccuracy(
+  train: Float32Array,
+  trainLabels: ArrayLike<number>,
+  test: Float32Array,
+  testLabels: ArrayLike<number>,
+  size: number,
+  classes: number,
+): number {
   const unit = (v: Float32Array) => {
     const n = Math.hypot(...v) || 1;
     return v.map((x) => x / n);
@@ -121,7 +130,14 @@ export function nearestMeanAccuracy(train: Float32Array, trainLabels: ArrayLike<
 }
 
 /** Trains a softmax head (no hidden layer) on embeddings and returns test accuracy. */
-async function headAccuracy(train: Float32Array, trainLabels: Uint8Array, test: Float32Array, testLabels: Uint8Array, size: number, trunk: number[] = []): Promise<number> {
+async function headAccuracy(
+  train: Float32Array,
+  trainLabels: Uint8Array,
+  test: Float32Array,
+  testLabels: Uint8Array,
+  size: number,
+  trunk: number[] = [],
+): Promise<number> {
   const labels = FASHION_MNIST_CLASSES;
   const model = await buildHeadModel({
     embeddingSize: size,
@@ -131,7 +147,11 @@ async function headAccuracy(train: Float32Array, trainLabels: Uint8Array, test: 
     seed: 1,
   });
   try {
-    await trainHeads(model, { train: { x: train, count: trainLabels.length, targets: { class: Int32Array.from(trainLabels) } } }, { epochs: 60, batchSize: 32, learningRate: 0.003, patience: 60 });
+    await trainModel(
+      model,
+      { train: { x: train, count: trainLabels.length, targets: { class: Int32Array.from(trainLabels) } } },
+      { epochs: 60, batchSize: 32, learningRate: 0.003, patience: 60 },
+    );
     const { predictTasks } = await import('../shared/ml/predict.js');
     const preds = await predictTasks(model, [{ name: 'class', type: 'classification', auxiliary: false, labels }], test, testLabels.length, { topK: 1 });
     const predicted = preds.map((p) => labels.indexOf((p.class as { label: string }).label));
@@ -163,7 +183,14 @@ export async function benchEmbedding(opts: { images?: number } = {}) {
     try {
       const b1 = await timeEmbed(embedder, synthetic(Math.min(n, 16)), 1);
       const b32 = await timeEmbed(embedder, synthetic(n), 32);
-      return { backend, base: 'mobilenet_v2', images: n, batch1ImagesPerSecond: b1.imagesPerSecond, batch32ImagesPerSecond: b32.imagesPerSecond };
+      return {
+        backend,
+        engine: embedder.engine ?? 'tfjs',
+        base: 'mobilenet_v2',
+        images: n,
+        batch1ImagesPerSecond: b1.imagesPerSecond,
+        batch32ImagesPerSecond: b32.imagesPerSecond,
+      };
     } finally {
       embedder.dispose();
     }
@@ -183,12 +210,29 @@ export async function benchHeadTraining(opts: { records?: number; epochs?: numbe
     for (let j = 0; j < size; j++) x[i * size + j] = Math.max(0, Math.sin(i * 0.37 + j * 0.11) + (j % 10 === targets[i] ? 1 : 0));
   }
   const labels = Array.from({ length: 10 }, (_, i) => `c${i}`);
-  const model = await buildHeadModel({ embeddingSize: size, tasks: [{ name: 'class', type: 'classification', auxiliary: false, labels }], sharing: { method: 'hard', trunk: [128] }, dropout: 0.2, seed: 42 });
+  const model = await buildHeadModel({
+    embeddingSize: size,
+    tasks: [{ name: 'class', type: 'classification', auxiliary: false, labels }],
+    sharing: { method: 'hard', trunk: [128] },
+    dropout: 0.2,
+    seed: 42,
+  });
   try {
     const t = performance.now();
-    const result = await trainHeads(model, { train: { x, count: n, targets: { class: targets } } }, { epochs, batchSize: 32, learningRate: 0.001, patience: epochs });
+    const result = await trainModel(
+      model,
+      { train: { x, count: n, targets: { class: targets } } },
+      { epochs, batchSize: 32, learningRate: 0.001, patience: epochs },
+    );
     const seconds = (performance.now() - t) / 1000;
-    return { backend, records: n, embeddingSize: size, epochs: result.epochsRun, seconds: round(seconds, 2), msPerEpoch: round((seconds * 1000) / result.epochsRun, 1) };
+    return {
+      backend,
+      records: n,
+      embeddingSize: size,
+      epochs: result.epochsRun,
+      seconds: round(seconds, 2),
+      msPerEpoch: round((seconds * 1000) / result.epochsRun, 1),
+    };
   } finally {
     model.dispose();
   }
@@ -234,7 +278,8 @@ export async function benchEmbeddingLayers(opts: { trainPerClass?: number; testP
       }
     };
     const base = await resolveBase(store, 'mobilenet_v2');
-    for (const c of EMBEDDING_LAYER_CANDIDATES) await evaluate(`${c.layer}${c.pooling === 'avg' ? ' (avg pooled)' : ''}`, await loadEmbedder(store, base, { embedding: c }));
+    for (const c of EMBEDDING_LAYER_CANDIDATES)
+      await evaluate(`${c.layer}${c.pooling === 'avg' ? ' (avg pooled)' : ''}`, await loadEmbedder(store, base, { embedding: c }));
     await evaluate('none (28×28 pixels)', await loadEmbedder(store, { kind: 'none', name: 'none', inputShape: [28, 28, 1] }));
     return { backend, dataset: 'fashion-mnist', trainImages: train.count, testImages: test.count, rows };
   });

@@ -16,9 +16,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FsObjectStore } from '../shared/adapters/local/fs-object-store.js';
 import { resolveBase } from '../shared/ml/base-models.js';
 import { loadEmbedder, type Embedder } from '../shared/ml/embedder.js';
-import { buildHeadModel } from '../shared/ml/heads.js';
+import { buildHeadModel } from '../shared/ml/architectures.js';
 import { evaluateTasks } from '../shared/ml/mtl-evaluate.js';
-import { trainHeads, type HeadData, type HeadSplit } from '../shared/ml/train.js';
+import type { Split } from '../shared/ml/split.js';
+import { trainModel, type TrainData } from '../shared/ml/train.js';
 import type { TaskHead } from '../shared/schemas/model.js';
 import { TrainingOptionsSchema, type Sharing } from '../shared/schemas/spec.js';
 import { loadTf } from '../shared/tf/loader.js';
@@ -141,7 +142,7 @@ export interface BenchMultiTaskOptions {
 type Config = 'single' | 'hard' | 'soft';
 
 /** The first `perClass` records of each class, in order. */
-function subset(set: EmbeddedSet, perClass: number): HeadSplit {
+function subset(set: EmbeddedSet, perClass: number): Split {
   const seen = new Map<number, number>();
   const idx: number[] = [];
   for (let i = 0; i < set.count; i++) {
@@ -152,7 +153,7 @@ function subset(set: EmbeddedSet, perClass: number): HeadSplit {
   return split(set, idx);
 }
 
-function split(set: EmbeddedSet, idx: number[]): HeadSplit {
+function split(set: EmbeddedSet, idx: number[]): Split {
   const x = new Float32Array(idx.length * set.size);
   idx.forEach((j, n) => x.set(set.x.subarray(j * set.size, (j + 1) * set.size), n * set.size));
   const fine = Int32Array.from(idx, (j) => set.labels[j]);
@@ -166,7 +167,7 @@ const HEADS: TaskHead[] = [
 ];
 
 /** Test accuracy per task of one configuration, trained with the job's default options. */
-async function accuracies(config: Config, size: number, data: HeadData, test: HeadSplit, seed: number): Promise<Record<string, number>> {
+async function accuracies(config: Config, size: number, data: TrainData, test: Split, seed: number): Promise<Record<string, number>> {
   const defaults = TrainingOptionsSchema.parse({ seed });
   const sharing: Sharing = config === 'soft' ? { method: 'soft', tower: [128], l2: 0.01 } : { method: 'hard', trunk: [128] };
   const groups = config === 'single' ? HEADS.map((h) => [h]) : [HEADS];
@@ -174,7 +175,15 @@ async function accuracies(config: Config, size: number, data: HeadData, test: He
   for (const heads of groups) {
     const model = await buildHeadModel({ embeddingSize: size, tasks: heads, sharing, dropout: defaults.dropout, seed });
     try {
-      await trainHeads(model, data, { tasks: heads, sharing, epochs: defaults.epochs, batchSize: defaults.batchSize, learningRate: defaults.learningRate, patience: defaults.patience, seed });
+      await trainModel(model, data, {
+        tasks: heads,
+        sharing,
+        epochs: defaults.epochs,
+        batchSize: defaults.batchSize,
+        learningRate: defaults.learningRate,
+        patience: defaults.patience,
+        seed,
+      });
       const m = await evaluateTasks(model, heads, test);
       for (const h of heads) out[h.name] = m[h.name] && m[h.name]!.type === 'classification' ? (m[h.name] as { accuracy: number }).accuracy : Number.NaN;
     } finally {
@@ -251,7 +260,7 @@ export function mtlTable(result: Awaited<ReturnType<typeof benchMultiTask>>): st
     ...rows.map((r) => {
       const f = r.fine as Record<Config, number>;
       const c = r.coarse as Record<Config, number>;
-      return `| ${r.base} | ${r.perClass} | ${f.single} | ${f.hard} | ${f.soft} | ${c.single} | ${c.hard} | ${c.soft} |`;
+      return `| ${String(r.base)} | ${String(r.perClass)} | ${f.single} | ${f.hard} | ${f.soft} | ${c.single} | ${c.hard} | ${c.soft} |`;
     }),
   ].join('\n');
 }

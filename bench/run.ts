@@ -4,8 +4,11 @@
  * bench/results/latest.json (plus a dated copy). Figures come with a baseline
  * measured in the same run where one makes sense, as ratios.
  *
- * Sections: embedding, head, predict, pipeline, mtl, transfer (default: all). Pick some with
- * `npm run bench -- predict pipeline`. `mtl` compares single-task, hard and soft
+ * Sections: embedding, engines, head, predict, pipeline, retrain, mtl, transfer, load (default: all).
+ * Pick some with `npm run bench -- predict pipeline`. `engines` times the frozen base on tfjs and on
+ * ONNX Runtime side by side (bench/engines.ts). `retrain` times a re-train after adding 1 % of the images
+ * against the cold run (bench/retrain.ts; `TL_BENCH_RETRAIN_IMAGES`, default 300). `load` runs the embedded server under autocannon
+ * (bench/load.ts); `--load-seconds=N` shortens its 20 s steps for a quick look. `mtl` compares single-task, hard and soft
  * sharing on Fashion-MNIST (bench/mtl.ts; MobileNetV2 embeddings cached in bench/.cache/).
  */
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -16,6 +19,10 @@ import { loadTf } from '../shared/tf/loader.js';
 import { benchEmbedding, benchHeadTraining, ensureFashionMnist } from './ml.js';
 import { benchTransfer, transferTable } from './transfer.js';
 import { benchMultiTask, mtlTable } from './mtl.js';
+import { benchRetrain } from './retrain.js';
+import { benchLoad, loadTable } from './load.js';
+import { benchEngines } from './engines.js';
+import { configureEngine } from '../shared/ml/onnx/runtime.js';
 import { generateShapesDataset, generateShapesImages } from '../shared/local/demo-data.js';
 import { readTree, startTestPlatform, type TestPlatform } from '../test/helpers/platform.js';
 
@@ -95,8 +102,44 @@ async function benchPredictAndPipeline(sections: Set<string>, embeddingFigures: 
   return out;
 }
 
+/**
+ * Predict and pipeline on each engine of the frozen base, in the same run: a fresh
+ * platform per engine (its own store and embedding cache), the engine forced in this
+ * process (predict) and in the job's child process (TL_ENGINE is inherited).
+ * `--engine=onnx|tfjs` runs one. The figures of the default engine (onnx) stay at the top level.
+ */
+async function predictAndPipelineByEngine(sections: Set<string>, embedding: Parameters<typeof benchPredictAndPipeline>[1]) {
+  const only = process.argv.find((a) => a.startsWith('--engine='))?.slice('--engine='.length);
+  const engines = (['tfjs', 'onnx'] as const).filter((e) => !only || e === only);
+  const byEngine: Record<string, Record<string, unknown>> = {};
+  const before = process.env.TL_ENGINE;
+  try {
+    for (const engine of engines) {
+      log(`predict/pipeline on the ${engine} engine...`);
+      process.env.TL_ENGINE = engine;
+      configureEngine({ engine, log });
+      byEngine[engine] = await benchPredictAndPipeline(sections, engine === 'onnx' ? embedding : undefined);
+    }
+  } finally {
+    if (before === undefined) delete process.env.TL_ENGINE;
+    else process.env.TL_ENGINE = before;
+    configureEngine({});
+  }
+  const get = (e: string, section: string, key: string) => (byEngine[e]?.[section] as Record<string, number> | undefined)?.[key];
+  const ratio = (section: string, key: string) => {
+    const t = get('tfjs', section, key);
+    const o = get('onnx', section, key);
+    return t && o ? round(t / o, 1) : undefined;
+  };
+  return {
+    ...(byEngine.onnx ?? byEngine.tfjs),
+    byEngine,
+    tfjsOverOnnx: { predictP50: ratio('predict', 'p50Ms'), uploadToServable: ratio('pipeline', 'uploadToServableSeconds') },
+  };
+}
+
 async function main() {
-  const all = ['embedding', 'head', 'predict', 'pipeline', 'mtl', 'transfer'];
+  const all = ['embedding', 'engines', 'head', 'predict', 'pipeline', 'retrain', 'mtl', 'transfer', 'load'];
   const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const sections = new Set(asked.length ? asked : all);
   const { backend, packageName } = await loadTf(log);
@@ -114,11 +157,25 @@ async function main() {
     results.embedding = embedding;
     log(`embedding: ${embedding.batch1ImagesPerSecond} images/s at batch 1, ${embedding.batch32ImagesPerSecond} at batch 32`);
   }
+  if (sections.has('engines')) {
+    log('engines: MobileNetV2 on tfjs and on onnxruntime-node at batch 1, 8 and 32...');
+    const engines = await benchEngines({ log });
+    results.engines = engines;
+    log(
+      `engines: onnx / tfjs (${engines.tfjs.backend}) = ${Object.entries(engines.onnxOverTfjs)
+        .map(([b, r]) => `${r}× at ${b}`)
+        .join(', ')}`,
+    );
+  }
   if (sections.has('head')) {
     log('head: training a head on 1000 cached embeddings...');
     results.headTraining = await benchHeadTraining({ records: 1000, epochs: 10 });
   }
-  if (sections.has('predict') || sections.has('pipeline')) Object.assign(results, await benchPredictAndPipeline(sections, embedding));
+  if (sections.has('predict') || sections.has('pipeline')) Object.assign(results, await predictAndPipelineByEngine(sections, embedding));
+  if (sections.has('retrain')) {
+    const images = Number(process.env.TL_BENCH_RETRAIN_IMAGES ?? 300);
+    results.retrain = await benchRetrain({ images: Number.isInteger(images) && images > 0 ? images : 300, log });
+  }
   if (sections.has('mtl') || sections.has('transfer')) ensureFashionMnist(log);
   if (sections.has('mtl')) {
     log('mtl: single-task vs hard vs soft sharing on Fashion-MNIST (fine and coarse labels)...');
@@ -136,6 +193,12 @@ async function main() {
     await writeFile(path.join(dir, 'transfer.json'), JSON.stringify(transfer, null, 2));
     if ('table' in transfer && transfer.table) log(transferTable(transfer.table));
   }
+  if (sections.has('load')) {
+    const seconds = Number(process.argv.find((a) => a.startsWith('--load-seconds='))?.split('=')[1] ?? 20);
+    const load = await benchLoad({ seconds, log });
+    results.load = load;
+    log(loadTable(load));
+  }
   results.finishedAt = new Date().toISOString();
   const json = JSON.stringify(results, null, 2);
   await writeFile(path.join(dir, `bench-${results.startedAt as string}.json`.replace(/:/g, '-')), json);
@@ -143,8 +206,19 @@ async function main() {
   // replaces those and keeps the others, each stamped with the run that measured it.
   const latestFile = path.join(dir, 'latest.json');
   const previous = JSON.parse(await readFile(latestFile, 'utf8').catch(() => '{}')) as { sections?: Record<string, unknown> };
-  const run = { backend, tfjsPackage: packageName, machine: results.machine, startedAt: results.startedAt, finishedAt: results.finishedAt, loadAverage: loadavg().map((x) => round(x)) };
-  const measured = Object.fromEntries(Object.entries(results).filter(([k]) => !['backend', 'tfjsPackage', 'machine', 'startedAt', 'finishedAt'].includes(k)).map(([k, v]) => [k, { run, figures: v }]));
+  const run = {
+    backend,
+    tfjsPackage: packageName,
+    machine: results.machine,
+    startedAt: results.startedAt,
+    finishedAt: results.finishedAt,
+    loadAverage: loadavg().map((x) => round(x)),
+  };
+  const measured = Object.fromEntries(
+    Object.entries(results)
+      .filter(([k]) => !['backend', 'tfjsPackage', 'machine', 'startedAt', 'finishedAt'].includes(k))
+      .map(([k, v]) => [k, { run, figures: v }]),
+  );
   await writeFile(latestFile, JSON.stringify({ backend, sections: { ...(previous.sections ?? {}), ...measured } }, null, 2));
   process.stdout.write(`${json}\n`);
   log(`written to ${path.relative(process.cwd(), latestFile)} (merged with earlier sections) and a dated copy`);

@@ -23,12 +23,12 @@ import { FsObjectStore } from '../shared/adapters/local/fs-object-store.js';
 import { resolveBase } from '../shared/ml/base-models.js';
 import { accuracyOf, fitBaseline } from '../shared/ml/baseline.js';
 import { embedCached, embeddingKeyFor, lazyEmbedder } from '../shared/ml/embedding-cache.js';
-import { loadEmbedder, type ImageShape } from '../shared/ml/embedder.js';
-import { buildFineTuneModel, buildTopFeatureModel, planFineTune, predictOutputs, trainTopModel } from '../shared/ml/fine-tune.js';
-import { buildHeadModel } from '../shared/ml/heads.js';
-import { loadBaseGraph } from '../shared/ml/model-base.js';
-import { buildPrototypes, prototypeScores } from '../shared/ml/prototype.js';
-import { trainHeads } from '../shared/ml/train.js';
+import { loadEmbedder } from '../shared/ml/embedder.js';
+import { buildFineTuneModel, buildTopFeatureModel, loadBaseGraph, planFineTune } from '../shared/ml/fine-tune.js';
+import { predictOutputs } from '../shared/ml/inference.js';
+import { buildHeadModel } from '../shared/ml/architectures.js';
+import { buildPrototypes, prototypeScores } from '../shared/ml/prototype-classifier.js';
+import { trainModel } from '../shared/ml/train.js';
 import type { TaskHead } from '../shared/schemas/model.js';
 import { loadTf } from '../shared/tf/loader.js';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadFashionMnist, type ImageSet } from './ml.js';
@@ -82,7 +82,11 @@ const task = (labels: string[]): TaskHead => ({ name: 'class', type: 'classifica
 /** Trains a head on features (no validation: with 1 image per class there is none), returns it. */
 async function trainHead(x: Float32Array, labels: ArrayLike<number>, size: number, head: TaskHead, trunk: number[] = []): Promise<LayersModel> {
   const model = await buildHeadModel({ embeddingSize: size, tasks: [head], sharing: { method: 'hard', trunk }, dropout: 0.1, seed: 7 });
-  await trainHeads(model, { train: { x, count: labels.length, targets: { class: Int32Array.from(labels) } } }, { epochs: 60, batchSize: 16, learningRate: 0.003, patience: 60, taskTypes: { class: 'classification' } });
+  await trainModel(
+    model,
+    { train: { x, count: labels.length, targets: { class: Int32Array.from(labels) } } },
+    { epochs: 60, batchSize: 16, learningRate: 0.003, patience: 60, taskTypes: { class: 'classification' } },
+  );
   return model;
 }
 
@@ -122,7 +126,11 @@ async function methodsOn(f: FeatureSet, index: number[], labels: Uint8Array, tes
     const ft = await buildFineTuneModel({ graph: f.graph, plan: f.plan, embeddingLayer: f.embeddingLayer, pooling: f.pooling, heads: model });
     let fineTuned: number;
     try {
-      await trainTopModel(ft, { train: { x: rows(f.cutPool, f.cutPool.length / f.pool.length * f.size, index), count: index.length, targets: { class: Int32Array.from(labels) } } }, { epochs: f.epochs, learningRate: f.learningRate, batchSize: 16, patience: f.epochs, heads: [head] });
+      await trainModel(
+        ft,
+        { train: { x: rows(f.cutPool, (f.cutPool.length / f.pool.length) * f.size, index), count: index.length, targets: { class: Int32Array.from(labels) } } },
+        { epochs: f.epochs, learningRate: f.learningRate, batchSize: 16, patience: f.epochs, tasks: [head], inferenceMode: true },
+      );
       fineTuned = await accuracy(ft, f.cutTest, testLabels, k);
     } finally {
       ft.dispose();
@@ -131,6 +139,57 @@ async function methodsOn(f: FeatureSet, index: number[], labels: Uint8Array, tes
   } finally {
     model.dispose();
   }
+}
+
+/** MobileNetV2 features of the pool and the test images, cut below Conv_1 (one pass gives the cut activations; its top gives flatten_1). */
+async function pretrainedFeatures(
+  store: FsObjectStore,
+  pool: ImageSet,
+  test: ImageSet,
+  log: (line: string) => void,
+): Promise<{ pretrained: FeatureSet; cacheOutcome?: string }> {
+  const shape = pool.shape;
+  let cacheOutcome: string | undefined;
+  const base = await resolveBase(store, 'mobilenet_v2');
+  const g = await loadBaseGraph(store, base);
+  const plan = planFineTune(g.graph, g.embeddingLayer, 1);
+  const cut = { layer: plan.cutLayer, pooling: 'none' as const };
+  const lazy = lazyEmbedder(() => loadEmbedder(store, base, { embedding: cut }));
+  const t0 = performance.now();
+  const embed = async (s: ImageSet, what: string) => {
+    const r = await embedCached({
+      store,
+      baseKey: await embeddingKeyFor(store, base, cut),
+      pixels: s.pixels,
+      count: s.count,
+      shape,
+      embedder: lazy.get,
+      onProgress: (d, t) => d % 64 < 8 && log(`transfer: mobilenet_v2 ${what} ${d}/${t}`),
+    });
+    cacheOutcome = r.cache;
+    return r.x;
+  };
+  const [cutPool, cutTest] = [await embed(pool, 'pool'), await embed(test, 'test')];
+  lazy.dispose();
+  log(
+    `transfer: mobilenet_v2 cut activations (${plan.cutLayer}) ${cacheOutcome === 'hit' ? 'from the cache' : `in ${round((performance.now() - t0) / 1000, 1)} s`}`,
+  );
+  const top = await buildTopFeatureModel({ graph: g.graph, plan, embeddingLayer: g.embeddingLayer, pooling: g.pooling });
+  const pretrained: FeatureSet = {
+    pool: (await predictOutputs(top, cutPool, pool.count))[0],
+    test: (await predictOutputs(top, cutTest, test.count))[0],
+    size: top.outputs[0].shape[1] as number,
+    cutPool,
+    cutTest,
+    graph: g.graph,
+    plan,
+    embeddingLayer: g.embeddingLayer,
+    pooling: g.pooling,
+    learningRate: 0.0001,
+    epochs: 5,
+  };
+  top.dispose();
+  return { pretrained, cacheOutcome };
 }
 
 /** Runs the benchmark; returns the table (accuracy per method and k) and where the chart went. */
@@ -146,7 +205,7 @@ export async function benchTransfer(opts: TransferBenchOptions = {}) {
   const pool = pick(trainSet, TARGET_CLASSES, poolPerClass);
   const test = pick(testSet, TARGET_CLASSES, testPerClass);
   const source = pick(trainSet, SOURCE_CLASSES, opts.sourcePerClass ?? 500);
-  const shape = trainSet.shape as ImageShape;
+  const shape = trainSet.shape;
   const store = new FsObjectStore({ root: path.join(here, '.cache', 'store') });
   const started = performance.now();
 
@@ -171,7 +230,7 @@ export async function benchTransfer(opts: TransferBenchOptions = {}) {
   const [sourceX, poolX, testX] = [await px(source), await px(pool), await px(test)];
   const sourceModel = await trainHead(sourceX, source.labels, pixelEmbedder.size, task(SOURCE_CLASSES.map((c) => FASHION_MNIST_CLASSES[c])), [128]);
   // Shares its layers with sourceModel: disposing sourceModel frees both.
-  const sourceFeatures = (await loadTf()).tf.model({ inputs: sourceModel.inputs, outputs: sourceModel.getLayer('trunk_0').output as never });
+  const sourceFeatures = (await loadTf()).tf.model({ inputs: sourceModel.inputs, outputs: sourceModel.getLayer('trunk_0').output });
   const sourceSet: FeatureSet = {
     pool: (await predictOutputs(sourceFeatures, poolX, pool.count))[0],
     test: (await predictOutputs(sourceFeatures, testX, test.count))[0],
@@ -187,39 +246,9 @@ export async function benchTransfer(opts: TransferBenchOptions = {}) {
   };
 
   // The pretrained base, cut below Conv_1 (one pass gives the cut activations; its top gives flatten_1).
-  let pretrained: FeatureSet | undefined;
-  let cacheOutcome: string | undefined;
-  if (!opts.skipPretrained) {
-    const base = await resolveBase(store, 'mobilenet_v2');
-    const g = await loadBaseGraph(store, base);
-    const plan = planFineTune(g.graph, g.embeddingLayer, 1);
-    const cut = { layer: plan.cutLayer, pooling: 'none' as const };
-    const lazy = lazyEmbedder(() => loadEmbedder(store, base, { embedding: cut }));
-    const t0 = performance.now();
-    const embed = async (s: ImageSet, what: string) => {
-      const r = await embedCached({ store, baseKey: await embeddingKeyFor(store, base, cut), pixels: s.pixels, count: s.count, shape, embedder: lazy.get, onProgress: (d, t) => d % 64 < 8 && log(`transfer: mobilenet_v2 ${what} ${d}/${t}`) });
-      cacheOutcome = r.cache;
-      return r.x;
-    };
-    const [cutPool, cutTest] = [await embed(pool, 'pool'), await embed(test, 'test')];
-    lazy.dispose();
-    log(`transfer: mobilenet_v2 cut activations (${plan.cutLayer}) ${cacheOutcome === 'hit' ? 'from the cache' : `in ${round((performance.now() - t0) / 1000, 1)} s`}`);
-    const top = await buildTopFeatureModel({ graph: g.graph, plan, embeddingLayer: g.embeddingLayer, pooling: g.pooling });
-    pretrained = {
-      pool: (await predictOutputs(top, cutPool, pool.count))[0],
-      test: (await predictOutputs(top, cutTest, test.count))[0],
-      size: top.outputs[0].shape[1] as number,
-      cutPool,
-      cutTest,
-      graph: g.graph,
-      plan,
-      embeddingLayer: g.embeddingLayer,
-      pooling: g.pooling,
-      learningRate: 0.0001,
-      epochs: 5,
-    };
-    top.dispose();
-  }
+  const { pretrained, cacheOutcome } = opts.skipPretrained
+    ? { pretrained: undefined, cacheOutcome: undefined }
+    : await pretrainedFeatures(store, pool, test, log);
 
   const rowsOut: Array<Record<string, number>> = [];
   for (const k of SHOTS) {
@@ -231,12 +260,17 @@ export async function benchTransfer(opts: TransferBenchOptions = {}) {
       const sel = pick({ ...pool, pixels: pool.pixels, labels: pool.labels }, [0, 1, 2, 3, 4], k, d * k);
       const scratch = await fitBaseline({
         store,
-        splits: { train: { pixels: sel.pixels, count: sel.count, targets: { class: Int32Array.from(sel.labels) } }, validation: { pixels: new Uint8Array(0), count: 0, targets: { class: new Int32Array(0) } }, test: { pixels: test.pixels, count: test.count, targets: { class: Int32Array.from(test.labels) } } },
+        splits: {
+          train: { pixels: sel.pixels, count: sel.count, targets: { class: Int32Array.from(sel.labels) } },
+          validation: { pixels: new Uint8Array(0), count: 0, targets: { class: new Int32Array(0) } },
+          test: { pixels: test.pixels, count: test.count, targets: { class: Int32Array.from(test.labels) } },
+        },
         sourceShape: shape,
         heads: [task(names)],
         epochs: 60,
       });
-      add('scratch', scratch!.test.class.accuracy);
+      const scratchClass = scratch!.test.class;
+      add('scratch', 'accuracy' in scratchClass ? scratchClass.accuracy : NaN);
       const s = await methodsOn(sourceSet, index, labels, test.labels, names);
       add('sourceHeadOnly', s.headOnly);
       add('sourceFineTuned', s.fineTuned);
@@ -264,7 +298,9 @@ export async function benchTransfer(opts: TransferBenchOptions = {}) {
     dataset: 'fashion-mnist',
     source: { classes: SOURCE_CLASSES.map((c) => FASHION_MNIST_CLASSES[c]), imagesPerClass: opts.sourcePerClass ?? 500, model: 'dense 128 on 28×28 pixels' },
     target: { classes: names, testImagesPerClass: testPerClass },
-    pretrained: pretrained ? { base: 'mobilenet_v2', embedding: 'flatten_1', fineTuned: pretrained.plan.trainable, cut: pretrained.plan.cutLayer, embeddingCache: cacheOutcome } : 'skipped',
+    pretrained: pretrained
+      ? { base: 'mobilenet_v2', embedding: 'flatten_1', fineTuned: pretrained.plan.trainable, cut: pretrained.plan.cutLayer, embeddingCache: cacheOutcome }
+      : 'skipped',
     table: rowsOut,
     chart: path.relative(process.cwd(), chart),
     seconds: round((performance.now() - started) / 1000, 1),
@@ -286,7 +322,7 @@ export function transferTable(table: Array<Record<string, number>>): string {
   const cols = ['imagesPerClass', ...SERIES.map((s) => s.key).filter((k) => table.some((r) => k in r))];
   const width = cols.map((c) => Math.max(c.length, 6));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(width[i])).join('  ');
-  return [line(cols), ...table.map((r) => line(cols.map((c) => (c === 'imagesPerClass' ? String(r[c]) : r[c]?.toFixed(3) ?? '-'))))].join('\n');
+  return [line(cols), ...table.map((r) => line(cols.map((c) => (c === 'imagesPerClass' ? String(r[c]) : (r[c]?.toFixed(3) ?? '-')))))].join('\n');
 }
 
 /** Learning curves (test accuracy vs labelled images per class, log scale) as a PNG drawn from SVG. */
@@ -310,16 +346,24 @@ export async function renderCurves(table: Array<Record<string, number>>): Promis
     parts.push(`<line x1="${lx(k)}" x2="${lx(k)}" y1="${m.t}" y2="${m.t + ph}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${lx(k)}" y="${m.t + ph + 20}" font-size="12" text-anchor="middle" font-family="sans-serif">${k}</text>`);
   }
-  parts.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ph}" stroke="black"/><line x1="${m.l}" x2="${m.l + pw}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="black"/>`);
-  parts.push(`<text x="${m.l + pw / 2}" y="${H - 18}" font-size="14" text-anchor="middle" font-family="sans-serif">labelled images per class (log scale)</text>`);
-  parts.push(`<text x="18" y="${m.t + ph / 2}" font-size="14" text-anchor="middle" font-family="sans-serif" transform="rotate(-90 18 ${m.t + ph / 2})">test accuracy</text>`);
+  parts.push(
+    `<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ph}" stroke="black"/><line x1="${m.l}" x2="${m.l + pw}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="black"/>`,
+  );
+  parts.push(
+    `<text x="${m.l + pw / 2}" y="${H - 18}" font-size="14" text-anchor="middle" font-family="sans-serif">labelled images per class (log scale)</text>`,
+  );
+  parts.push(
+    `<text x="18" y="${m.t + ph / 2}" font-size="14" text-anchor="middle" font-family="sans-serif" transform="rotate(-90 18 ${m.t + ph / 2})">test accuracy</text>`,
+  );
   let legendY = m.t + 10;
   for (const s of SERIES) {
     const pts = table.filter((r) => typeof r[s.key] === 'number').map((r) => `${lx(r.imagesPerClass).toFixed(1)},${ly(r[s.key]).toFixed(1)}`);
     if (!pts.length) continue;
     parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
     for (const p of pts) parts.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3.5" fill="${s.color}"/>`);
-    parts.push(`<line x1="${W - m.r + 20}" x2="${W - m.r + 55}" y1="${legendY}" y2="${legendY}" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    parts.push(
+      `<line x1="${W - m.r + 20}" x2="${W - m.r + 55}" y1="${legendY}" y2="${legendY}" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
+    );
     parts.push(`<text x="${W - m.r + 62}" y="${legendY + 4}" font-size="13" font-family="sans-serif">${s.label}</text>`);
     legendY += 24;
   }

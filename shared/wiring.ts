@@ -2,6 +2,7 @@ import { FsObjectStore } from './adapters/local/fs-object-store.js';
 import type { JobRunner } from './ports/job-runner.js';
 import type { ObjectStore } from './ports/object-store.js';
 import { loadEnv, PlatformEnvSchema, type PlatformEnv } from './schemas/env.js';
+import { configureEngine, engineConfigFromEnv } from './ml/onnx/runtime.js';
 
 /**
  * The one place that turns an environment into adapters. Handlers call it once
@@ -19,7 +20,7 @@ export async function createStore(env: PlatformEnv): Promise<ObjectStore> {
     const aws = await import('./adapters/aws/index.js');
     return aws.createS3ObjectStore(env);
   }
-  return new FsObjectStore({ root: env.BUCKET_DIR! });
+  return new FsObjectStore({ root: env.BUCKET_DIR!, faultFile: env.TL_FS_FAULT_FILE });
 }
 
 export async function createJobRunner(env: PlatformEnv): Promise<JobRunner> {
@@ -31,7 +32,13 @@ export async function createJobRunner(env: PlatformEnv): Promise<JobRunner> {
   return new ChildProcessJobRunner();
 }
 
+/** Chooses how the frozen part of models runs in this process (TL_ENGINE, TL_ONNX_THREADS); at cold start. */
+export function configureFrozenEngine(env: PlatformEnv): void {
+  configureEngine(engineConfigFromEnv(env));
+}
+
 export async function createDeps(raw: NodeJS.ProcessEnv = process.env): Promise<Deps> {
   const env = loadEnv(PlatformEnvSchema, raw);
+  configureFrozenEngine(env);
   return { env, store: await createStore(env), jobs: await createJobRunner(env) };
 }

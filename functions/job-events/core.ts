@@ -1,3 +1,4 @@
+import type { ErrorBody } from '../../shared/schemas/errors.js';
 import { readJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
 import type { ObjectStore } from '../../shared/ports/object-store.js';
 import { TERMINAL_STATES } from '../../shared/schemas/job.js';
@@ -7,15 +8,13 @@ export interface JobEventDeps {
   store: ObjectStore;
 }
 
-export type JobEventOutcome =
-  | { action: 'recorded'; jobId: string; code: string; message: string }
-  | { action: 'ignored'; jobId: string; why: string };
+export type JobEventOutcome = { action: 'recorded'; jobId: string; code: string; message: string } | { action: 'ignored'; jobId: string; why: string };
 
 /**
  * Why a Batch job failed, in words a user of `tl status` can act on. Batch's
  * own texts are kept at the end so nothing is lost.
  */
-export function describeFailure(detail: BatchJobStateDetail): { code: string; message: string } {
+export function describeFailure(detail: BatchJobStateDetail): ErrorBody {
   const last = detail.attempts.at(-1);
   const reason = detail.statusReason ?? last?.statusReason ?? last?.container?.reason ?? detail.container?.reason ?? 'no reason given';
   const containerReason = last?.container?.reason ?? detail.container?.reason;
@@ -24,12 +23,29 @@ export function describeFailure(detail: BatchJobStateDetail): { code: string; me
   const after = `after ${tries} attempt${tries === 1 ? '' : 's'}`;
   const spot = detail.attempts.filter((a) => /^Host EC2/i.test(a.statusReason ?? '')).length;
 
+  // The job queue's jobStateTimeLimitActions cancelled a job that waited in RUNNABLE too long.
+  const stuck = /JobStateTimeLimit action due to reason: (\S+)/i.exec(reason)?.[1];
+  if (stuck)
+    return {
+      code: 'NO_CAPACITY',
+      message: /INSUFFICIENT_INSTANCE_CAPACITY/.test(stuck)
+        ? `no GPU capacity came within the queue's RUNNABLE time limit, so AWS Batch cancelled the job (${stuck}); upload train.json again later, or deploy with capacity "spot-then-on-demand"`
+        : `no compute environment can run this job (${stuck}): raise maxvCpus or the instance types of the tenant, then upload train.json again`,
+    };
   if (/^Host EC2/i.test(reason) || (tries > 0 && spot === tries))
-    return { code: 'SPOT_RECLAIMED', message: `training lost its Spot instance ${spot || tries} time(s) and ran out of retries (${reason}); it will run again on the next upload of train.json, or deploy with on-demand instances` };
+    return {
+      code: 'SPOT_RECLAIMED',
+      message: `training lost its Spot instance ${spot || tries} time(s) and ran out of retries (${reason}); it will run again on the next upload of train.json, or deploy with on-demand instances`,
+    };
   if (/attempt duration exceeded timeout/i.test(reason)) return { code: 'TIMEOUT', message: `training ran longer than the job timeout ${after} (${reason})` };
-  if (/CannotPullContainer|CannotStartContainer|CannotCreateContainer|ResourceInitializationError|CannotInspectContainer/i.test(`${reason} ${containerReason ?? ''}`))
+  if (
+    /CannotPullContainer|CannotStartContainer|CannotCreateContainer|ResourceInitializationError|CannotInspectContainer/i.test(
+      `${reason} ${containerReason ?? ''}`,
+    )
+  )
     return { code: 'CONTAINER_NEVER_STARTED', message: `the training container never started (${containerReason ?? reason})` };
-  if (/OutOfMemory/i.test(`${reason} ${containerReason ?? ''}`)) return { code: 'OUT_OF_MEMORY', message: `training ran out of memory ${after} (${containerReason ?? reason})` };
+  if (/OutOfMemory/i.test(`${reason} ${containerReason ?? ''}`))
+    return { code: 'OUT_OF_MEMORY', message: `training ran out of memory ${after} (${containerReason ?? reason})` };
   if (exitCode != null && exitCode !== 0)
     return { code: 'JOB_EXITED', message: `the training container exited with code ${exitCode} ${after} without recording the error itself (${reason})` };
   return { code: 'BATCH_JOB_FAILED', message: `AWS Batch reported the training job failed ${after}: ${reason}` };

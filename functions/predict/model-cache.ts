@@ -9,7 +9,7 @@ import { resolveBase } from '../../shared/ml/base-models.js';
 import { loadEmbedder, type Embedder, type EmbedOptions } from '../../shared/ml/embedder.js';
 import { loadModel } from '../../shared/ml/model-io.js';
 import { predictTasks, selectTasks, UnknownTaskError } from '../../shared/ml/predict.js';
-import { loadPrototypes, scorePrototypes, type Prototypes } from '../../shared/ml/prototype.js';
+import { loadPrototypes, scorePrototypes, type Prototypes } from '../../shared/ml/prototype-classifier.js';
 import { taskKind } from '../../shared/ml/task-kinds.js';
 import { versionPrefix } from '../../shared/models/registry.js';
 import type { ModelCache, Servable } from './core.js';
@@ -53,8 +53,10 @@ function toFeatures(instances: Instance[], meta: ModelMetadata): Float32Array {
   const size = meta.input.size;
   const out = new Float32Array(instances.length * size);
   instances.forEach((inst, i) => {
-    if (!('features' in inst)) throw new ApiError(400, 'INVALID_INPUT', `instances[${i}]: model ${meta.model} takes vectors: send {"features": [${size} numbers]}`);
-    if (inst.features.length !== size) throw new ApiError(400, 'INVALID_INPUT', `instances[${i}].features has ${inst.features.length} values; model ${meta.model} expects ${size}`);
+    if (!('features' in inst))
+      throw new ApiError(400, 'INVALID_INPUT', `instances[${i}]: model ${meta.model} takes vectors: send {"features": [${size} numbers]}`);
+    if (inst.features.length !== size)
+      throw new ApiError(400, 'INVALID_INPUT', `instances[${i}].features has ${inst.features.length} values; model ${meta.model} expects ${size}`);
     out.set(inst.features, i * size);
   });
   return out;
@@ -73,7 +75,9 @@ class HeadServable implements Servable {
     this.selectOrThrow(request.tasks);
     const embeddings = this.embed
       ? // The version's input shape can differ from its embedder's (e.g. a model extended from one on another base).
-        await this.embed(await toPixels(request.instances, this.metadata), n, { sourceShape: this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined })
+        await this.embed(await toPixels(request.instances, this.metadata), n, {
+          sourceShape: this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined,
+        })
       : toFeatures(request.instances, this.metadata);
     return predictTasks(this.head, this.metadata.tasks, embeddings, n, { tasks: request.tasks, topK: request.topK });
   }
@@ -156,6 +160,11 @@ export function createModelCache(store: ObjectStore, options: ModelCacheOptions 
   };
 
   return {
-    predict: (meta, request) => models.use(`${meta.model}@${meta.version}`, () => load(meta), (s) => s.predict(request)),
+    predict: (meta, request) =>
+      models.use(
+        `${meta.model}@${meta.version}`,
+        () => load(meta),
+        (s) => s.predict(request),
+      ),
   };
 }

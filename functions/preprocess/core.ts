@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { assignSplits } from '../../shared/data/split.js';
 import {
   assertTrainable,
@@ -12,16 +13,16 @@ import {
 } from '../../shared/data/dataset.js';
 import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
 import { encodeShard, type ShardRecord } from '../../shared/data/shards.js';
-import { jobIdFor, jobStatusKey, modelJobPointerKey, readJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
+import { jobIdFor, jobStatusKey, modelJobPointerKey, readJobStatus, reconcileJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
 import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
-import { publishPrototypeModel, PrototypeInputError } from '../../shared/ml/prototype.js';
+import { publishPrototypeModel, PrototypeInputError } from '../../shared/ml/prototype-job.js';
 import { ContinualError, resolveFrom } from '../../shared/ml/continual.js';
 import type { JobRunner } from '../../shared/ports/job-runner.js';
 import { getJsonIfExists, NotFoundError, putJson, type ObjectStore } from '../../shared/ports/object-store.js';
 import { NameSchema } from '../../shared/schemas/common.js';
 import { TrainJobEnvSchema } from '../../shared/schemas/env.js';
 import type { ObjectCreated } from '../../shared/schemas/events.js';
-import { JobStatusSchema, TERMINAL_STATES, type JobState, type JobStatus } from '../../shared/schemas/job.js';
+import { JobStatusSchema, SKIPPED_SHOWN, TERMINAL_STATES, type JobState, type JobStatus, type RecordsSummary } from '../../shared/schemas/job.js';
 import { DatasetReportSchema, type DatasetReport, type SplitName } from '../../shared/schemas/report.js';
 import { tasksOf, TrainSpecSchema, type Task, type TrainSpec } from '../../shared/schemas/spec.js';
 
@@ -33,14 +34,12 @@ import { tasksOf, TrainSpecSchema, type Task, type TrainSpec } from '../../share
  * (store or runner failures) throws so that the queue delivers the message again.
  */
 
+/** `jobs/<jobId>/preprocess-claim.json`: when the delivery working on a dataset claimed it. */
+const ClaimSchema = z.looseObject({ at: z.string().optional() });
+
 /** Codes a failed preprocessing job can carry in `status.error.code`. */
 export type PreprocessErrorCode =
-  | DatasetError['code']
-  | 'INVALID_SPEC'
-  | 'INVALID_DATASET_NAME'
-  | 'UNKNOWN_BASE_MODEL'
-  | 'UNSUPPORTED_INPUT'
-  | 'NO_USABLE_IMAGES';
+  DatasetError['code'] | 'INVALID_SPEC' | 'INVALID_DATASET_NAME' | 'UNKNOWN_BASE_MODEL' | 'UNSUPPORTED_INPUT' | 'NO_USABLE_IMAGES';
 
 /** A problem with the upload itself; retrying cannot fix it. */
 export class PreprocessInputError extends Error {
@@ -138,11 +137,24 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
   const hash = datasetContentHash(objects, dataset, specBytes);
   const jobId = jobIdFor(model, hash);
   const now = new Date().toISOString();
-  const initial: JobStatus = JobStatusSchema.parse({ jobId, model, dataset, datasetHash: hash, state: 'submitted', phase: 'preparing', createdAt: now, updatedAt: now });
+  const initial: JobStatus = JobStatusSchema.parse({
+    jobId,
+    model,
+    dataset,
+    datasetHash: hash,
+    state: 'submitted',
+    phase: 'preparing',
+    createdAt: now,
+    updatedAt: now,
+  });
   const created = await store.putIfAbsent(jobStatusKey(jobId), JSON.stringify(initial, null, 2), { contentType: 'application/json' });
   const settled = async (): Promise<PreprocessResult | undefined> => {
-    const existing = await readJobStatus(store, jobId);
-    if (!existing || (existing.runnerJobId === undefined && !TERMINAL_STATES.includes(existing.state))) return undefined;
+    const recorded = await readJobStatus(store, jobId);
+    if (!recorded || (recorded.runnerJobId === undefined && !TERMINAL_STATES.includes(recorded.state))) return undefined;
+    // "Running" with no process behind it (it died unable to record its end) is an
+    // orphan: reconciled to failed here, so this upload retries it.
+    const existing = await reconcileJobStatus(store, deps.jobs, recorded);
+    if (existing !== recorded) log?.warn('job had ended without recording it; retrying it', { jobId, error: existing.error });
     // A job that failed or was cancelled after it was submitted (Spot reclaimed, out
     // of memory, a crash, a timeout) runs again when its train.json is uploaded again.
     // Failures of the input itself (recorded before submitting) would fail the same way.
@@ -155,16 +167,7 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
     if (done) return done;
   }
   // S3 may deliver one notification twice at once; only the holder of the claim works.
-  const claimKey = claimKeyOf(jobId);
-  const claim = JSON.stringify({ at: now });
-  if (!(await store.putIfAbsent(claimKey, claim, { contentType: 'application/json' }))) {
-    const held = await getJsonIfExists<{ at?: string }>(store, claimKey);
-    const age = held?.at ? Date.now() - Date.parse(held.at) : Number.POSITIVE_INFINITY;
-    if (age < (deps.options?.claimStaleAfterMs ?? 900_000)) throw new PreprocessBusyError(`job ${jobId} is being prepared by another delivery`);
-    // An earlier attempt died before submitting: carry on from where it stopped.
-    log?.info('taking over a job that was never submitted', { jobId });
-    await store.put(claimKey, claim, { contentType: 'application/json' });
-  }
+  const claimKey = await acquireClaim(deps, jobId, now);
   try {
     if (!created) {
       // The holder before us records the job before it releases the claim, so a
@@ -177,9 +180,12 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
     }
     await putJson(store, modelJobPointerKey(model), { jobId });
     if (parsed.error) throw parsed.error;
-    const spec = parsed.spec!;
+    const spec = parsed.spec;
     if (!datasetNameOk) {
-      throw new PreprocessInputError('INVALID_DATASET_NAME', `dataset name "${dataset}" is invalid: ${NameSchema.safeParse(dataset).error?.issues[0]?.message}`);
+      throw new PreprocessInputError(
+        'INVALID_DATASET_NAME',
+        `dataset name "${dataset}" is invalid: ${NameSchema.safeParse(dataset).error?.issues[0]?.message}`,
+      );
     }
     const preparedPrefix = preparedPrefixOf(dataset, hash);
     const reportKey = `${preparedPrefix}/report.json`;
@@ -194,26 +200,26 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
       await putJson(store, reportKey, report);
     }
 
+    const records = recordsSummary(report, reportKey);
     if (spec.mode === 'prototype') {
       // Few-shot: nothing to train, so the model is published here, in seconds.
-      await updateJobStatus(store, jobId, { state: 'running', phase: 'prototypes', progress: 0.5 });
-      const published = await publishPrototypeModel({ store, report, jobId });
-      await updateJobStatus(store, jobId, {
-        state: 'succeeded',
-        phase: 'done',
-        progress: 1,
-        version: published.version,
-        promoted: published.promotion.promote,
-        embeddingCache: published.embeddingCache,
-      });
+      const published = await publishPrototypeJob(deps, { jobId, report, records });
       await store.delete(claimKey);
-      log?.info('prototype model published', { jobId, model: published.model, version: published.version, promotion: published.promotion.reason });
-      return { outcome: 'published', jobId, model: published.model, version: published.version, promoted: published.promotion.promote };
+      return published;
     }
     const env = TrainJobEnvSchema.parse({ TL_JOB_ID: jobId, TL_PREPARED_PREFIX: preparedPrefix });
     // Reset before submitting: a rerun of a failed job starts clean, and the job's
     // own first write (running) cannot be overwritten by ours.
-    await updateJobStatus(store, jobId, { state: 'submitted', phase: 'queued', progress: 0, error: undefined, version: undefined, promoted: undefined, promotionReason: undefined });
+    await updateJobStatus(store, jobId, {
+      state: 'submitted',
+      phase: 'queued',
+      progress: 0,
+      error: undefined,
+      version: undefined,
+      promoted: undefined,
+      promotionReason: undefined,
+      records,
+    });
     const { runnerJobId } = await deps.jobs.submit({ jobId, env });
     await updateJobStatus(store, jobId, { runnerJobId });
     await store.delete(claimKey);
@@ -238,6 +244,45 @@ export async function preprocessDataset(event: ObjectCreated, deps: PreprocessDe
   }
 }
 
+/** Takes the preparation claim for a job, or throws PreprocessBusyError while a live delivery holds it. */
+async function acquireClaim(deps: PreprocessDeps, jobId: string, now: string): Promise<string> {
+  const { store, log } = deps;
+  const claimKey = claimKeyOf(jobId);
+  const claim = JSON.stringify({ at: now });
+  if (await store.putIfAbsent(claimKey, claim, { contentType: 'application/json' })) return claimKey;
+  // A claim that does not parse is treated as stale, like one without a time.
+  const held = ClaimSchema.safeParse(await getJsonIfExists(store, claimKey)).data;
+  const age = held?.at ? Date.now() - Date.parse(held.at) : Number.POSITIVE_INFINITY;
+  if (age < (deps.options?.claimStaleAfterMs ?? 900_000)) throw new PreprocessBusyError(`job ${jobId} is being prepared by another delivery`);
+  // An earlier attempt died before submitting: carry on from where it stopped.
+  log?.info('taking over a job that was never submitted', { jobId });
+  await store.put(claimKey, claim, { contentType: 'application/json' });
+  return claimKey;
+}
+
+/** Few-shot: publishes the prototype model and records the job as succeeded. */
+async function publishPrototypeJob(deps: PreprocessDeps, job: { jobId: string; report: DatasetReport; records: RecordsSummary }): Promise<PreprocessResult> {
+  const { store, log } = deps;
+  const { jobId } = job;
+  await updateJobStatus(store, jobId, { state: 'running', phase: 'prototypes', progress: 0.5, records: job.records });
+  const published = await publishPrototypeModel({ store, report: job.report, jobId });
+  await updateJobStatus(store, jobId, {
+    state: 'succeeded',
+    phase: 'done',
+    progress: 1,
+    version: published.version,
+    promoted: published.promotion.promote,
+    embeddingCache: published.embeddingCache,
+  });
+  log?.info('prototype model published', { jobId, model: published.model, version: published.version, promotion: published.promotion.reason });
+  return { outcome: 'published', jobId, model: published.model, version: published.version, promoted: published.promotion.promote };
+}
+
+/** The job status' view of the dataset report: counts and the first skipped files with their reasons. */
+export function recordsSummary(report: DatasetReport, reportKey: string): RecordsSummary {
+  return { ...report.records, firstSkipped: report.skipped.slice(0, SKIPPED_SHOWN), report: reportKey };
+}
+
 function asInputError(err: unknown): PreprocessInputError | undefined {
   if (err instanceof PreprocessInputError) return err;
   if (err instanceof DatasetError) return new PreprocessInputError(err.code, err.message);
@@ -250,7 +295,11 @@ function asInputError(err: unknown): PreprocessInputError | undefined {
 export function parseSpec(bytes: Uint8Array): { spec: TrainSpec; error?: undefined } | { spec?: undefined; error: PreprocessInputError } {
   let json: unknown;
   try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8').replace(/^\uFEFF/, ''));
+    json = JSON.parse(
+      Buffer.from(bytes)
+        .toString('utf8')
+        .replace(/^\uFEFF/, ''),
+    );
   } catch (err) {
     return { error: new PreprocessInputError('INVALID_SPEC', `${SPEC_FILE} is not valid JSON: ${(err as Error).message}`) };
   }
@@ -262,7 +311,12 @@ export function parseSpec(bytes: Uint8Array): { spec: TrainSpec; error?: undefin
   }
   const spec = result.data;
   if (tasksOf(spec).every((t) => t.auxiliary)) {
-    return { error: new PreprocessInputError('INVALID_SPEC', `${SPEC_FILE}, field "tasks": every task is auxiliary; at least one task must be a main task for predict to return`) };
+    return {
+      error: new PreprocessInputError(
+        'INVALID_SPEC',
+        `${SPEC_FILE}, field "tasks": every task is auxiliary; at least one task must be a main task for predict to return`,
+      ),
+    };
   }
   return { spec };
 }

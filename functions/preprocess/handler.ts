@@ -1,6 +1,9 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { parseS3NotificationBody } from '../../shared/schemas/events.js';
+import { retryingLazy } from '../../shared/lazy.js';
+import { createObservability } from '../../shared/observability.js';
 import { createDeps } from '../../shared/wiring.js';
 import { preprocessDataset, type PreprocessDeps, type PreprocessResult } from './core.js';
 
@@ -13,12 +16,14 @@ import { preprocessDataset, type PreprocessDeps, type PreprocessResult } from '.
  */
 export type PreprocessHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
-export function createHandler(deps: PreprocessDeps): PreprocessHandler {
+export function createHandler(deps: PreprocessDeps, onResult?: (result: PreprocessResult) => void): PreprocessHandler {
   const handleRecord = async (record: SQSRecord): Promise<PreprocessResult[]> => {
     const results: PreprocessResult[] = [];
     for (const object of parseS3NotificationBody(record.body)) {
       if (!object.key.endsWith('/train.json')) continue;
-      results.push(await preprocessDataset(object, deps));
+      const result = await preprocessDataset(object, deps);
+      onResult?.(result);
+      results.push(result);
     }
     return results;
   };
@@ -30,18 +35,25 @@ export function createHandler(deps: PreprocessDeps): PreprocessHandler {
   };
 }
 
-let handlerPromise: Promise<PreprocessHandler> | undefined;
+/**
+ * On Lambda the core logs through Powertools' Logger (JSON lines with the tenant),
+ * and each dataset counts in `Datasets` by outcome and, when refused, in
+ * `PreprocessFailures` by error code.
+ */
+const ready = retryingLazy(async () => {
+  const deps = await createDeps();
+  const { logger, metrics } = createObservability('preprocess');
+  // Logger takes the extra fields as an optional rest argument; PreprocessLog passes one or none.
+  const log = {
+    info: (m: string, x?: Record<string, unknown>) => logger.info(m, x ?? {}),
+    warn: (m: string, x?: Record<string, unknown>) => logger.warn(m, x ?? {}),
+    error: (m: string, x?: Record<string, unknown>) => logger.error(m, x ?? {}),
+  };
+  return createHandler({ store: deps.store, jobs: deps.jobs, log }, (result) => {
+    metrics.singleMetric().addDimensions({ outcome: result.outcome }).addMetric('Datasets', MetricUnit.Count, 1);
+    if (result.outcome === 'failed') metrics.singleMetric().addDimensions({ code: result.error.code }).addMetric('PreprocessFailures', MetricUnit.Count, 1);
+  });
+});
 
-/** Lambda entry: builds its adapters from the environment once per cold start. */
-export const handler: PreprocessHandler = async (event, context) => {
-  handlerPromise ??= createDeps().then((deps) => createHandler({ store: deps.store, jobs: deps.jobs, log: console }));
-  let ready: PreprocessHandler;
-  try {
-    ready = await handlerPromise;
-  } catch (err) {
-    // Let the next invocation try again rather than cache a failed start.
-    handlerPromise = undefined;
-    throw err;
-  }
-  return ready(event, context);
-};
+/** Lambda entry: builds its adapters from the environment once per cold start (again after a failed start). */
+export const handler: PreprocessHandler = async (event, context) => (await ready())(event, context);

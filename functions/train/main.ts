@@ -5,7 +5,7 @@
  * says whether the job succeeded (its status object says why not).
  */
 import { loadEnv, PlatformEnvSchema, TrainJobEnvSchema } from '../../shared/schemas/env.js';
-import { createStore } from '../../shared/wiring.js';
+import { configureFrozenEngine, createStore } from '../../shared/wiring.js';
 import { runTrainingJob } from './core.js';
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -13,6 +13,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   try {
     const platform = loadEnv(PlatformEnvSchema, env);
     const job = loadEnv(TrainJobEnvSchema, env);
+    configureFrozenEngine(platform);
     const store = await createStore(platform);
     const result = await runTrainingJob({ jobId: job.TL_JOB_ID, preparedPrefix: job.TL_PREPARED_PREFIX }, { store, log });
     return result.ok ? 0 : 1;

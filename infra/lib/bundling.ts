@@ -4,8 +4,8 @@
  */
 
 /**
- * Syntax level of the bundles. The functions run on Lambda's nodejs22.x
- * (nodejs20.x is deprecated there); node20 output runs on both, and on the
+ * Syntax level of the bundles. The functions run on Lambda's nodejs24.x
+ * (see FUNCTION_RUNTIME); node20 output runs there, and on the
  * Node 20 the repository supports, where the bundle-size script imports it.
  */
 export const NODE_TARGET = 'node20';

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { FsObjectStore } from '../../shared/adapters/local/fs-object-store.js';
 import { MOBILENET_V2_EMBEDDING, resolveBase } from '../../shared/ml/base-models.js';
-import { buildHeadModel } from '../../shared/ml/heads.js';
+import { buildHeadModel } from '../../shared/ml/architectures.js';
 import { saveModel } from '../../shared/ml/model-io.js';
 import { newVersionId, setAlias, versionPrefix, writeMetadata } from '../../shared/models/registry.js';
 import { TrainSpecSchema } from '../../shared/schemas/spec.js';
@@ -61,11 +61,15 @@ const t2 = performance.now();
 const r2 = await handler(event);
 const t3 = performance.now();
 if (r1.statusCode !== 200) process.stderr.write(r1.body + '\\n');
-process.stdout.write(JSON.stringify({ importMs: t1 - t0, firstPredictMs: t2 - t1, secondPredictMs: t3 - t2, status: r1.statusCode === 200 ? r2.statusCode : r1.statusCode }));
+process.stdout.write('\\n' + JSON.stringify({ importMs: t1 - t0, firstPredictMs: t2 - t1, secondPredictMs: t3 - t2, status: r1.statusCode === 200 ? r2.statusCode : r1.statusCode }));
 `;
 
 export async function measureColdStart(opts: { handlerFile: string; bucketDir: string; model: string }): Promise<ColdStartResult> {
-  const image = (await sharp({ create: { width: 320, height: 240, channels: 3, background: '#3366cc' } }).jpeg().toBuffer()).toString('base64');
+  const image = (
+    await sharp({ create: { width: 320, height: 240, channels: 3, background: '#3366cc' } })
+      .jpeg()
+      .toBuffer()
+  ).toString('base64');
   const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, pathToFileURL(opts.handlerFile).href, opts.model, image], {
     env: { PATH: process.env.PATH, STORE_KIND: 'local', BUCKET_DIR: opts.bucketDir },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -77,5 +81,7 @@ export async function measureColdStart(opts: { handlerFile: string; bucketDir: s
   const [code] = await once(child, 'exit');
   if (code !== 0 || !out) throw new Error(`cold-start child failed (${code}): ${err}`);
   const backend = /using (\S+ \(backend \w+\))/.exec(err)?.[1] ?? 'unknown backend';
-  return { ...(JSON.parse(out) as Omit<ColdStartResult, 'backend'>), backend };
+  // The handler writes its own JSON log and EMF lines to stdout, as on Lambda; the result is the last line.
+  const last = out.trim().split('\n').at(-1)!;
+  return { ...(JSON.parse(last) as Omit<ColdStartResult, 'backend'>), backend };
 }

@@ -57,7 +57,15 @@ export async function measurePredictBundle(outDir: string): Promise<BundleMeasur
   // does; a node_modules link next to the bundle resolves the layer's packages the same way.
   symlinkSync(path.join(outDir, 'opt', 'nodejs', 'node_modules'), path.join(outDir, 'task', 'node_modules'), 'dir');
   const totalBytes = functionBytes + layerBytes;
-  return { outDir, handlerFile, functionBytes, layerBytes, totalBytes, limitBytes: LAMBDA_UNZIPPED_LIMIT_BYTES, fits: totalBytes <= LAMBDA_UNZIPPED_LIMIT_BYTES };
+  return {
+    outDir,
+    handlerFile,
+    functionBytes,
+    layerBytes,
+    totalBytes,
+    limitBytes: LAMBDA_UNZIPPED_LIMIT_BYTES,
+    fits: totalBytes <= LAMBDA_UNZIPPED_LIMIT_BYTES,
+  };
 }
 
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;

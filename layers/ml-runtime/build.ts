@@ -9,6 +9,11 @@
  *   from there. Only the binaries, package.json and the entry file (which the
  *   resolution needs to exist) are copied; the backend's JavaScript itself is in
  *   the function bundle.
+ * - `onnxruntime-node` with only its Linux x64 native addon and shared library
+ *   (the package ships every platform's, 288 MB; linux-x64 is 44 MB) and
+ *   `onnxruntime-common`: shared/ml/onnx/runtime.ts imports it at run time (a
+ *   computed specifier, so esbuild leaves it out of the bundle), and the frozen
+ *   base runs on ONNX Runtime in the function too.
  * - the MobileNetV2 files of `nsfwjs` (dist/models/mobilenet_v2), which
  *   shared/ml/base-models.ts reads by path to import the default base model.
  *
@@ -113,6 +118,14 @@ export function buildMlRuntimeLayer(options: BuildLayerOptions): number {
   const wasmFiles = readdirSync(path.join(wasmDir, 'dist')).filter((f) => f.endsWith('.wasm'));
   if (wasmFiles.length === 0) throw new LayerBuildError('no .wasm files in @tensorflow/tfjs-backend-wasm/dist');
   copyFiles(wasmDir, path.join(modules, '@tensorflow/tfjs-backend-wasm'), ['package.json', wasmPkg.main ?? 'index.js', ...wasmFiles.map((f) => `dist/${f}`)]);
+
+  // ONNX Runtime: the JavaScript, and the native files of the one platform Lambda runs.
+  const ortDir = findPackageDir('onnxruntime-node', from);
+  const ortCommon = ortDir && findPackageDir('onnxruntime-common', ortDir);
+  if (!ortDir || !ortCommon) throw new LayerBuildError('onnxruntime-node is not installed');
+  const native = 'bin/napi-v6/linux/x64';
+  copyFiles(ortDir, path.join(modules, 'onnxruntime-node'), ['package.json', 'dist', ...readdirSync(path.join(ortDir, native)).map((f) => `${native}/${f}`)]);
+  cpSync(ortCommon, path.join(modules, 'onnxruntime-common'), { recursive: true, dereference: true });
 
   // The default base model's files.
   const nsfwDir = findPackageDir('nsfwjs', from);

@@ -111,7 +111,12 @@ function ignoredReason(relKey: string): string | undefined {
  *
  * @throws DatasetError (INVALID_DATASET, INVALID_MANIFEST) for data no retry can fix.
  */
-export async function readDatasetContents(store: ObjectStore, dataset: string, objects: readonly ObjectInfo[], tasks: readonly Task[]): Promise<DatasetContents> {
+export async function readDatasetContents(
+  store: ObjectStore,
+  dataset: string,
+  objects: readonly ObjectInfo[],
+  tasks: readonly Task[],
+): Promise<DatasetContents> {
   const prefix = datasetPrefix(dataset);
   const layout = detectLayout(objects, dataset);
   const files = objects.map((o) => o.key.slice(prefix.length)).filter((k) => k !== SPEC_FILE && k !== MANIFEST_FILE);
@@ -144,7 +149,8 @@ export async function readDatasetContents(store: ObjectStore, dataset: string, o
     text = (await store.get(prefix + MANIFEST_FILE)).toString('utf8');
   } catch (err) {
     // Deleted between the listing and now: the next upload of train.json will see the real state.
-    if (err instanceof NotFoundError) throw new DatasetError('INVALID_MANIFEST', `${MANIFEST_FILE} disappeared while the dataset was being read; upload it again, then train.json`);
+    if (err instanceof NotFoundError)
+      throw new DatasetError('INVALID_MANIFEST', `${MANIFEST_FILE} disappeared while the dataset was being read; upload it again, then train.json`);
     throw err;
   }
   const lines = parseManifest(text, tasks);
@@ -229,9 +235,10 @@ export function parseManifest(text: string, tasks: readonly Task[]): ManifestEnt
         else if (typeof value === 'number' && Number.isInteger(value)) checked[name] = String(value);
         else fail(line, field, `"${name}" is a classification task: expected one class name, got ${describeValue(value)}`);
       } else if (task.type === 'multilabel') {
-        if (!(Array.isArray(value) && value.every((v) => typeof v === 'string'))) fail(line, field, `"${name}" is a multilabel task: expected a list of class names, got ${describeValue(value)}`);
+        if (!(Array.isArray(value) && value.every((v) => typeof v === 'string')))
+          fail(line, field, `"${name}" is a multilabel task: expected a list of class names, got ${describeValue(value)}`);
         // A repeated class is almost always a typo or a merge gone wrong; a set has each class once.
-        const repeated = (value as string[]).find((v, i) => (value as string[]).indexOf(v) !== i);
+        const repeated = value.find((v, i) => value.indexOf(v) !== i);
         if (repeated !== undefined) fail(line, field, `"${name}" lists the class "${repeated}" more than once`);
         checked[name] = value;
       } else {
@@ -261,7 +268,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_union' && issue.path[0] === 'labels') {
     return 'expected a class name, a list of class names, a number, a list of numbers or null';
   }
-  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; a line has "source" and "labels"`;
+  if (issue.code === 'unrecognized_keys')
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; a line has "source" and "labels"`;
   if (issue.code === 'invalid_type' && issue.path.length === 0) return 'expected an object like {"source": "images/1.jpg", "labels": {...}}';
   return issue.message;
 }
@@ -306,7 +314,10 @@ export function assertTrainable(tasks: readonly Task[], summary: Record<string, 
     const s = summary[task.name];
     if (task.type === 'regression') {
       if (s.labelled < MIN_EXAMPLES_PER_CLASS) {
-        throw new DatasetError('TOO_FEW_EXAMPLES', `regression task "${task.name}" has ${s.labelled} usable labelled example${s.labelled === 1 ? '' : 's'}; it needs at least ${MIN_EXAMPLES_PER_CLASS}`);
+        throw new DatasetError(
+          'TOO_FEW_EXAMPLES',
+          `regression task "${task.name}" has ${s.labelled} usable labelled example${s.labelled === 1 ? '' : 's'}; it needs at least ${MIN_EXAMPLES_PER_CLASS}`,
+        );
       }
       continue;
     }

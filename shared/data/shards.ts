@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { getJson, type ObjectStore } from '../ports/object-store.js';
 import { LabelValueSchema } from '../schemas/manifest.js';
 import { DatasetReportSchema, type DatasetReport, type SplitName } from '../schemas/report.js';
+import { UserError } from '../errors.js';
 
 /**
  * A shard is one binary object: a 4-byte little-endian header length, a JSON
@@ -24,8 +25,12 @@ export interface Shard extends Omit<ShardHeader, 'format'> {
   data: Uint8Array | Float32Array;
 }
 
-export class ShardFormatError extends Error {
+/** A prepared shard that does not decode: the user prepares the dataset anew by uploading train.json again. */
+export class ShardFormatError extends UserError {
   override name = 'ShardFormatError';
+  constructor(message: string) {
+    super('INVALID_DATA', `a prepared shard is damaged: ${message}`);
+  }
 }
 
 const recordSize = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -73,7 +78,7 @@ export async function readSplit(store: ObjectStore, report: DatasetReport, split
   const data = dtype === 'uint8' ? new Uint8Array(total) : new Float32Array(total);
   let off = 0;
   for (const s of shards) {
-    data.set(s.data as never, off);
+    data.set(s.data, off);
     off += s.data.length;
   }
   return { split, dtype, shape, records: shards.flatMap((s) => s.records), data };

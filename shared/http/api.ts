@@ -1,23 +1,49 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { z } from 'zod';
+import { UserError } from '../errors.js';
+import type { ErrorCode } from '../schemas/errors.js';
 
 /**
  * Shared by the API handlers: error mapping and JSON responses in the shape of
  * the design's contract, `{"error":{"code","message"}}`. Bad input is never a 500.
  */
-export class ApiError extends Error {
+export class ApiError extends UserError {
   override name = 'ApiError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: ErrorCode,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
 /** Lambda's synchronous payload limit; the local server enforces the same. */
 export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
+
+/**
+ * A storage fault the client can do nothing about but wait (full or read-only
+ * disk, exhausted quota): 507 or 503 with the JSON error, never a bare 500.
+ * Looks through `cause` chains; undefined for any other error.
+ */
+export function storageErrorStatus(err: unknown): { status: number; code: ErrorCode; message: string } | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT')
+      return { status: 507, code: 'INSUFFICIENT_STORAGE', message: "the platform's storage is full; nothing was stored. Try again once space is freed" };
+    if (code === 'EROFS')
+      return { status: 503, code: 'STORAGE_UNAVAILABLE', message: "the platform's storage is read-only right now; nothing was stored. Try again later" };
+  }
+  return undefined;
+}
+
+/** Maps an unexpected error of a handler: storage faults to 507/503, anything else to 500 INTERNAL (details go to the logs). */
+export function unexpectedErrorResult(err: unknown): APIGatewayProxyResult {
+  const storage = storageErrorStatus(err);
+  return errorResult(
+    storage ? new ApiError(storage.status, storage.code, storage.message) : new ApiError(500, 'INTERNAL', 'internal error; see the function logs'),
+  );
+}
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
   return { statusCode: status, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };

@@ -117,6 +117,25 @@ export async function callApi<T = unknown>(conn: Connection, path: string, optio
   }
 }
 
+/**
+ * GETs a binary resource (the ONNX export) and returns its bytes.
+ * Throws {@link ApiError} for 4xx/5xx and {@link EndpointUnreachableError} when nothing listens.
+ */
+export async function callApiBinary(conn: Connection, path: string): Promise<Buffer> {
+  const doFetch = conn.fetch ?? globalThis.fetch;
+  const endpoint = normaliseEndpoint(conn.endpoint);
+  const headers: Record<string, string> = { accept: 'application/octet-stream' };
+  if (conn.apiKey) headers['x-api-key'] = conn.apiKey;
+  let response: Response;
+  try {
+    response = await doFetch(`${endpoint}${path}`, { method: 'GET', headers });
+  } catch (error) {
+    throw new EndpointUnreachableError(endpoint, error);
+  }
+  if (!response.ok) throw toApiError(response.status, await response.text());
+  return Buffer.from(await response.arrayBuffer());
+}
+
 /** Turns an error response into an ApiError, keeping the platform's own code and message. */
 export function toApiError(status: number, text: string): ApiError {
   let parsed: unknown;

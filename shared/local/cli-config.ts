@@ -44,7 +44,7 @@ export function isLoopback(endpoint: string): boolean {
 /**
  * The default tenant's `apiKey` from `<dataDir>/tenants.json`: the first tenant marked
  * `default: true`, else the first one. Read leniently (the platform owns the file's
- * schema); any problem yields `undefined` and the platform's 401 explains the rest.
+ * schema); any problem yields `undefined` and the platform's 403 explains the rest.
  */
 export async function readDefaultApiKey(dataDir: string): Promise<string | undefined> {
   let raw: string;

@@ -59,8 +59,7 @@ export function pickMetrics(metrics: Record<string, number>): [string, number][]
   const names = Object.keys(metrics);
   const picked: string[] = [];
   for (const name of ['loss', 'val_loss']) if (name in metrics) picked.push(name);
-  const accuracy =
-    names.find((n) => n.startsWith('val_') && /acc/.test(n)) ?? names.find((n) => /acc/.test(n));
+  const accuracy = names.find((n) => n.startsWith('val_') && /acc/.test(n)) ?? names.find((n) => /acc/.test(n));
   if (accuracy) picked.push(accuracy);
   return picked.map((n) => [n, metrics[n]]);
 }

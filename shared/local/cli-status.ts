@@ -47,9 +47,17 @@ function isTerminal(status: JobStatus): boolean {
 
 function summarise(status: JobStatus): string {
   const lines = [`model ${status.model}: ${status.state}${status.phase && !isTerminal(status) ? ` (${status.phase})` : ''}, job ${status.jobId}`];
-  if (!isTerminal(status)) lines.push(`progress ${Math.round((status.progress ?? 0) * 100)}%${status.epoch !== undefined ? `, epoch ${status.epoch}/${status.epochs ?? '?'}` : ''}`);
+  if (!isTerminal(status))
+    lines.push(`progress ${Math.round((status.progress ?? 0) * 100)}%${status.epoch !== undefined ? `, epoch ${status.epoch}/${status.epochs ?? '?'}` : ''}`);
   if (status.version) lines.push(`version ${status.version}${status.promoted === false ? ' (not promoted to latest)' : ''}`);
   if (status.promotionReason) lines.push(`promotion: ${status.promotionReason}`);
+  const r = status.records;
+  if (r && r.skipped > 0) {
+    const shown = r.firstSkipped.map((f) => `${f.key} (${f.reason})`).join('; ');
+    lines.push(
+      `skipped ${r.skipped} of ${r.total} files: ${shown}${r.skipped > r.firstSkipped.length ? `; and ${r.skipped - r.firstSkipped.length} more` : ''}${r.report ? ` (all in ${r.report})` : ''}`,
+    );
+  }
   const metrics = Object.entries(status.metrics ?? {});
   if (metrics.length > 0) lines.push(`metrics ${metrics.map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
   return `${lines.join('\n')}\n`;
@@ -91,7 +99,10 @@ export async function showStatus(options: StatusOptions): Promise<number> {
 
   if (!options.wait) {
     const status = await current();
-    if (!status) throw new CliError(`model ${options.model} has no training job${since !== undefined ? ` since ${new Date(since).toISOString()}` : ''}: upload a dataset with \`tl upload <dir> --model ${options.model}\``);
+    if (!status)
+      throw new CliError(
+        `model ${options.model} has no training job${since !== undefined ? ` since ${new Date(since).toISOString()}` : ''}: upload a dataset with \`tl upload <dir> --model ${options.model}\``,
+      );
     return report(status, options);
   }
 
@@ -138,4 +149,3 @@ export async function showStatus(options: StatusOptions): Promise<number> {
     await new Promise((r) => setTimeout(r, Math.min(interval, left)));
   }
 }
-

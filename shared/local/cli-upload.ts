@@ -3,16 +3,7 @@ import { extname, join } from 'node:path';
 import { NameSchema } from '../schemas/common.js';
 import { UploadResponseSchema, type UploadResponse } from '../schemas/predict.js';
 import { TrainSpecSchema } from '../schemas/spec.js';
-import {
-  ApiError,
-  CliError,
-  EndpointUnreachableError,
-  UsageError,
-  callApi,
-  normaliseEndpoint,
-  toApiError,
-  type Connection,
-} from './cli-client.js';
+import { ApiError, CliError, EndpointUnreachableError, UsageError, callApi, normaliseEndpoint, toApiError, type Connection } from './cli-client.js';
 import { ProgressLine, formatBytes, renderBar, type Output } from './cli-progress.js';
 
 /** The spec's name in a dataset: its upload is what starts training. */
@@ -139,7 +130,11 @@ function checkName(flag: string, value: string): string {
   return value;
 }
 
-async function requestUploadUrls(conn: Connection, dataset: string, files: { path: string; contentType: string }[]): Promise<Map<string, UploadResponse['uploads'][number]>> {
+async function requestUploadUrls(
+  conn: Connection,
+  dataset: string,
+  files: { path: string; contentType: string }[],
+): Promise<Map<string, UploadResponse['uploads'][number]>> {
   const body = await callApi(conn, `/datasets/${encodeURIComponent(dataset)}/uploads`, { method: 'POST', body: { files } });
   const parsed = UploadResponseSchema.safeParse(body);
   if (!parsed.success) throw new CliError(`unexpected answer to the upload request: ${parsed.error.issues[0]?.message ?? ''}`);
@@ -161,7 +156,12 @@ function isRetryable(error: unknown): boolean {
  * PUTs bytes to a URL the platform handed out. The API key goes only to the platform's
  * own origin: a presigned S3 URL carries its own authorisation, and the key must not leak.
  */
-async function putBytes(conn: Connection, target: UploadResponse['uploads'][number], bytes: Uint8Array, options: { retries: number; retryDelayMs: number }): Promise<void> {
+async function putBytes(
+  conn: Connection,
+  target: UploadResponse['uploads'][number],
+  bytes: Uint8Array,
+  options: { retries: number; retryDelayMs: number },
+): Promise<void> {
   const doFetch = conn.fetch ?? globalThis.fetch;
   const endpoint = normaliseEndpoint(conn.endpoint);
   const url = new URL(target.url, `${endpoint}/`);

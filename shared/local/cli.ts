@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ApiError, CliError, UsageError, callApi, explainApiError } from './cli-client.js';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ApiError, CliError, UsageError, callApi, callApiBinary, explainApiError } from './cli-client.js';
 import { DEFAULT_ENDPOINT, resolveConnection } from './cli-config.js';
 import { fetchModels, predictImages } from './cli-predict.js';
 import { formatBytes, type Output } from './cli-progress.js';
@@ -33,6 +35,8 @@ Commands:
   predict <model> <image...>    predict images and print the JSON response
   models [model]                list the models, or show one model's metadata
   rollback <model>              point the model's latest alias back at the version before
+  promote <model> <version>     point the model's latest alias at a version (or alias, e.g. candidate)
+  export <model> [-o file]      save the model as one ONNX file
 
 Global options:
   --endpoint <url>   platform URL (env TL_ENDPOINT; default ${DEFAULT_ENDPOINT})
@@ -64,7 +68,7 @@ interface CommandSpec {
 function parseNumber(flag: string, raw: unknown, check: (n: number) => boolean, expected: string): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (raw === '' || !Number.isFinite(n) || !check(n)) throw new UsageError(`--${flag} must be ${expected}, got "${String(raw)}"`);
+  if (raw === '' || !Number.isFinite(n) || !check(n)) throw new UsageError(`--${flag} must be ${expected}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -171,7 +175,8 @@ still running) or bad usage.
       let since: Date | undefined;
       if (values.since !== undefined) {
         since = new Date(values.since as string);
-        if (Number.isNaN(since.getTime())) throw new UsageError(`--since must be a date and time such as 2025-01-31T12:00:00Z, got "${String(values.since)}"`);
+        if (Number.isNaN(since.getTime()))
+          throw new UsageError(`--since must be a date and time such as 2025-01-31T12:00:00Z, got ${JSON.stringify(values.since)}`);
       }
       const conn = await connect(values, io);
       return showStatus({
@@ -247,6 +252,55 @@ Points the model's \`latest\` alias back at the version it served before
       const conn = await connect(values, io);
       const body = await callApi(conn, `/models/${encodeURIComponent(positionals[0])}/rollback`, { method: 'POST' });
       io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return 0;
+    },
+  },
+  promote: {
+    usage: `Usage: tl promote <model> <version>
+
+Points the model's \`latest\` alias at <version> (a version id, or an alias such as
+\`candidate\`: the newest version the promotion gate kept out)
+(POST /models/<model>/promote) and prints the result; \`tl rollback <model>\` undoes it.
+`,
+    options: {},
+    async run(values, positionals, io) {
+      if (positionals.length !== 2) throw new UsageError('give a model and a version');
+      const conn = await connect(values, io);
+      const body = await callApi(conn, `/models/${encodeURIComponent(positionals[0])}/promote`, { method: 'POST', body: { version: positionals[1] } });
+      io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      return 0;
+    },
+  },
+  export: {
+    usage: `Usage: tl export <model> [--version <v>] [--task <name>]... [--format onnx] [-o <file>]
+
+Saves the model as one self-contained ONNX file (GET /models/<model>/export):
+input \`image\` float32 NHWC [N, H, W, 3] with RGB 0-255 (or \`features\` [N, F]),
+one output per task named after it, the tasks and labels in metadata_props
+\`tl.tasks\`; writes the model card (markdown) beside it. Default file:
+<model>.onnx in the current folder.
+`,
+    options: { version: { type: 'string' }, task: { type: 'string', multiple: true }, format: { type: 'string' }, output: { type: 'string', short: 'o' } },
+    async run(values, positionals, io) {
+      if (positionals.length !== 1) throw new UsageError('give exactly one model');
+      const format = (values.format as string | undefined) ?? 'onnx';
+      if (format !== 'onnx') throw new UsageError(`--format ${format} is not supported; use onnx`);
+      const conn = await connect(values, io);
+      const query = new URLSearchParams({ format });
+      if (typeof values.version === 'string') query.set('version', values.version);
+      const tasks = values.task as string[] | undefined;
+      if (tasks?.length) query.set('tasks', tasks.join(','));
+      const bytes = await callApiBinary(conn, `/models/${encodeURIComponent(positionals[0])}/export?${query.toString()}`);
+      const file = path.resolve(io.cwd, (values.output as string | undefined) ?? `${positionals[0]}.onnx`);
+      await writeFile(file, bytes);
+      // The model card beside the file: what the model was trained on and how well it does.
+      const card = await callApiBinary(
+        conn,
+        `/models/${encodeURIComponent(positionals[0])}/card${typeof values.version === 'string' ? `?version=${encodeURIComponent(values.version)}` : ''}`,
+      );
+      const cardFile = file.replace(/\.onnx$/, '') + '.md';
+      await writeFile(cardFile, card);
+      io.stdout.write(`${file} (${formatBytes(bytes.length)})\n${cardFile}\n`);
       return 0;
     },
   },

@@ -74,7 +74,6 @@ export interface ShapesDataset {
   spec?: string;
 }
 
-
 /** FNV-1a, to give each image its own stream: adding classes or images leaves the others unchanged. */
 function hashSeed(text: string): number {
   let h = 0x811c9dc5;
@@ -180,7 +179,8 @@ function withDefaults(options: ShapesOptions, seed: number): ResolvedOptions {
   for (const c of resolved.classes) if (!SHAPE_KINDS.includes(c)) throw new RangeError(`unknown shape "${c}"; use ${SHAPE_KINDS.join(', ')}`);
   if (new Set(resolved.classes).size !== resolved.classes.length) throw new RangeError('classes must not repeat');
   if (!Number.isInteger(resolved.perClass) || resolved.perClass < 0) throw new RangeError('perClass must be a non-negative integer');
-  if (!(resolved.minSize >= 16 && resolved.maxSize >= resolved.minSize && resolved.maxSize <= 2048)) throw new RangeError('need 16 <= minSize <= maxSize <= 2048');
+  if (!(resolved.minSize >= 16 && resolved.maxSize >= resolved.minSize && resolved.maxSize <= 2048))
+    throw new RangeError('need 16 <= minSize <= maxSize <= 2048');
   if (!(resolved.maxRotation >= 0 && resolved.maxRotation <= 180)) throw new RangeError('maxRotation must be from 0 to 180 degrees');
   if (resolved.formats.length === 0) throw new RangeError('formats must name at least one format');
   for (const f of resolved.formats) if (!IMAGE_FORMATS.includes(f)) throw new RangeError(`unknown format "${f}"; use ${IMAGE_FORMATS.join(', ')}`);

@@ -1,7 +1,7 @@
 /**
  * `npm start`: the embedded platform on one machine, no AWS account needed.
  * PORT (default 8080) and TL_DATA_DIR (default .data) configure it; TL_DEMO=0
- * skips training the demo model.
+ * skips training the demo model; TL_MAX_INFLIGHT_PREDICTS bounds predictions in flight (429 beyond it).
  */
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
@@ -15,6 +15,8 @@ const LocalEnvSchema = z.object({
   TL_DATA_DIR: z.string().min(1).default('.data'),
   TL_HOST: z.string().default('127.0.0.1'),
   TL_DEMO: z.enum(['0', '1', 'false', 'true']).default('1'),
+  /** Predict calls in flight before the server answers 429 with Retry-After. */
+  TL_MAX_INFLIGHT_PREDICTS: z.coerce.number().int().min(1).optional(),
 });
 
 async function main(): Promise<void> {
@@ -22,7 +24,7 @@ async function main(): Promise<void> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let platform: Platform;
   try {
-    platform = await startPlatform({ dataDir: env.TL_DATA_DIR, port: env.PORT, host: env.TL_HOST });
+    platform = await startPlatform({ dataDir: env.TL_DATA_DIR, port: env.PORT, host: env.TL_HOST, maxInFlightPredicts: env.TL_MAX_INFLIGHT_PREDICTS });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       process.stderr.write(`port ${env.PORT} is in use: stop the other server or set PORT=<free port>\n`);

@@ -1,18 +1,21 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import type { Server } from 'node:http';
-import { FsObjectStore, verifyLocalUploadSignature } from '../adapters/local/fs-object-store.js';
+import { FsObjectStore, ObjectTooLargeError, verifyLocalUploadSignature } from '../adapters/local/fs-object-store.js';
 import { ChildProcessJobRunner, type ChildProcessJobRunnerOptions } from '../adapters/local/child-process-runner.js';
-import type { JobRunner } from '../ports/job-runner.js';
+import type { JobDescription, JobRunner } from '../ports/job-runner.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import { TERMINAL_STATES } from '../schemas/job.js';
-import { readJobStatus, updateJobStatus } from '../jobs/status.js';
+import { jobEndCode, readJobStatus, updateJobStatus } from '../jobs/status.js';
+import { collectGarbage } from '../models/garbage.js';
 import { createHandler as createPredictHandler } from '../../functions/predict/handler.js';
 import { createModelCache } from '../../functions/predict/model-cache.js';
 import { createHandler as createUploadsHandler } from '../../functions/uploads/handler.js';
 import { createHandler as createPreprocessHandler } from '../../functions/preprocess/handler.js';
 import { InProcessQueue, s3EventBody } from './queue.js';
-import { createLocalGateway, listen, type LocalGatewayTenant } from './server.js';
+import { createLocalGateway, listen, PayloadTooLargeError, type LocalGatewayTenant } from './server.js';
 import { loadOrCreateTenants, type Tenant } from './tenants.js';
+import { retryingLazy } from '../lazy.js';
 
 export interface PlatformOptions {
   /** @default ".data" */
@@ -28,11 +31,19 @@ export interface PlatformOptions {
   modelCacheSize?: number;
   /** Delay before a failed queue message is retried. @default 2000 */
   retryDelayMs?: number;
+  /** Delay between attempts to record the end of a job that could not be recorded (full disk). @default 2000 */
+  recordRetryMs?: number;
+  /** Predict calls in flight at once before the gateway answers 429. @default DEFAULT_MAX_INFLIGHT_PREDICTS (16) */
+  maxInFlightPredicts?: number;
+  /** Serve the dashboard at `/` (bundled with esbuild on first request). @default true */
+  dashboard?: boolean;
+  /** Fault injection for tests of full and read-only disks; see `FsObjectStoreOptions.faultFile`. */
+  faultFile?: string;
 }
 
 export interface TenantRuntime extends LocalGatewayTenant {
   tenant: Tenant;
-  store: ObjectStore;
+  store: FsObjectStore;
   queue: InProcessQueue;
   bucketDir: string;
 }
@@ -45,10 +56,15 @@ export interface Platform {
   runner: ChildProcessJobRunner;
   /** Resolves when every queue is drained and no job is running. */
   whenIdle(): Promise<void>;
+  /** Removes what interrupted work left behind (see `collectGarbage`), in every tenant's bucket; runs by itself on start and whenever the last job ends. */
+  collectGarbage(): Promise<void>;
   stop(): Promise<void>;
 }
 
 const TRAIN_JSON = /^datasets\/[^/]+\/train\.json$/;
+
+/** Temporary files younger than this may belong to a write in progress (an upload streaming in). */
+const TEMP_FILE_MAX_AGE_MS = 15 * 60 * 1000;
 
 /**
  * Starts the embedded default: per tenant a folder bucket, an in-process queue
@@ -60,78 +76,90 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dataDir = path.resolve(options.dataDir);
   const file = await loadOrCreateTenants(dataDir);
-  const byKey = new Map<string, TenantRuntime>();
+  const byKeyHash: Array<{ hash: Buffer; rt: TenantRuntime }> = [];
   const byId = new Map<string, TenantRuntime>();
-  const server: Server = createLocalGateway({ tenantByApiKey: (k) => byKey.get(k), tenantById: (id) => byId.get(id), log });
+  const sha256 = (text: string) => createHash('sha256').update(text).digest();
+  // Keys are compared in constant time: every tenant's key hash is compared in full,
+  // so the time taken says nothing about how much of a guess was right.
+  const tenantByApiKey = (key: string): TenantRuntime | undefined => {
+    const given = sha256(key);
+    let found: TenantRuntime | undefined;
+    for (const t of byKeyHash) if (timingSafeEqual(t.hash, given)) found = t.rt;
+    return found;
+  };
+  const server: Server = createLocalGateway({
+    tenantByApiKey,
+    tenantById: (id) => byId.get(id),
+    log,
+    maxInFlightPredicts: options.maxInFlightPredicts,
+    dashboard: options.dashboard === false ? undefined : retryingLazy(async () => (await import('../../dashboard/build.js')).buildDashboard()),
+  });
   const url = await listen(server, options.port ?? 8080, options.host ?? '127.0.0.1');
 
-  const storesByBucketDir = new Map<string, ObjectStore>();
+  const storesByBucketDir = new Map<string, FsObjectStore>();
   let shuttingDown = false;
+  const timers = new Set<NodeJS.Timeout>();
+  const later = (ms: number, fn: () => void) => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+  };
+  const recordEndUntilDone = createJobEndRecorder({
+    log,
+    retryMs: options.recordRetryMs ?? 2000,
+    later,
+    stopped: () => shuttingDown,
+    onRecorded: () => {
+      if (runner.idle) void collectAllGarbage();
+    },
+  });
   const runner = new ChildProcessJobRunner({
     ...options.runner,
     onOutput: options.runner?.onOutput ?? ((id, line) => log(`[${id}] ${line}`)),
-    // A job that dies without recording its end (killed, out of memory) is marked
-    // failed here, as the job-events function does for AWS Batch.
     onExit: (d, request) => {
       const store = storesByBucketDir.get(request.env.BUCKET_DIR ?? '');
       // Jobs stopped because the platform stops are not failures: they stay
       // unfinished and resume on the next start.
       if (!store || shuttingDown) return;
-      void (async () => {
-        const status = await readJobStatus(store, d.jobId);
-        if (status && !TERMINAL_STATES.includes(status.state)) {
-          await updateJobStatus(store, d.jobId, {
-            state: d.state === 'cancelled' ? 'cancelled' : 'failed',
-            error: { code: d.state === 'cancelled' ? 'JOB_CANCELLED' : 'JOB_CRASHED', message: `training process ended without finishing: ${d.reason ?? d.state}` },
-          });
-        }
-      })().catch((err) => log(`could not record the end of job ${d.jobId}: ${(err as Error).message}`));
+      recordEndUntilDone(store, d);
     },
   });
 
+  let collecting: Promise<void> | undefined;
+  const collectAllGarbage = (): Promise<void> =>
+    (collecting ??= (async () => {
+      try {
+        for (const t of tenants) {
+          // Only while no job runs: a version being published has no metadata yet.
+          if (!runner.idle || shuttingDown) return;
+          const g = await collectGarbage(t.store);
+          const swept = await t.store.sweep(TEMP_FILE_MAX_AGE_MS);
+          if (g.objectsDeleted || swept.tempFiles) {
+            log(
+              `cleaned ${t.id}: ${g.incompleteVersions.length} incomplete version(s), ${g.preparedCopies.length} unused prepared cop${g.preparedCopies.length === 1 ? 'y' : 'ies'}, ${swept.tempFiles} temporary file(s), ${swept.folders} empty folder(s)`,
+            );
+          }
+        }
+      } catch (err) {
+        log(`cleaning up failed (will try again after the next job): ${(err as Error).message}`);
+      } finally {
+        collecting = undefined;
+      }
+    })());
+
   const tenants: TenantRuntime[] = [];
   for (const tenant of file.tenants) {
-    const bucketDir = path.join(dataDir, 'buckets', tenant.id);
-    const bucketName = `tl-${tenant.id}`;
-    let queue!: InProcessQueue;
-    const store = new FsObjectStore({
-      root: bucketDir,
-      presign: { baseUrl: url, secret: file.uploadSecret, bucket: tenant.id },
-      // The S3 notification filter of the cloud stack: prefix datasets/, suffix train.json.
-      onObjectCreated: (info) => {
-        if (TRAIN_JSON.test(info.key)) void queue.send(s3EventBody(bucketName, info.key, info.size, info.etag));
-      },
-    });
+    const { rt, jobs } = createTenantRuntime(tenant, { dataDir, url, uploadSecret: file.uploadSecret, runner, options, log });
+    const { store, bucketDir } = rt;
     storesByBucketDir.set(bucketDir, store);
-    const jobs: JobRunner = {
-      submit: (req) => runner.submit({ ...req, env: { ...req.env, STORE_KIND: 'local', BUCKET_DIR: bucketDir, JOB_RUNNER: 'local' } }),
-      describe: (id) => runner.describe(id),
-      cancel: (id, reason) => runner.cancel(id, reason),
-    };
-    const preprocess = createPreprocessHandler({ store, jobs });
-    queue = new InProcessQueue({
-      consumer: (event) => preprocess(event, {} as never),
-      retryDelayMs: options.retryDelayMs,
-      queueArn: `arn:aws:sqs:local:000000000000:${bucketName}-ingest`,
-      onDeadLetter: (record, reason) => log(`dead letter (${tenant.id}): ${record.body.slice(0, 200)}: ${reason}`),
-    });
-    const rt: TenantRuntime = {
-      id: tenant.id,
-      tenant,
-      store,
-      queue,
-      bucketDir,
-      predict: createPredictHandler({ store, models: createModelCache(store, { capacity: options.modelCacheSize ?? 4 }) }, (m, e) => log(`${m}: ${(e as Error)?.stack ?? e}`)),
-      uploads: createUploadsHandler({ store }),
-      acceptUpload: async (key, expires, sig, body) => {
-        if (!verifyLocalUploadSignature(file.uploadSecret, tenant.id, key, expires, sig)) return false;
-        await store.put(key, body);
-        return true;
-      },
-    };
     tenants.push(rt);
-    byKey.set(tenant.apiKey, rt);
+    byKeyHash.push({ hash: sha256(tenant.apiKey), rt });
     byId.set(tenant.id, rt);
+    // What a crash or a full disk left behind, before anything runs again.
+    await store.sweep().catch((err: unknown) => log(`could not sweep ${bucketDir}: ${(err as Error).message}`));
+    await collectGarbage(store).catch((err: unknown) => log(`could not clean ${bucketDir}: ${(err as Error).message}`));
     await resumeUnfinishedJobs(rt, jobs, log);
   }
 
@@ -152,14 +180,118 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
         if (tenants.every((t) => t.queue.idle) && runner.idle) return;
       }
     },
+    collectGarbage: collectAllGarbage,
     async stop() {
       shuttingDown = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      await collecting;
       for (const t of tenants) t.queue.stop();
       await runner.stopAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections?.();
     },
   };
+}
+
+interface TenantContext {
+  dataDir: string;
+  url: string;
+  uploadSecret: string;
+  runner: ChildProcessJobRunner;
+  options: PlatformOptions;
+  log: (line: string) => void;
+}
+
+/** One tenant of the embedded default: its folder bucket, queue, preprocess consumer and API handlers. */
+function createTenantRuntime(tenant: Tenant, { dataDir, url, uploadSecret, runner, options, log }: TenantContext): { rt: TenantRuntime; jobs: JobRunner } {
+  const bucketDir = path.join(dataDir, 'buckets', tenant.id);
+  const bucketName = `tl-${tenant.id}`;
+  // Its consumer is built below, once the store and the job runner it needs exist.
+  const queue: InProcessQueue = new InProcessQueue({
+    consumer: (event) => preprocess(event, {} as never),
+    retryDelayMs: options.retryDelayMs,
+    queueArn: `arn:aws:sqs:local:000000000000:${bucketName}-ingest`,
+    onDeadLetter: (record, reason) => log(`dead letter (${tenant.id}): ${record.body.slice(0, 200)}: ${reason}`),
+  });
+  const store = new FsObjectStore({
+    root: bucketDir,
+    faultFile: options.faultFile,
+    presign: { baseUrl: url, secret: uploadSecret, bucket: tenant.id },
+    // The S3 notification filter of the cloud stack: prefix datasets/, suffix train.json.
+    onObjectCreated: (info) => {
+      if (TRAIN_JSON.test(info.key)) void queue.send(s3EventBody(bucketName, info.key, info.size, info.etag));
+    },
+  });
+  const jobs: JobRunner = {
+    submit: (req) =>
+      runner.submit({
+        ...req,
+        env: {
+          ...req.env,
+          STORE_KIND: 'local',
+          BUCKET_DIR: bucketDir,
+          JOB_RUNNER: 'local',
+          ...(options.faultFile ? { TL_FS_FAULT_FILE: options.faultFile } : {}),
+        },
+      }),
+    describe: (id) => runner.describe(id),
+    cancel: (id, reason) => runner.cancel(id, reason),
+  };
+  const preprocess = createPreprocessHandler({ store, jobs });
+  const rt: TenantRuntime = {
+    id: tenant.id,
+    tenant,
+    store,
+    queue,
+    bucketDir,
+    predict: createPredictHandler({ store, models: createModelCache(store, { capacity: options.modelCacheSize ?? 4 }) }, (m, e) =>
+      log(`${m}: ${(e as Error | undefined)?.stack ?? String(e)}`),
+    ),
+    uploads: createUploadsHandler({ store }),
+    verifyUpload: (key, expires, sig) => verifyLocalUploadSignature(uploadSecret, tenant.id, key, expires, sig),
+    storeUpload: async (key, body, maxBytes) => {
+      try {
+        await store.putStream(key, body, maxBytes);
+      } catch (err) {
+        if (err instanceof ObjectTooLargeError) throw new PayloadTooLargeError(err.limit);
+        throw err;
+      }
+    },
+  };
+  return { rt, jobs };
+}
+
+/**
+ * A job that dies without recording its end (killed, out of memory, a full disk)
+ * is marked failed here, as the job-events function does for AWS Batch. When even
+ * that write fails (the disk is still full), it is tried again until it lands, so
+ * no job stays "running" with no process behind it.
+ */
+function createJobEndRecorder(o: {
+  log: (line: string) => void;
+  retryMs: number;
+  later: (ms: number, fn: () => void) => void;
+  stopped: () => boolean;
+  onRecorded: () => void;
+}) {
+  const recordEnd = async (store: ObjectStore, d: JobDescription): Promise<void> => {
+    const status = await readJobStatus(store, d.jobId);
+    if (!status || TERMINAL_STATES.includes(status.state) || (status.runnerJobId && status.runnerJobId !== d.runnerJobId)) return;
+    const cancelled = d.state === 'cancelled';
+    await updateJobStatus(store, d.jobId, {
+      state: cancelled ? 'cancelled' : 'failed',
+      error: { code: cancelled ? 'JOB_CANCELLED' : jobEndCode(d.reason), message: `training process ended without finishing: ${d.reason ?? d.state}` },
+    });
+  };
+  const recordEndUntilDone = (store: ObjectStore, d: JobDescription, attempt = 0): void => {
+    if (o.stopped()) return;
+    recordEnd(store, d).then(o.onRecorded, (err: unknown) => {
+      if (attempt === 0) o.log(`could not record the end of job ${d.jobId} (${(err as Error).message}); retrying every ${o.retryMs} ms`);
+      o.later(o.retryMs, () => recordEndUntilDone(store, d, attempt + 1));
+    });
+  };
+  return recordEndUntilDone;
 }
 
 /**

@@ -123,12 +123,15 @@ export class InProcessQueue implements EventQueue {
           this.options.onDeadLetter?.(records[i], reason);
           continue;
         }
-        const t = setTimeout(() => {
-          this.timers.delete(t);
-          if (this.stopped) return;
-          this.ready.push(m);
-          this.kick();
-        }, (this.options.retryDelayMs ?? 2000) * 2 ** (m.receiveCount - 1));
+        const t = setTimeout(
+          () => {
+            this.timers.delete(t);
+            if (this.stopped) return;
+            this.ready.push(m);
+            this.kick();
+          },
+          (this.options.retryDelayMs ?? 2000) * 2 ** (m.receiveCount - 1),
+        );
         this.timers.add(t);
       }
     }

@@ -27,7 +27,7 @@ export async function loadOrCreateTenants(dataDir: string): Promise<TenantsFile>
   try {
     return TenantsFileSchema.parse(JSON.parse(await fs.readFile(file, 'utf8')));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
   const created: TenantsFile = { tenants: [{ id: 'default', apiKey: newApiKey(), default: true }], uploadSecret: randomBytes(32).toString('hex') };
   await fs.mkdir(dataDir, { recursive: true });

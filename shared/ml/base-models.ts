@@ -10,11 +10,14 @@
  *   and cut at its trunk (see model-base.ts).
  */
 import path from 'node:path';
+import { z } from 'zod';
 import { createRequire } from 'node:module';
 import { getJsonIfExists, type ObjectStore } from '../ports/object-store.js';
 import { BaseModelDescriptorSchema, type BaseModelDescriptor } from '../schemas/base-model.js';
 import type { ModelMetadata } from '../schemas/model.js';
-import { resolveModelBase } from './model-base.js';
+import { ModelNotFoundError, resolveModel, versionPrefix } from '../models/registry.js';
+import { EMBEDDING_INPUT } from './architectures.js';
+import { UserError } from '../errors.js';
 
 export type ResolvedBase =
   | { kind: 'pretrained'; name: string; descriptor: BaseModelDescriptor }
@@ -22,8 +25,11 @@ export type ResolvedBase =
   /** A model trained here; `name` is `model:<model>@<version>`, `layer` the layer of its stored model whose output is the embedding. */
   | { kind: 'model'; name: string; source: ModelMetadata; layer: string; inputShape: [number, number, number] };
 
-export class UnknownBaseModelError extends Error {
+export class UnknownBaseModelError extends UserError {
   override name = 'UnknownBaseModelError';
+  constructor(message: string) {
+    super('UNKNOWN_BASE_MODEL', message);
+  }
 }
 
 /**
@@ -146,4 +152,76 @@ export async function resolveBase(store: ObjectStore, base: string): Promise<Res
   await builtin.writeModel(store);
   await store.putIfAbsent(descriptorKey(base), JSON.stringify(builtin.descriptor, null, 2), { contentType: 'application/json' });
   return { kind: 'pretrained', name: base, descriptor: builtin.descriptor };
+}
+
+/*
+ * A model trained on this platform used as the base of another: `base:
+ * "model:<name>[@version]"`, resolved here with the other bases; its embedder is in
+ * trained-model-embedder.ts.
+ */
+
+/** A trained model used as a base. */
+export type ModelBase = Extract<ResolvedBase, { kind: 'model' }>;
+
+const MODEL_BASE = /^model:([a-z0-9][a-z0-9_-]{0,62})(?:@([a-z0-9_-]+))?$/i;
+
+/**
+ * The layer of a trained model whose output serves as features: the last layer
+ * of a hard-shared trunk, or the model's input (its own base embedding) when the
+ * heads share nothing.
+ */
+export function featureLayerFor(meta: ModelMetadata): string {
+  const sharing = meta.spec.sharing;
+  if (sharing.method === 'hard' && sharing.trunk.length > 0) return `trunk_${sharing.trunk.length - 1}`;
+  return EMBEDDING_INPUT;
+}
+
+const KerasLayerJsonSchema = z.looseObject({ name: z.string(), class_name: z.string(), inbound_nodes: z.array(z.unknown()).optional() });
+type KerasLayerJson = z.infer<typeof KerasLayerJsonSchema>;
+const KerasModelConfigSchema = z.looseObject({ layers: z.array(KerasLayerJsonSchema), output_layers: z.array(z.array(z.unknown())).min(1) });
+/** The parts of a stored tfjs model.json the feature layer is read from (Keras functional-model topology). */
+const ModelJsonTopologySchema = z.looseObject({
+  modelTopology: z.looseObject({ model_config: z.looseObject({ config: KerasModelConfigSchema }).optional(), config: KerasModelConfigSchema.optional() }),
+});
+
+/**
+ * The feature layer read from a stored model.json (topology only, no weights):
+ * follow the first output layer's input back through dropout. More reliable than
+ * the spec, which for an extended model (continual learning) describes the new
+ * job, not the trunk it kept. Undefined when the topology is not a functional model's.
+ */
+function featureLayerFromTopology(modelJson: unknown): string | undefined {
+  const parsed = ModelJsonTopologySchema.safeParse(modelJson);
+  const config = parsed.success ? (parsed.data.modelTopology.model_config?.config ?? parsed.data.modelTopology.config) : undefined;
+  if (!config) return undefined;
+  const { layers, output_layers: outputs } = config;
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  const firstInbound = (l: KerasLayerJson | undefined): string | undefined => {
+    const node = (l?.inbound_nodes?.[0] as unknown[] | undefined)?.[0];
+    return Array.isArray(node) ? (node[0] as string) : undefined;
+  };
+  let name = firstInbound(byName.get(outputs[0][0] as string));
+  while (name && byName.get(name)?.class_name === 'Dropout') name = firstInbound(byName.get(name));
+  return name;
+}
+
+/**
+ * Resolves `model:<name>[@version]` to a pinned version (an alias is followed
+ * once, here, so a later `latest` never changes what an existing model reads).
+ * @throws UnknownBaseModelError when the model or version does not exist or cannot serve as a base.
+ */
+export async function resolveModelBase(store: ObjectStore, base: string): Promise<ModelBase> {
+  const m = MODEL_BASE.exec(base);
+  if (!m) throw new UnknownBaseModelError(`base "${base}" is not "model:<name>[@version]"`);
+  let source: ModelMetadata;
+  try {
+    source = await resolveModel(store, m[1], m[2] ?? 'latest');
+  } catch (err) {
+    if (err instanceof ModelNotFoundError) throw new UnknownBaseModelError(`base "${base}": ${err.message}`);
+    throw err;
+  }
+  if (source.kind !== 'train') throw new UnknownBaseModelError(`base "${base}" is a ${source.kind} model; only trained models have a trunk to reuse`);
+  if (source.input.type !== 'image') throw new UnknownBaseModelError(`base "${base}" reads vectors; only image models can serve as a base`);
+  const layer = featureLayerFromTopology(await getJsonIfExists(store, `${versionPrefix(source.model, source.version)}/model.json`)) ?? featureLayerFor(source);
+  return { kind: 'model', name: `model:${source.model}@${source.version}`, source, layer, inputShape: [...source.input.shape] };
 }

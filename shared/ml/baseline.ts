@@ -1,16 +1,21 @@
 /**
  * Does transfer help? A cheap from-scratch baseline fitted on the same split as
  * every training job: a small dense network (one hidden layer of 128) on the
- * images downsampled to 32×32 pixels. Features learned on other data can be
- * worse than none, and this is how a user finds out.
+ * images downsampled to 32×32 pixels, with a head per task of every kind
+ * (softmax classes, sigmoid labels with thresholds tuned on the validation split as
+ * the job tunes its own, standardised regression). Regression tasks are also set
+ * against predicting the train mean: a model that cannot beat that learned nothing.
+ * Features learned on other data can be worse than none, and this is how a user finds out.
  */
 import type { ObjectStore } from '../ports/object-store.js';
 import type { TaskHead } from '../schemas/model.js';
 import { loadEmbedder, type ImageShape } from './embedder.js';
-import { predictOutputs } from './fine-tune.js';
-import { buildHeadModel } from './heads.js';
-import type { TaskTargets } from './task-kinds.js';
-import { trainHeads } from './train.js';
+import { buildHeadModel } from './architectures.js';
+import { regressionMetrics } from './metrics.js';
+import { evaluateTasks, tuneThresholds } from './mtl-evaluate.js';
+import type { Split } from './split.js';
+import { isLabelled, regressionSize, type TaskTargets } from './task-kinds.js';
+import { trainModel } from './train.js';
 
 export const BASELINE_METHOD = 'dense network (128 hidden units) on 32×32 downsampled pixels, trained from scratch';
 const BASELINE_SIZE = 32;
@@ -26,6 +31,7 @@ export interface FitBaselineInput {
   store: ObjectStore;
   splits: { train: BaselineSplit; validation: BaselineSplit; test: BaselineSplit };
   sourceShape: ImageShape;
+  /** The job's heads; regression heads carry the train split's mean and std (withTargetStatistics). */
   heads: TaskHead[];
   /** @default 42 */
   seed?: number;
@@ -33,10 +39,22 @@ export interface FitBaselineInput {
   epochs?: number;
 }
 
+/** R² and MAE in real units (R² null with fewer than 2 records). */
+export interface RegressionFigures {
+  r2: number | null;
+  mae: number;
+}
+
+/** The baseline's test figures of one task, by task kind (a classification entry written before kinds were told apart has no `type`). */
+export type BaselineTaskResult =
+  | { type?: 'classification'; accuracy: number; count: number }
+  | { type: 'multilabel'; microF1: number; macroF1: number; count: number }
+  | ({ type: 'regression'; count: number; trainMean: RegressionFigures } & RegressionFigures);
+
 export interface BaselineResult {
   method: string;
-  /** Test accuracy per classification task. */
-  test: Record<string, { accuracy: number; count: number }>;
+  /** Test figures per task that has labelled test records. */
+  test: Record<string, BaselineTaskResult>;
   epochsRun: number;
   ms: number;
 }
@@ -56,31 +74,59 @@ export function accuracyOf(outputs: Float32Array, targets: ArrayLike<number>, co
 }
 
 /**
- * Fits the baseline on the classification tasks and returns its test accuracy.
- * @returns undefined when no task is a classification task.
+ * R² and MAE of always answering the train split's mean (the head's `mean`, set
+ * from the train split before training) on the labelled test records.
+ */
+export function trainMeanFigures(head: TaskHead, targets: TaskTargets, count: number): RegressionFigures {
+  const size = regressionSize(head);
+  const mean = head.mean ?? new Array<number>(size).fill(0);
+  const truth: number[] = [];
+  for (let i = 0; i < count; i++) if (isLabelled(targets, count, i)) truth.push(...Array.from(targets.subarray(i * size, (i + 1) * size)));
+  const predicted = truth.map((_, j) => mean[j % size]);
+  const m = regressionMetrics(truth, predicted, size);
+  return { r2: m.r2, mae: m.mae };
+}
+
+/**
+ * Fits the baseline on every task and returns its test figures: accuracy,
+ * micro/macro F1, or R² and MAE (with the train mean's beside them).
+ * @returns undefined when there is no task.
  */
 export async function fitBaseline(input: FitBaselineInput): Promise<BaselineResult | undefined> {
   const started = performance.now();
-  const heads = input.heads.filter((h) => h.type === 'classification');
+  const heads = input.heads;
   if (heads.length === 0) return undefined;
   const embedder = await loadEmbedder(input.store, { kind: 'none', name: 'none', inputShape: [BASELINE_SIZE, BASELINE_SIZE, input.sourceShape[2]] });
-  const x = async (s: BaselineSplit) => (s.count ? embedder.embed(s.pixels, s.count, { sourceShape: input.sourceShape }) : new Float32Array(0));
-  const [train, validation, test] = [await x(input.splits.train), await x(input.splits.validation), await x(input.splits.test)];
-  const targets = (s: BaselineSplit) => Object.fromEntries(heads.map((h) => [h.name, s.targets[h.name]]));
-  const model = await buildHeadModel({ embeddingSize: embedder.size, tasks: heads, sharing: { method: 'hard', trunk: [128] }, dropout: 0.2, seed: input.seed ?? 42 });
+  const split = async (s: BaselineSplit): Promise<Split> => ({
+    x: s.count ? await embedder.embed(s.pixels, s.count, { sourceShape: input.sourceShape }) : new Float32Array(0),
+    count: s.count,
+    targets: Object.fromEntries(heads.map((h) => [h.name, s.targets[h.name]])),
+  });
+  const [train, validation, test] = [await split(input.splits.train), await split(input.splits.validation), await split(input.splits.test)];
+  const model = await buildHeadModel({
+    embeddingSize: embedder.size,
+    tasks: heads,
+    sharing: { method: 'hard', trunk: [128] },
+    dropout: 0.2,
+    seed: input.seed ?? 42,
+  });
   try {
-    const result = await trainHeads(
+    const result = await trainModel(
       model,
-      {
-        train: { x: train, count: input.splits.train.count, targets: targets(input.splits.train) },
-        validation: input.splits.validation.count ? { x: validation, count: input.splits.validation.count, targets: targets(input.splits.validation) } : undefined,
-      },
-      { epochs: input.epochs ?? 100, batchSize: 32, learningRate: 0.001, patience: 10, taskTypes: Object.fromEntries(heads.map((h) => [h.name, h.type])) },
+      { train, validation: validation.count ? validation : undefined },
+      { epochs: input.epochs ?? 100, batchSize: 32, learningRate: 0.001, patience: 10, tasks: heads },
     );
-    const outs = input.splits.test.count ? await predictOutputs(model, test, input.splits.test.count) : [];
-    const metrics = Object.fromEntries(
-      heads.flatMap((h, i) => (outs[i] ? [[h.name, accuracyOf(outs[i], input.splits.test.targets[h.name], input.splits.test.count, h.labels!.length)]] : [])),
-    );
+    // Thresholds tuned on the validation split, as the job tunes its own: the comparison is like for like.
+    const tuned = await tuneThresholds(model, heads, validation.count ? validation : undefined);
+    const evaluation = await evaluateTasks(model, tuned, test);
+    const metrics: Record<string, BaselineTaskResult> = {};
+    for (const h of tuned) {
+      const m = evaluation[h.name];
+      if (!m) continue;
+      if (m.type === 'classification') metrics[h.name] = { type: 'classification', accuracy: m.accuracy, count: m.count };
+      else if (m.type === 'multilabel') metrics[h.name] = { type: 'multilabel', microF1: m.microF1, macroF1: m.macroF1, count: m.count };
+      else metrics[h.name] = { type: 'regression', r2: m.r2, mae: m.mae, count: m.count, trainMean: trainMeanFigures(h, test.targets[h.name], test.count) };
+    }
     return { method: BASELINE_METHOD, test: metrics, epochsRun: result.epochsRun, ms: Math.round(performance.now() - started) };
   } finally {
     model.dispose();
@@ -88,11 +134,31 @@ export async function fitBaseline(input: FitBaselineInput): Promise<BaselineResu
   }
 }
 
+/** One figure of a task for the transfer model and the baseline; difference = transfer − baseline. */
+export interface FigurePair {
+  transfer: number;
+  baseline: number;
+  difference: number;
+}
+
+/** One task compared: its headline figure (what decides), every figure compared, and for regression the train mean. */
+export interface TaskBaselineComparison extends FigurePair {
+  /** accuracy (classification), microF1 (multilabel), r2 (regression; mae when R² cannot be computed). */
+  metric: string;
+  higherIsBetter: boolean;
+  /** Every figure compared, the headline one included: macroF1 beside microF1, mae beside r2. */
+  figures: Record<string, FigurePair>;
+  /** Regression: the figures of always predicting the train mean, and whether the transfer model beats it. */
+  trainMean?: RegressionFigures & { beaten: boolean };
+  /** Who is better by the headline figure (within the tie band: tie). */
+  better: 'transfer' | 'baseline' | 'tie';
+}
+
 export interface BaselineComparison {
   method: string;
-  /** Per task: the two test accuracies and transfer − baseline. */
-  tasks: Record<string, { transfer: number; baseline: number; difference: number }>;
-  /** True when the baseline is better on any task: transfer did not pay there. */
+  /** Per task with test records on both sides. */
+  tasks: Record<string, TaskBaselineComparison>;
+  /** True when the baseline is better on any task, or a regression task does no better than its train mean: transfer did not pay there. */
   baselineWins: boolean;
   /** One plain sentence for the report and the model's metrics. */
   verdict: string;
@@ -106,33 +172,105 @@ export interface BaselineContext {
   fineTuned?: boolean;
 }
 
-/** Differences within half a point of accuracy are a tie. */
+/** Differences within half a point (of accuracy, F1 or R²; of MAE, within 0.5 % of the baseline's) are a tie. */
 const TIE = 0.005;
 
 function adviceFor(ctx: BaselineContext): string {
   if (ctx.base === 'none') return 'The job used base "none" (no pretrained features); try a pretrained base such as "mobilenet_v2", or more data.';
-  if (ctx.fineTuned) return 'The base\'s features do not help this dataset even fine-tuned; try another base, fine-tuning fewer or more layers, or more data.';
+  if (ctx.fineTuned) return "The base's features do not help this dataset even fine-tuned; try another base, fine-tuning fewer or more layers, or more data.";
   return 'The base\'s features do not help this dataset; try another base, fine-tuning ("fineTune"), or more data.';
 }
 
-/** Compares the transfer model's test accuracy with the baseline's, task by task: wins, ties (within half a point) or loses. */
-export function compareWithBaseline(transfer: Record<string, { accuracy?: number } | undefined>, baseline: BaselineResult, ctx: BaselineContext = {}): BaselineComparison {
+/** The transfer model's test figures per task as the job summarises them (summaryMetrics): accuracy, microF1, macroF1, r2, mae, … */
+export type TransferFigures = Record<string, Partial<Record<string, number>> | undefined>;
+
+const pair = (transfer: number, baseline: number): FigurePair => ({ transfer, baseline, difference: transfer - baseline });
+
+/** Which side a difference favours: a tie within the band. */
+function betterOf(p: FigurePair, metric: string, higherIsBetter: boolean): TaskBaselineComparison['better'] {
+  const band = metric === 'mae' ? TIE * Math.abs(p.baseline) : TIE;
+  const gain = higherIsBetter ? p.difference : -p.difference;
+  return gain > band ? 'transfer' : gain < -band ? 'baseline' : 'tie';
+}
+
+/** One task compared, or undefined when the transfer side lacks the figures. */
+function compareTask(t: Partial<Record<string, number>>, b: BaselineTaskResult): TaskBaselineComparison | undefined {
+  const figures: Record<string, FigurePair> = {};
+  const add = (name: string, tv: number | undefined, bv: number | null | undefined) => {
+    if (tv !== undefined && bv !== undefined && bv !== null) figures[name] = pair(tv, bv);
+  };
+  let metric: string;
+  let trainMean: TaskBaselineComparison['trainMean'];
+  if (b.type === 'multilabel') {
+    add('microF1', t.microF1, b.microF1);
+    add('macroF1', t.macroF1, b.macroF1);
+    metric = 'microF1';
+  } else if (b.type === 'regression') {
+    add('r2', t.r2, b.r2);
+    add('mae', t.mae, b.mae);
+    metric = figures.r2 ? 'r2' : 'mae';
+    if (t.mae !== undefined) {
+      const useR2 = t.r2 !== undefined && b.trainMean.r2 !== null;
+      const vsMean = useR2 ? pair(t.r2!, b.trainMean.r2!) : pair(t.mae, b.trainMean.mae);
+      trainMean = { ...b.trainMean, beaten: betterOf(vsMean, useR2 ? 'r2' : 'mae', useR2) === 'transfer' };
+    }
+  } else {
+    add('accuracy', t.accuracy, b.accuracy);
+    metric = 'accuracy';
+  }
+  const headline = figures[metric];
+  if (!headline) return undefined;
+  const higherIsBetter = metric !== 'mae';
+  return { metric, higherIsBetter, ...headline, figures, ...(trainMean ? { trainMean } : {}), better: betterOf(headline, metric, higherIsBetter) };
+}
+
+const LABEL: Record<string, string> = { accuracy: 'accuracy', microF1: 'micro-F1', macroF1: 'macro-F1', r2: 'R²', mae: 'MAE' };
+/** Accuracy and F1 read in points; R² and MAE as numbers (MAE in the task's units). */
+const diff = (metric: string, d: number) =>
+  metric === 'r2' || metric === 'mae' ? `${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(3)}` : `${d >= 0 ? '+' : '−'}${(Math.abs(d) * 100).toFixed(1)} points`;
+const fmt = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
+
+/** The figures of one task, e.g. `task "tags" micro-F1 0.800 vs 0.700 (+10.0 points), macro-F1 …, 9 test records`. */
+function describeTask(name: string, c: TaskBaselineComparison, count: number): string {
+  const figures = Object.entries(c.figures).map(([m, p]) => `${LABEL[m] ?? m} ${fmt(p.transfer)} vs ${fmt(p.baseline)} (${diff(m, p.difference)})`);
+  const mean = c.trainMean ? `; predicting the train mean: R² ${fmt(c.trainMean.r2)}, MAE ${fmt(c.trainMean.mae)}` : '';
+  return `task "${name}" ${figures.join(', ')}, ${count} test record${count === 1 ? '' : 's'}${mean}`;
+}
+
+/**
+ * Compares the transfer model's test figures with the baseline's, task by task and
+ * for every task kind: wins, ties (within half a point) or loses by the headline
+ * figure; a regression task that does no better than its train mean counts as lost.
+ */
+export function compareWithBaseline(transfer: TransferFigures, baseline: BaselineResult, ctx: BaselineContext = {}): BaselineComparison {
   const tasks: BaselineComparison['tasks'] = {};
   for (const [name, b] of Object.entries(baseline.test)) {
-    const t = transfer[name]?.accuracy;
-    if (t === undefined || b.count === 0) continue;
-    tasks[name] = { transfer: t, baseline: b.accuracy, difference: t - b.accuracy };
+    const t = transfer[name];
+    if (!t || b.count === 0) continue;
+    const c = compareTask(t, b);
+    if (c) tasks[name] = c;
   }
   const entries = Object.entries(tasks);
-  const losing = entries.filter(([, v]) => v.difference < -TIE);
-  const winning = entries.filter(([, v]) => v.difference > TIE);
-  const pts = (x: number) => `${(Math.abs(x) * 100).toFixed(1)} points`;
-  const on = (n: string) => `${baseline.test[n].count} test record${baseline.test[n].count === 1 ? '' : 's'}`;
-  const line = ([n, v]: [string, { transfer: number; baseline: number; difference: number }]) => `task "${n}" ${v.transfer.toFixed(3)} vs ${v.baseline.toFixed(3)} (${v.difference >= 0 ? '+' : '−'}${pts(v.difference)}, ${on(n)})`;
+  const count = (n: string) => baseline.test[n].count;
+  const losing = entries.filter(([, v]) => v.better === 'baseline');
+  const belowMean = entries.filter(([, v]) => v.trainMean && !v.trainMean.beaten);
+  const winning = entries.filter(([, v]) => v.better === 'transfer');
+  const lines = entries.map(([n, v]) => describeTask(n, v, count(n))).join('; ');
   let verdict: string;
   if (entries.length === 0) verdict = 'Transfer learning and the from-scratch baseline were not compared: no task has test records for both.';
-  else if (losing.length) verdict = `The from-scratch baseline beats transfer learning: ${losing.map(([n, v]) => `on task "${n}" it reaches ${v.baseline.toFixed(3)} test accuracy against ${v.transfer.toFixed(3)} (${pts(v.difference)} better, ${on(n)})`).join('; ')}. ${adviceFor(ctx)}`;
-  else if (winning.length) verdict = `Transfer learning beats the from-scratch baseline: ${entries.map(line).join('; ')}.`;
-  else verdict = `Transfer learning ties with the from-scratch baseline (within 0.5 points): ${entries.map(line).join('; ')}.`;
-  return { method: baseline.method, tasks, baselineWins: losing.length > 0, verdict };
+  else if (losing.length || belowMean.length) {
+    const parts = [
+      ...losing.map(
+        ([n, v]) =>
+          `on task "${n}" the from-scratch baseline reaches ${LABEL[v.metric]} ${fmt(v.baseline)} against ${fmt(v.transfer)} (${diff(v.metric, -v.difference)} for the baseline, ${count(n)} test records)`,
+      ),
+      ...belowMean.map(
+        ([n, v]) =>
+          `on task "${n}" transfer learning does no better than predicting the train mean (R² ${fmt(v.figures.r2?.transfer ?? null)} vs ${fmt(v.trainMean!.r2)}, MAE ${fmt(v.figures.mae?.transfer ?? null)} vs ${fmt(v.trainMean!.mae)})`,
+      ),
+    ];
+    verdict = `${losing.length ? 'The from-scratch baseline beats transfer learning' : 'Transfer learning does not pay'}: ${parts.join('; ')}. ${adviceFor(ctx)} All figures (transfer vs baseline): ${lines}.`;
+  } else if (winning.length) verdict = `Transfer learning beats the from-scratch baseline: ${lines}.`;
+  else verdict = `Transfer learning ties with the from-scratch baseline (within 0.5 points): ${lines}.`;
+  return { method: baseline.method, tasks, baselineWins: losing.length > 0 || belowMean.length > 0, verdict };
 }

@@ -16,11 +16,15 @@ import type { ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata, TaskHead } from '../schemas/model.js';
 import { loadTf } from '../tf/loader.js';
 import { cloneLayers, featureLayerOf } from './fine-tune.js';
-import { EMBEDDING_INPUT, headLayerName } from './heads.js';
+import { EMBEDDING_INPUT, headLayerName } from './architectures.js';
 import { taskKind } from './task-kinds.js';
+import { UserError } from '../errors.js';
 
-export class ContinualError extends Error {
+export class ContinualError extends UserError {
   override name = 'ContinualError';
+  constructor(message: string) {
+    super('INVALID_SPEC', message);
+  }
 }
 
 /** Resolves `<model>@<version or alias>`. @throws ContinualError when it does not exist or cannot be extended. */
@@ -114,7 +118,12 @@ export async function buildContinualModel(opts: BuildContinualModelOptions): Pro
     if (!tensors.has(`dropout_${h.name}`) && (opts.dropout ?? 0.2) > 0) {
       x = tf.layers.dropout({ rate: opts.dropout ?? 0.2, seed: seed + 100 + i, name: `dropout_${h.name}` }).apply(x) as SymbolicTensor;
     }
-    const layer = tf.layers.dense({ units: kind.outputUnits(h), activation: kind.activation, name: headLayerName(h.name), kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 200 + i }) });
+    const layer = tf.layers.dense({
+      units: kind.outputUnits(h),
+      activation: kind.activation,
+      name: headLayerName(h.name),
+      kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 200 + i }),
+    });
     const y = layer.apply(x) as SymbolicTensor;
     const k = merged.extended[h.name];
     if (k !== undefined) {

@@ -10,7 +10,11 @@ import type { BaseModelDescriptor } from '../schemas/base-model.js';
 import { loadTf, type Tf } from '../tf/loader.js';
 import type { ResolvedBase } from './base-models.js';
 import { objectStoreIO } from './model-io.js';
-import { loadModelEmbedder } from './model-base.js';
+import { loadModelEmbedder } from './trained-model-embedder.js';
+import { UserError } from '../errors.js';
+import { UnsupportedLayerError } from './onnx/export.js';
+import { loadOnnxEmbedder } from './onnx/embedder.js';
+import { frozenEngine, logModelFallback, type EngineName } from './onnx/runtime.js';
 
 export type ImageShape = [number, number, number];
 
@@ -28,6 +32,8 @@ export interface EmbedOptions {
 }
 
 export interface Embedder {
+  /** Which engine runs the forward pass (onnx: shared/ml/onnx/). Absent means tfjs. */
+  readonly engine?: EngineName;
   readonly inputShape: ImageShape;
   readonly size: number;
   /**
@@ -38,8 +44,11 @@ export interface Embedder {
   dispose(): void;
 }
 
-export class EmbedderError extends Error {
+export class EmbedderError extends UserError {
   override name = 'EmbedderError';
+  constructor(message: string) {
+    super('BASE_MODEL_ERROR', message);
+  }
 }
 
 export interface LoadEmbedderOptions {
@@ -55,10 +64,11 @@ function toInput(tf: Tf, pixels: Uint8Array, n: number, source: ImageShape, targ
   if (source[2] === 1 && target[2] === 3) x = tf.tile(x, [1, 1, 1, 3]);
   else if (source[2] !== target[2]) throw new EmbedderError(`cannot feed ${source[2]}-channel images to a ${target[2]}-channel input`);
   if (source[0] !== target[0] || source[1] !== target[1]) x = tf.image.resizeBilinear(x, [target[0], target[1]], true);
-  return x.mul(scale).add(offset) as Tensor4D;
+  return x.mul(scale).add<Tensor4D>(offset);
 }
 
 abstract class BatchedEmbedder implements Embedder {
+  readonly engine = 'tfjs' as const;
   abstract readonly inputShape: ImageShape;
   abstract readonly size: number;
   protected abstract readonly defaultBatch: number;
@@ -77,7 +87,7 @@ abstract class BatchedEmbedder implements Embedder {
       const n = Math.min(batch, count - start);
       const y = this.tf.tidy(() => this.forward(toInput(this.tf, pixels.subarray(start * per, (start + n) * per), n, source, this.inputShape, scale, offset)));
       try {
-        out.set((await y.data()) as Float32Array, start * this.size);
+        out.set(await y.data(), start * this.size);
       } finally {
         y.dispose();
       }
@@ -142,13 +152,46 @@ class PixelEmbedder extends BatchedEmbedder {
 /**
  * Loads the frozen part of a base: the stored tfjs model cut at the descriptor's
  * embedding layer (globally average-pooled when the descriptor says `avg`), or a
- * pixel embedder for `none`.
+ * pixel embedder for `none`. A pretrained base runs on ONNX Runtime when this
+ * process's engine is onnx (shared/ml/onnx/runtime.ts) and the base exports; a
+ * base with a layer the exporter lacks keeps tfjs, said once in the log.
  * @throws EmbedderError when the embedding layer is missing or its size differs from the descriptor.
  */
 export async function loadEmbedder(store: ObjectStore, base: ResolvedBase, opts: LoadEmbedderOptions = {}): Promise<Embedder> {
   const { tf } = await loadTf();
   if (base.kind === 'none') return new PixelEmbedder(tf, base.inputShape);
-  if (base.kind === 'model') return loadModelEmbedder(store, base, opts);
+  if (base.kind === 'model') return loadModelEmbedder(store, base, opts, loadEmbedder);
+  if ((await frozenEngine()).engine === 'onnx') {
+    const onnx = await loadOnnxPretrained(store, base, opts);
+    if (onnx) return onnx;
+  }
+  return loadTfjsPretrained(store, base, opts);
+}
+
+async function loadOnnxPretrained(
+  store: ObjectStore,
+  base: Extract<ResolvedBase, { kind: 'pretrained' }>,
+  opts: LoadEmbedderOptions,
+): Promise<Embedder | undefined> {
+  const d = base.descriptor;
+  const want = opts.embedding ?? d.embedding;
+  try {
+    const embedder = await loadOnnxEmbedder(store, { name: base.name, descriptor: d }, [want]);
+    if (!opts.embedding && embedder.size !== d.embedding.size) {
+      throw new EmbedderError(`base ${base.name}: layer ${d.embedding.layer} gives ${embedder.size} values, the descriptor says ${d.embedding.size}`);
+    }
+    return embedder;
+  } catch (err) {
+    if (!(err instanceof UnsupportedLayerError)) throw err;
+    // The missing layer is the base's own problem, reported by the tfjs path with its usual error.
+    if (err.className === 'missing') return undefined;
+    logModelFallback(base.name, err.message);
+    return undefined;
+  }
+}
+
+async function loadTfjsPretrained(store: ObjectStore, base: Extract<ResolvedBase, { kind: 'pretrained' }>, opts: LoadEmbedderOptions): Promise<Embedder> {
+  const { tf } = await loadTf();
   const d = base.descriptor;
   const prefix = d.modelKey.replace(/\/model\.json$/, '');
   const full = await tf.loadLayersModel(objectStoreIO(store, prefix));
@@ -165,7 +208,7 @@ export async function loadEmbedder(store: ObjectStore, base: ResolvedBase, opts:
     output = tf.layers.globalAveragePooling2d({ name: `${want.layer}_avg_pool` }).apply(output) as SymbolicTensor;
   }
   const cut = tf.model({ inputs: full.inputs, outputs: output });
-  const embedder = new LayersEmbedder(tf, cut, full, d.inputShape as ImageShape, d.normalization);
+  const embedder = new LayersEmbedder(tf, cut, full, d.inputShape, d.normalization);
   if (!opts.embedding && embedder.size !== d.embedding.size) {
     embedder.dispose();
     throw new EmbedderError(`base ${base.name}: layer ${d.embedding.layer} gives ${embedder.size} values, the descriptor says ${d.embedding.size}`);

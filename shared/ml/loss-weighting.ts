@@ -10,9 +10,12 @@
  * still down-weight an auxiliary task under a learned or dynamic weighting.
  */
 import type { Scalar, Variable } from '@tensorflow/tfjs';
+import type { z } from 'zod';
+import type { WeightingStateSchema } from '../schemas/checkpoint.js';
 import type { LossWeighting } from '../schemas/spec.js';
 import type { Tf } from '../tf/loader.js';
 import type { TaskType } from './task-kinds.js';
+import { UserError } from '../errors.js';
 
 export interface WeightedTask {
   name: string;
@@ -22,13 +25,8 @@ export interface WeightedTask {
   type?: TaskType;
 }
 
-/** What a combiner needs to continue where a checkpoint left off; JSON only. */
-export interface WeightingState {
-  /** Uncertainty: learned s_t = log σ_t² per task. */
-  logVariances?: Record<string, number>;
-  /** DWA: mean training loss per task of each finished epoch (the last two are used). */
-  epochLosses?: Array<Record<string, number>>;
-}
+/** What a combiner needs to continue where a checkpoint left off; JSON only (schema in shared/schemas/checkpoint.ts). */
+export type WeightingState = z.infer<typeof WeightingStateSchema>;
 
 /** One fit's loss combination. */
 export interface LossCombiner {
@@ -52,8 +50,11 @@ export interface LossWeightingStrategy<W extends LossWeighting = LossWeighting> 
   create(ctx: { tf: Tf; tasks: WeightedTask[]; resume?: WeightingState }, config: W): LossCombiner;
 }
 
-export class UnsupportedLossWeightingError extends Error {
+export class UnsupportedLossWeightingError extends UserError {
   override name = 'UnsupportedLossWeightingError';
+  constructor(message: string) {
+    super('UNSUPPORTED_SPEC', message);
+  }
 }
 
 const staticWeights = (tasks: WeightedTask[]) => Object.fromEntries(tasks.map((t) => [t.name, t.weight ?? 1]));
@@ -98,7 +99,9 @@ export const uncertaintyWeighting: LossWeightingStrategy<Extract<LossWeighting, 
     const fixed = staticWeights(tasks);
     const scale = Object.fromEntries(tasks.map((t) => [t.name, t.type === 'regression' ? 0.5 : 1]));
     // tidy frees the initial scalars; the variables themselves outlive it until dispose().
-    const logVars = Object.fromEntries(tasks.map((t) => [t.name, tf.tidy(() => tf.variable(tf.scalar(resume?.logVariances?.[t.name] ?? 0), true, undefined, 'float32'))]));
+    const logVars = Object.fromEntries(
+      tasks.map((t) => [t.name, tf.tidy(() => tf.variable(tf.scalar(resume?.logVariances?.[t.name] ?? 0), true, undefined, 'float32'))]),
+    );
     const read = () => Object.fromEntries(Object.entries(logVars).map(([name, v]) => [name, (v.dataSync() as Float32Array)[0]]));
     return {
       variables: Object.values(logVars),
@@ -165,7 +168,8 @@ export function createLossCombiner(tf: Tf, config: LossWeighting, tasks: Weighte
  * uncertainty starts from σ = 1, DWA from 1 each).
  */
 export function lossWeightsFor(config: LossWeighting, tasks: WeightedTask[]): Record<string, number> {
-  if (!LOSS_WEIGHTINGS[config.method]) throw new UnsupportedLossWeightingError(`unknown loss weighting "${(config as { method: string }).method}"; use static, uncertainty or dwa`);
+  if (!LOSS_WEIGHTINGS[config.method])
+    throw new UnsupportedLossWeightingError(`unknown loss weighting "${(config as { method: string }).method}"; use static, uncertainty or dwa`);
   const fixed = staticWeights(tasks);
   if (config.method !== 'uncertainty') return fixed;
   return Object.fromEntries(tasks.map((t) => [t.name, fixed[t.name] * (t.type === 'regression' ? 0.5 : 1)]));

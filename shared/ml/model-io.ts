@@ -38,7 +38,7 @@ export function objectStoreIO(store: ObjectStore, prefix: string): io.IOHandler 
   return {
     async save(artifacts: io.ModelArtifacts): Promise<io.SaveResult> {
       if (artifacts.modelTopology instanceof ArrayBuffer) throw new ModelFormatError('binary model topologies are not supported');
-      const weights = joinBuffers(artifacts.weightData as ArrayBuffer | ArrayBuffer[] | undefined);
+      const weights = joinBuffers(artifacts.weightData);
       const modelJson: io.ModelJSON = {
         modelTopology: artifacts.modelTopology as object,
         format: artifacts.format ?? 'layers-model',
@@ -73,7 +73,7 @@ export function objectStoreIO(store: ObjectStore, prefix: string): io.IOHandler 
         }
       }
       const all = Buffer.concat(parts);
-      const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
+      const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
       return {
         modelTopology: modelJson.modelTopology,
         format: modelJson.format,
@@ -107,7 +107,7 @@ export async function loadModel(store: ObjectStore, prefix: string): Promise<Lay
 export async function saveWeights(store: ObjectStore, key: string, tensors: Tensor[]): Promise<void> {
   const { tf } = await loadTf();
   const { data, specs } = await tf.io.encodeWeights(tensors.map((tensor, i) => ({ name: `w${i}`, tensor })));
-  await store.put(`${key}.bin`, joinBuffers(data as ArrayBuffer | ArrayBuffer[]), { contentType: 'application/octet-stream' });
+  await store.put(`${key}.bin`, joinBuffers(data), { contentType: 'application/octet-stream' });
   await store.put(`${key}.json`, JSON.stringify(specs), { contentType: 'application/json' });
 }
 

@@ -3,27 +3,33 @@
  * thresholds tuned on the validation split, regression statistics for the heads,
  * and the "does sharing help?" comparison against a single-task model per main task.
  */
-import type { LayersModel, Tensor } from '@tensorflow/tfjs';
+import type { LayersModel } from '@tensorflow/tfjs';
 import type { TaskHead } from '../schemas/model.js';
 import type { Sharing } from '../schemas/spec.js';
 import { loadTf } from '../tf/loader.js';
-import { buildHeadModel } from './heads.js';
-import { classificationMetrics, multilabelMetrics, regressionMetrics, type ClassificationMetrics, type MultilabelMetrics, type RegressionMetrics } from './metrics.js';
+import { buildHeadModel } from './architectures.js';
+import {
+  classificationMetrics,
+  multilabelMetrics,
+  regressionMetrics,
+  type ClassificationMetrics,
+  type MultilabelMetrics,
+  type RegressionMetrics,
+} from './metrics.js';
 import { isLabelled, regressionSize, regressionStats, taskKind } from './task-kinds.js';
-import { trainHeads, type HeadData, type HeadSplit, type TrainHeadsOptions } from './train.js';
+import type { Split } from './split.js';
+import { trainModel, type TrainData, type TrainOptions } from './train.js';
 
 export type TaskMetrics =
-  | ({ type: 'classification' } & ClassificationMetrics)
-  | ({ type: 'multilabel' } & MultilabelMetrics)
-  | ({ type: 'regression' } & RegressionMetrics);
+  ({ type: 'classification' } & ClassificationMetrics) | ({ type: 'multilabel' } & MultilabelMetrics) | ({ type: 'regression' } & RegressionMetrics);
 
 /** Raw outputs of every head on a split, one forward pass, in head order. */
-async function outputsOf(model: LayersModel, split: HeadSplit): Promise<Float32Array[]> {
+async function outputsOf(model: LayersModel, split: Split): Promise<Float32Array[]> {
   const { tf } = await loadTf();
   const size = model.inputs[0].shape[1] as number;
   const x = tf.tensor2d(split.x, [split.count, size]);
   const out = model.predict(x);
-  const outs = Array.isArray(out) ? out : [out as Tensor];
+  const outs = Array.isArray(out) ? out : [out];
   try {
     return await Promise.all(outs.map(async (o) => (await o.data()) as Float32Array));
   } finally {
@@ -33,7 +39,7 @@ async function outputsOf(model: LayersModel, split: HeadSplit): Promise<Float32A
 }
 
 /** Metrics of one task from its raw outputs, over the records that carry its label; undefined when none does. */
-export function taskMetrics(head: TaskHead, outputs: Float32Array, split: HeadSplit): TaskMetrics | undefined {
+export function taskMetrics(head: TaskHead, outputs: Float32Array, split: Split): TaskMetrics | undefined {
   const targets = split.targets[head.name];
   const units = taskKind(head.type).outputUnits(head);
   const rows: number[] = [];
@@ -45,7 +51,14 @@ export function taskMetrics(head: TaskHead, outputs: Float32Array, split: HeadSp
       for (let j = 1; j < units; j++) if (outputs[i * units + j] > outputs[i * units + best]) best = j;
       return best;
     });
-    return { type: 'classification', ...classificationMetrics(rows.map((i) => targets[i]), predicted, head.labels!) };
+    return {
+      type: 'classification',
+      ...classificationMetrics(
+        rows.map((i) => targets[i]),
+        predicted,
+        head.labels!,
+      ),
+    };
   }
   if (head.type === 'multilabel') {
     const thresholds = head.thresholds ?? head.labels!.map(() => 0.5);
@@ -64,7 +77,7 @@ export function taskMetrics(head: TaskHead, outputs: Float32Array, split: HeadSp
  * macro F1, per class and confusion matrix; multilabel per-label and micro/macro F1;
  * regression MAE, RMSE and R² in real units.
  */
-export async function evaluateTasks(model: LayersModel, heads: TaskHead[], split: HeadSplit): Promise<Record<string, TaskMetrics | undefined>> {
+export async function evaluateTasks(model: LayersModel, heads: TaskHead[], split: Split): Promise<Record<string, TaskMetrics | undefined>> {
   if (split.count === 0) return Object.fromEntries(heads.map((h) => [h.name, undefined]));
   const outs = await outputsOf(model, split);
   return Object.fromEntries(heads.map((h, i) => [h.name, taskMetrics(h, outs[i], split)]));
@@ -90,7 +103,7 @@ export function summaryMetrics(m: TaskMetrics | undefined): Record<string, numbe
  * Heads with what the train split fixes before training: each regression head's
  * size, mean and std (its targets are standardised with them).
  */
-export function withTargetStatistics(heads: TaskHead[], train: HeadSplit): TaskHead[] {
+export function withTargetStatistics(heads: TaskHead[], train: Split): TaskHead[] {
   return heads.map((h) => {
     if (h.type !== 'regression') return h;
     const targets = train.targets[h.name];
@@ -108,7 +121,7 @@ const THRESHOLDS = Array.from({ length: 19 }, (_, i) => (i + 1) / 20);
  * gives that label the best F1 on the split (ties: nearest 0.5). A label without
  * positives in the split keeps 0.5: there is nothing to tune it on.
  */
-export async function tuneThresholds(model: LayersModel, heads: TaskHead[], split: HeadSplit | undefined): Promise<TaskHead[]> {
+export async function tuneThresholds(model: LayersModel, heads: TaskHead[], split: Split | undefined): Promise<TaskHead[]> {
   if (!heads.some((h) => h.type === 'multilabel')) return heads;
   const outs = split && split.count > 0 ? await outputsOf(model, split) : undefined;
   return heads.map((h, t) => {
@@ -161,21 +174,23 @@ export interface SingleTaskComparisonOptions {
   /** Every task of the multi-task model (auxiliary ones are not compared). */
   heads: TaskHead[];
   sharing: Sharing;
-  data: HeadData;
-  test: HeadSplit;
+  data: TrainData;
+  test: Split;
   /** Test metrics of the multi-task model. */
   shared: Record<string, TaskMetrics | undefined>;
   /**
    * Training options of the multi-task run; each single-task model trains the same way,
    * `selectOnValidation` included (else one side early-stops on a split too small to choose by).
    */
-  training: Pick<TrainHeadsOptions, 'epochs' | 'batchSize' | 'learningRate' | 'patience' | 'seed' | 'selectOnValidation'>;
+  training: Pick<TrainOptions, 'epochs' | 'batchSize' | 'learningRate' | 'patience' | 'seed' | 'selectOnValidation'>;
   /** @default 0.2 */
   dropout?: number;
   /** @default 42 */
   seed?: number;
   /** After each single-task model, with its task name. */
   onTask?: (task: string, index: number, total: number) => void | Promise<void>;
+  /** Trains each single-task model; the job passes the trainer of its multi-task model. @default trainModel */
+  trainer?: typeof trainModel;
 }
 
 /** The single-task architecture matching a multi-task one: the same hidden sizes, one task. */
@@ -192,11 +207,21 @@ export async function compareWithSingleTask(opts: SingleTaskComparisonOptions): 
   const main = opts.heads.filter((h) => !h.auxiliary);
   const out: Record<string, SharingComparison> = {};
   for (const [index, head] of main.entries()) {
-    const model = await buildHeadModel({ embeddingSize: opts.embeddingSize, tasks: [head], sharing: singleTaskSharing(opts.sharing), dropout: opts.dropout, seed: opts.seed });
+    const model = await buildHeadModel({
+      embeddingSize: opts.embeddingSize,
+      tasks: [head],
+      sharing: singleTaskSharing(opts.sharing),
+      dropout: opts.dropout,
+      seed: opts.seed,
+    });
     let single: TaskMetrics | undefined;
     try {
-      const only = (s: HeadSplit): HeadSplit => ({ x: s.x, count: s.count, targets: { [head.name]: s.targets[head.name] } });
-      await trainHeads(model, { train: only(opts.data.train), validation: opts.data.validation && only(opts.data.validation) }, { ...opts.training, tasks: [head] });
+      const only = (s: Split): Split => ({ x: s.x, count: s.count, targets: { [head.name]: s.targets[head.name] } });
+      await (opts.trainer ?? trainModel)(
+        model,
+        { train: only(opts.data.train), validation: opts.data.validation && only(opts.data.validation) },
+        { ...opts.training, tasks: [head] },
+      );
       const tuned = await tuneThresholds(model, [head], opts.data.validation && only(opts.data.validation));
       single = (await evaluateTasks(model, tuned, only(opts.test)))[head.name];
     } finally {

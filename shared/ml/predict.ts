@@ -2,7 +2,7 @@
  * Turns a head model's outputs into the predict API's per-task predictions, from
  * one forward pass over a batch of embeddings.
  */
-import type { LayersModel, Tensor } from '@tensorflow/tfjs';
+import type { LayersModel } from '@tensorflow/tfjs';
 import type { TaskHead } from '../schemas/model.js';
 import type { TaskPrediction } from '../schemas/predict.js';
 import { loadTf } from '../tf/loader.js';
@@ -27,7 +27,11 @@ export class UnknownTaskError extends Error {
 export class NoTasksRequestedError extends UnknownTaskError {
   override name = 'NoTasksRequestedError';
   constructor(known: string[]) {
-    super([], known, `"tasks" is empty; name at least one of this model's tasks (${known.map((t) => `"${t}"`).join(', ')}) or leave "tasks" out for every main task`);
+    super(
+      [],
+      known,
+      `"tasks" is empty; name at least one of this model's tasks (${known.map((t) => `"${t}"`).join(', ')}) or leave "tasks" out for every main task`,
+    );
   }
 }
 
@@ -54,7 +58,13 @@ export function selectTasks(heads: TaskHead[], tasks?: string[]): TaskHead[] {
  * @param embeddings count×embeddingSize
  * @returns one record per input, keyed by task name
  */
-export async function predictTasks(model: LayersModel, heads: TaskHead[], embeddings: Float32Array, count: number, opts: PredictTasksOptions): Promise<Array<Record<string, TaskPrediction>>> {
+export async function predictTasks(
+  model: LayersModel,
+  heads: TaskHead[],
+  embeddings: Float32Array,
+  count: number,
+  opts: PredictTasksOptions,
+): Promise<Array<Record<string, TaskPrediction>>> {
   const selected = selectTasks(heads, opts.tasks);
   if (model.outputs.length !== heads.length) throw new Error(`model has ${model.outputs.length} outputs but ${heads.length} tasks`);
   const { tf } = await loadTf();
@@ -62,7 +72,7 @@ export async function predictTasks(model: LayersModel, heads: TaskHead[], embedd
   if (embeddings.length !== count * size) throw new Error(`expected ${count}×${size} embedding values, got ${embeddings.length}`);
   const x = tf.tensor2d(embeddings, [count, size]);
   const out = model.predict(x);
-  const outs = Array.isArray(out) ? out : [out as Tensor];
+  const outs = Array.isArray(out) ? out : [out];
   try {
     const results: Array<Record<string, TaskPrediction>> = Array.from({ length: count }, () => ({}));
     for (const head of selected) {

@@ -14,7 +14,7 @@ import { NotFoundError, type ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata, TaskHead } from '../schemas/model.js';
 import { embedForBase } from './embedding-cache.js';
 import type { ImageShape } from './embedder.js';
-import { accuracyByTask, versionOutputs, type LabelledImages } from './evaluate.js';
+import { gateFiguresByTask, versionOutputs, type GateFigure, type LabelledImages } from './evaluate.js';
 
 /** A model the gate can run: the serving version, or a candidate not yet published. */
 export interface GateModel {
@@ -32,14 +32,15 @@ export function publishedGateModel(store: ObjectStore, meta: ModelMetadata): Gat
   return { tasks: meta.tasks, base: meta.base, input: meta.input, outputs: (x, count) => versionOutputs(store, meta, x, count) };
 }
 
-export type Accuracies = Record<string, { accuracy: number; count: number }>;
+/** The gate figure per task (accuracy, micro-F1 or R²; see gateFiguresByTask). */
+export type GateFigures = Record<string, GateFigure>;
 
 /**
- * Accuracy per classification task of `model` on a shard (records without a
- * label skipped; classes the model does not know count as errors).
+ * The gate figure of every task of `model` on a shard (records without a label
+ * skipped; classes the model does not know count as errors).
  * @returns undefined when the model cannot read these records (images vs vectors, vector size).
  */
-export async function measureOn(store: ObjectStore, model: GateModel, shard: Shard, shape: readonly number[]): Promise<Accuracies | undefined> {
+export async function measureOn(store: ObjectStore, model: GateModel, shard: Shard, shape: readonly number[]): Promise<GateFigures | undefined> {
   const count = shard.records.length;
   if (count === 0) return undefined;
   let x: Float32Array;
@@ -49,22 +50,30 @@ export async function measureOn(store: ObjectStore, model: GateModel, shard: Sha
     x = shard.data;
   } else return undefined;
   const labels: LabelledImages['labels'] = Object.fromEntries(model.tasks.map((t) => [t.name, shard.records.map((r) => r.labels[t.name])]));
-  return accuracyByTask(model, await model.outputs(x, count), count, labels);
+  return gateFiguresByTask(model, await model.outputs(x, count), count, labels);
 }
 
 /**
  * Serving version against candidate on the same records, for every task the
- * serving version could be measured on. A task the candidate lacks scores 0
- * (it can no longer answer it).
+ * serving version could be measured on, by the same figure. A task the candidate
+ * lacks scores 0 (it can no longer answer it); a task whose kind changed is skipped.
  */
-export function compareAccuracies(serving: Accuracies, candidate: Accuracies | undefined, candidateTasks: TaskHead[], on: string): MetricComparison[] {
+export function compareAccuracies(serving: GateFigures, candidate: GateFigures | undefined, candidateTasks: TaskHead[], on: string): MetricComparison[] {
   const out: MetricComparison[] = [];
   for (const [task, p] of Object.entries(serving)) {
     const head = candidateTasks.find((t) => t.name === task);
-    if (head && head.type !== 'classification') continue;
-    const c = head ? candidate?.[task]?.accuracy : 0;
+    const got = candidate?.[task];
+    if (head && got?.metric !== p.metric) continue;
+    const c = head ? got?.value : 0;
     if (c === undefined) continue;
-    out.push({ task, metric: 'accuracy', previous: p.accuracy, candidate: c, delta: c - p.accuracy, on: head ? on : `${on}; the new version has no task "${task}"` });
+    out.push({
+      task,
+      metric: p.metric,
+      previous: p.value,
+      candidate: c,
+      delta: c - p.value,
+      on: head ? on : `${on}; the new version has no task "${task}"`,
+    });
   }
   return out;
 }
@@ -74,7 +83,11 @@ export function compareAccuracies(serving: Accuracies, candidate: Accuracies | u
  * (`prepared/<dataset>/<hash>`, as recorded in its metadata).
  * @returns the comparisons, or why there are none.
  */
-export async function compareOnServingTest(store: ObjectStore, serving: ModelMetadata, candidate: GateModel): Promise<{ comparisons: MetricComparison[]; skipped?: string }> {
+export async function compareOnServingTest(
+  store: ObjectStore,
+  serving: ModelMetadata,
+  candidate: GateModel,
+): Promise<{ comparisons: MetricComparison[]; skipped?: string }> {
   const where = `${serving.dataset.name}@${serving.dataset.hash.slice(0, 12)}`;
   let shard: Shard;
   let shape: number[];
@@ -83,12 +96,14 @@ export async function compareOnServingTest(store: ObjectStore, serving: ModelMet
     shard = await readSplit(store, report, 'test');
     shape = report.inputShape;
   } catch (err) {
-    if (err instanceof NotFoundError) return { comparisons: [], skipped: `the test split of ${serving.model}@${serving.version} (${where}) is no longer stored` };
+    if (err instanceof NotFoundError)
+      return { comparisons: [], skipped: `the test split of ${serving.model}@${serving.version} (${where}) is no longer stored` };
     throw err;
   }
   if (shard.records.length === 0) return { comparisons: [], skipped: `${serving.model}@${serving.version} has no test records (${where})` };
   const previous = await measureOn(store, publishedGateModel(store, serving), shard, shape);
-  if (!previous || Object.keys(previous).length === 0) return { comparisons: [], skipped: `no classification task of ${serving.model}@${serving.version} is labelled in its test split (${where})` };
+  if (!previous || Object.keys(previous).length === 0)
+    return { comparisons: [], skipped: `no task of ${serving.model}@${serving.version} could be measured on its test split (${where})` };
   const next = await measureOn(store, candidate, shard, shape);
   if (!next) return { comparisons: [], skipped: `the new version cannot read the records of ${where}` };
   return { comparisons: compareAccuracies(previous, next, candidate.tasks, `test split of ${where}`) };

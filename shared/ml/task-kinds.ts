@@ -9,6 +9,7 @@ import type { LabelValue } from '../schemas/manifest.js';
 import type { TaskHead } from '../schemas/model.js';
 import type { TaskPrediction } from '../schemas/predict.js';
 import type { Tf } from '../tf/loader.js';
+import { UserError } from '../errors.js';
 
 export type TaskType = TaskHead['type'];
 
@@ -43,16 +44,28 @@ export interface TaskKind {
    *   all-zero rows when absent, the other kinds then count every row.
    */
   loss(tf: Tf, yTrue: Tensor, yPred: Tensor, mask?: Tensor): Tensor;
+  /**
+   * Loss of matching an earlier model's outputs `yTrue` (soft targets) on every row:
+   * what keeps an old head close to what it answered before (Learning without
+   * Forgetting, Li & Hoiem 2016). `temperature` softens class probabilities.
+   */
+  distill(tf: Tf, yTrue: Tensor, yPred: Tensor, temperature: number): Tensor;
   /** One record's outputs as the predict API returns them. */
   format(outputs: Float32Array, head: TaskHead, topK: number): TaskPrediction;
 }
 
-export class UnsupportedTaskTypeError extends Error {
+export class UnsupportedTaskTypeError extends UserError {
   override name = 'UnsupportedTaskTypeError';
+  constructor(message: string) {
+    super('UNSUPPORTED_SPEC', message);
+  }
 }
 
-export class LabelError extends Error {
+export class LabelError extends UserError {
   override name = 'LabelError';
+  constructor(message: string) {
+    super('INVALID_DATASET', message);
+  }
 }
 
 const labelsOf = (head: TaskHead, min = 2): string[] => {
@@ -130,6 +143,13 @@ export const classificationKind: TaskKind = {
       return maskedMean(tf, perRow, mask ?? tf.sum(yTrue, -1));
     });
   },
+  distill(tf, yTrue, yPred, temperature) {
+    // Both distributions softened at the temperature (Li & Hoiem use 2), then cross-entropy.
+    return tf.tidy(() => {
+      const soften = (p: Tensor) => tf.softmax(tf.div(tf.log(tf.clipByValue(p, 1e-7, 1)), temperature));
+      return tf.mean(tf.neg(tf.sum(tf.mul(soften(yTrue), tf.log(tf.clipByValue(soften(yPred), 1e-7, 1))), -1)));
+    });
+  },
   format(outputs, head, topK) {
     const labels = labelsOf(head);
     const ranked = Array.from(outputs, (score, i) => ({ label: labels[i], score })).sort((a, b) => b.score - a.score);
@@ -154,7 +174,7 @@ export const multilabelKind: TaskKind = {
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
         throw new LabelError(`task "${head.name}" is a multilabel task; got the label ${JSON.stringify(v)}`);
       }
-      for (const c of v as string[]) {
+      for (const c of v) {
         const i = index.get(c);
         if (i === undefined) throw new LabelError(`task "${head.name}" has no class "${c}"`);
         y[r * k + i] = 1;
@@ -175,6 +195,10 @@ export const multilabelKind: TaskKind = {
       const perRow = tf.mean(bce, -1);
       return maskedMean(tf, perRow, mask ?? tf.onesLike(perRow));
     });
+  },
+  distill(tf, yTrue, yPred) {
+    // Independent per-label probabilities: binary cross-entropy against the old ones.
+    return multilabelKind.loss(tf, yTrue, yPred);
   },
   format(outputs, head, topK) {
     const labels = labelsOf(head, 1);
@@ -228,7 +252,7 @@ export const regressionKind: TaskKind = {
         y.fill(Number.NaN, r * size, (r + 1) * size);
         return;
       }
-      const vector = typeof v === 'number' ? [v] : Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : undefined;
+      const vector = typeof v === 'number' ? [v] : Array.isArray(v) && v.every((x) => typeof x === 'number') ? v : undefined;
       if (!vector) throw new LabelError(`task "${head.name}" is a regression task; got the label ${JSON.stringify(v)}`);
       if (vector.length !== size) throw new LabelError(`task "${head.name}" needs ${size} value${size === 1 ? '' : 's'} per label, got ${vector.length}`);
       y.set(vector, r * size);
@@ -250,6 +274,10 @@ export const regressionKind: TaskKind = {
       const perRow = tf.mean(tf.squaredDifference(yTrue, yPred), -1);
       return maskedMean(tf, perRow, mask ?? tf.onesLike(perRow));
     });
+  },
+  distill(tf, yTrue, yPred) {
+    // Values: squared error against the old (standardised) outputs.
+    return regressionKind.loss(tf, yTrue, yPred);
   },
   format(outputs, head) {
     const size = regressionSize(head);

@@ -1,34 +1,31 @@
 /**
- * Trains a head model on cached embeddings with its own loop (not `fit`), because a
- * multi-task objective needs what `fit` cannot give: per-task losses masked where a
- * record lacks the task's label, a loss weighting that may learn or change per epoch,
- * and the soft-sharing penalty on the weights themselves. One epoch at a time, so
- * early stopping can restore the best weights and a caller can checkpoint between
- * epochs.
+ * The one training loop of the platform: heads on cached embeddings, the top of a
+ * base being fine-tuned, and an extended model in continual learning all train
+ * here. It is its own loop (not `fit`) because a multi-task objective needs what
+ * `fit` cannot give: per-task losses masked where a record lacks the task's label,
+ * a loss weighting that may learn or change per epoch, the soft-sharing penalty on
+ * the weights themselves, and soft targets for tasks distilled from an earlier
+ * model. One epoch at a time, so early stopping can restore the best weights and a
+ * caller can checkpoint between epochs.
  */
 import { mulberry32, shuffledIndices } from '../random.js';
 import type { LayersModel, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
 import type { TaskHead } from '../schemas/model.js';
 import type { LossWeighting, Sharing } from '../schemas/spec.js';
 import { loadTf, type Tf } from '../tf/loader.js';
-import { outputTaskNames, sharingPenalty } from './heads.js';
-import { createLossCombiner, type WeightingState } from './loss-weighting.js';
-import { labelMask, taskKind, type TaskKind, type TaskTargets, type TaskType } from './task-kinds.js';
+import { outputTaskNames, sharingPenalty } from './architectures.js';
+import type { z } from 'zod';
+import type { TrainStateSchema } from '../schemas/checkpoint.js';
+import { createLossCombiner, type LossCombiner } from './loss-weighting.js';
+import type { Split } from './split.js';
+import { labelMask, taskKind, type TaskKind, type TaskType } from './task-kinds.js';
+import { UserError } from '../errors.js';
 
-export interface HeadSplit {
-  /** count×embeddingSize embeddings. */
-  x: Float32Array;
-  count: number;
-  /** Per task name: targets of every record (see TaskTargets; -1 or NaN = no label). */
-  targets: Record<string, TaskTargets>;
-}
-
-export interface HeadData {
-  train: HeadSplit;
+export interface TrainData {
+  train: Split;
   /** Drives early stopping; without it, the training loss does. */
-  validation?: HeadSplit;
+  validation?: Split;
 }
-
 /**
  * Figures of one epoch: loss (the whole objective), loss_<task>, penalty (soft
  * sharing), weight_<task>, val_loss (Σ static weight × task loss, comparable across
@@ -37,18 +34,8 @@ export interface HeadData {
  */
 export type EpochLogs = Record<string, number>;
 
-export interface TrainState {
-  /** Next epoch to run (0-based). */
-  nextEpoch: number;
-  /** Best monitored value so far (val_loss, or loss without validation). */
-  best: number;
-  bestEpoch: number;
-  /** Epochs since the best one. */
-  wait: number;
-  history: EpochLogs[];
-  /** State of the loss weighting (learned or dynamic weights). */
-  weighting?: WeightingState;
-}
+/** The trainer's state between epochs (schema in shared/schemas/checkpoint.ts, as a checkpoint stores it). */
+export type TrainState = z.output<typeof TrainStateSchema>;
 
 /** What a caller needs to resume training: the state and the best weights so far (the current ones are in the model). */
 export interface TrainCheckpoint {
@@ -57,7 +44,13 @@ export interface TrainCheckpoint {
   bestWeights?: Tensor[];
 }
 
-export interface TrainHeadsOptions {
+/** Where a training stage keeps its checkpoint: loaded into the model before the first epoch, saved after each. */
+export interface StageCheckpoint {
+  load(model: LayersModel): Promise<TrainCheckpoint | undefined>;
+  save(model: LayersModel, cp: TrainCheckpoint): Promise<void>;
+}
+
+export interface TrainOptions {
   /** @default 30 */
   epochs?: number;
   /** @default 32 */
@@ -91,6 +84,16 @@ export interface TrainHeadsOptions {
   /** Seed of the batch shuffling. @default 42 */
   seed?: number;
   /**
+   * Run the layers as at inference while training (batch norm on its moving
+   * statistics and left alone, dropout off): what fine-tuning a few top layers of
+   * a base, or an extended model, wants. @default false (training mode)
+   */
+  inferenceMode?: boolean;
+  /** Temperature of the distillation loss on soft targets (Li & Hoiem 2016 use 2). @default 2 */
+  temperature?: number;
+  /** Advice appended to the divergence error. @default "try a lower learningRate" */
+  divergenceHint?: string;
+  /**
    * Called after each epoch, awaited before the next. The checkpoint's tensors
    * belong to the trainer: read or save them, do not dispose them.
    */
@@ -109,11 +112,20 @@ export interface TrainResult {
   taskWeights: Record<string, number>;
 }
 
-export class TrainingDivergedError extends Error {
+export class TrainingDivergedError extends UserError {
   override name = 'TrainingDivergedError';
+  constructor(message: string) {
+    super('TRAINING_DIVERGED', message);
+  }
 }
 
-
+/** The model given to train has nothing that trains, or an output no task is known for. */
+export class NothingToTrainError extends UserError {
+  override name = 'NothingToTrainError';
+  constructor(message: string) {
+    super('INVALID_SPEC', message);
+  }
+}
 
 interface TrainTask {
   name: string;
@@ -127,16 +139,34 @@ interface SplitTensors {
   x: Tensor;
   ys: Tensor[];
   masks: Tensor[];
+  /** Per task: whether it learns soft targets (distillation) on this split. */
+  soft: boolean[];
   count: number;
 }
 
-function splitTensors(tf: Tf, split: HeadSplit, tasks: TrainTask[], size: number): SplitTensors {
-  return {
-    x: tf.tensor2d(split.x, [split.count, size]),
-    ys: tasks.map((t) => tf.tensor2d(t.kind.targetMatrix(split.targets[t.name], t.units, t.head), [split.count, t.units])),
-    masks: tasks.map((t) => tf.tensor1d(labelMask(split.targets[t.name], split.count))),
-    count: split.count,
+/** Tensors of a split; on a failure half way, frees what it made before rethrowing. */
+function splitTensors(tf: Tf, split: Split, tasks: TrainTask[], size: number): SplitTensors {
+  const made: Tensor[] = [];
+  const keep = <T extends Tensor>(t: T): T => {
+    made.push(t);
+    return t;
   };
+  try {
+    const soft = tasks.map((t) => Boolean(split.soft?.[t.name]));
+    return {
+      x: keep(tf.tensor2d(split.x, [split.count, size])),
+      ys: tasks.map((t, i) =>
+        keep(tf.tensor2d(soft[i] ? split.soft![t.name] : t.kind.targetMatrix(split.targets[t.name], t.units, t.head), [split.count, t.units])),
+      ),
+      // Soft targets exist for every row: each row counts.
+      masks: tasks.map((t, i) => keep(tf.tensor1d(soft[i] ? new Float32Array(split.count).fill(1) : labelMask(split.targets[t.name], split.count)))),
+      soft,
+      count: split.count,
+    };
+  } catch (err) {
+    made.forEach((t) => t.dispose());
+    throw err;
+  }
 }
 
 const disposeSplit = (s?: SplitTensors) => {
@@ -147,17 +177,22 @@ const disposeSplit = (s?: SplitTensors) => {
 
 const asList = (out: Tensor | Tensor[]) => (Array.isArray(out) ? out : [out]);
 
-function resolveTasks(model: LayersModel, opts: Pick<TrainHeadsOptions, 'tasks' | 'taskTypes' | 'lossWeights'>): TrainTask[] {
+function resolveTasks(model: LayersModel, opts: Pick<TrainOptions, 'tasks' | 'taskTypes' | 'lossWeights'>): TrainTask[] {
   const byName = new Map((opts.tasks ?? []).map((h) => [h.name, h]));
   return outputTaskNames(model).map((name, i) => {
     const units = model.outputs[i].shape[model.outputs[i].shape.length - 1] as number;
-    const head = byName.get(name) ?? { name, type: opts.taskTypes?.[name] ?? 'classification', auxiliary: false };
+    const head = byName.get(name) ?? (opts.tasks ? undefined : { name, type: opts.taskTypes?.[name] ?? 'classification', auxiliary: false });
+    if (!head) throw new NothingToTrainError(`no task head for output "${name}"`);
     return { name, units, head, kind: taskKind(head.type), weight: opts.lossWeights?.[name] ?? 1 };
   });
 }
 
-function checkTargets(split: HeadSplit, tasks: TrainTask[]): void {
+function checkTargets(split: Split, tasks: TrainTask[]): void {
   for (const t of tasks) {
+    const soft = split.soft?.[t.name];
+    if (soft && soft.length !== split.count * t.units)
+      throw new Error(`task "${t.name}" has ${soft.length} soft target values for ${split.count} records of ${t.units}`);
+    if (soft) continue;
     const targets = split.targets[t.name];
     if (!targets) throw new Error(`no targets for task "${t.name}"`);
     const width = targets instanceof Int32Array ? 1 : t.units;
@@ -174,109 +209,156 @@ interface BatchLosses {
 
 /**
  * Masked loss and labelled count of each task on the given rows (whole split when
- * `rows` is absent), in training mode (dropout on) or not.
+ * `rows` is absent), in training mode (dropout on) or not. A task on soft targets
+ * takes its kind's distillation loss instead.
  */
-function taskLosses(tf: Tf, model: LayersModel, data: SplitTensors, tasks: TrainTask[], opts: { rows?: Tensor; training: boolean }): BatchLosses {
+function taskLosses(
+  tf: Tf,
+  model: LayersModel,
+  data: SplitTensors,
+  tasks: TrainTask[],
+  opts: { rows?: Tensor; training: boolean; temperature: number },
+): BatchLosses {
   const pick = (t: Tensor) => (opts.rows ? tf.gather(t, opts.rows) : t);
   const outs = asList(model.apply(pick(data.x), { training: opts.training }) as Tensor | Tensor[]);
   const losses: Record<string, Scalar> = {};
   const counts: Record<string, Scalar> = {};
   tasks.forEach((t, i) => {
     const mask = pick(data.masks[i]);
-    losses[t.name] = t.kind.loss(tf, pick(data.ys[i]), outs[i], mask) as Scalar;
+    const yTrue = pick(data.ys[i]);
+    losses[t.name] = (data.soft[i] ? t.kind.distill(tf, yTrue, outs[i], opts.temperature) : t.kind.loss(tf, yTrue, outs[i], mask)) as Scalar;
     counts[t.name] = tf.sum(mask);
   });
   return { losses, counts };
 }
 
+/** What one fit holds: released together in `release`, whatever failed half way. */
+interface Fit {
+  tf: Tf;
+  model: LayersModel;
+  tasks: TrainTask[];
+  opts: TrainOptions;
+  optimizer: ReturnType<Tf['train']['adam']>;
+  combiner: LossCombiner;
+  variables: Variable[];
+  sharing: Sharing;
+  train: SplitTensors;
+  validation?: SplitTensors;
+}
+
+/** Runs one epoch of minibatches; returns the mean objective and each task's mean loss over its labelled records. */
+function runEpoch(fit: Fit, epoch: number): { loss: number; taskLosses: Record<string, number> } {
+  const { tf, model, tasks, opts, train } = fit;
+  const batchSize = opts.batchSize ?? 32;
+  // Seeded per epoch, so a resumed run sees the same batches the first run would have.
+  const order = shuffledIndices(train.count, mulberry32((opts.seed ?? 42) * 1000 + epoch));
+  let lossSum = 0;
+  let batches = 0;
+  // Per task: Σ batch loss × labelled records, and the labelled records.
+  const taskSums = Object.fromEntries(tasks.map((t) => [t.name, 0]));
+  const taskCounts = Object.fromEntries(tasks.map((t) => [t.name, 0]));
+  for (let start = 0; start < train.count; start += batchSize) {
+    const rows = tf.tensor1d(order.subarray(start, Math.min(train.count, start + batchSize)), 'int32');
+    const perTask: Record<string, Scalar> = {};
+    const perCount: Record<string, Scalar> = {};
+    const cost = fit.optimizer.minimize(
+      () => {
+        const { losses, counts } = taskLosses(tf, model, train, tasks, { rows, training: !opts.inferenceMode, temperature: opts.temperature ?? 2 });
+        for (const [name, l] of Object.entries(losses)) perTask[name] = tf.keep(l);
+        for (const [name, c] of Object.entries(counts)) perCount[name] = tf.keep(c);
+        const objective = fit.combiner.combine(tf, losses, counts);
+        const penalty = sharingPenalty(tf, model, fit.sharing);
+        return penalty ? tf.add<Scalar>(objective, penalty) : objective;
+      },
+      true,
+      fit.variables,
+    );
+    rows.dispose();
+    lossSum += cost!.dataSync()[0];
+    cost!.dispose();
+    for (const [name, l] of Object.entries(perTask)) {
+      const n = perCount[name].dataSync()[0];
+      taskSums[name] += l.dataSync()[0] * n;
+      taskCounts[name] += n;
+      l.dispose();
+      perCount[name].dispose();
+    }
+    batches++;
+  }
+  return {
+    loss: lossSum / batches,
+    taskLosses: Object.fromEntries(tasks.map((t) => [t.name, taskCounts[t.name] > 0 ? taskSums[t.name] / taskCounts[t.name] : 0])),
+  };
+}
+
+/** The figures of one finished epoch (see EpochLogs), weighting advanced to the next epoch. */
+async function epochLogs(fit: Fit, data: TrainData, epoch: number): Promise<EpochLogs> {
+  const { tf, model, tasks } = fit;
+  const { loss, taskLosses: epochLosses } = runEpoch(fit, epoch);
+  const logs: EpochLogs = { loss };
+  for (const t of tasks) logs[`loss_${t.name}`] = epochLosses[t.name];
+  const penalty = tf.tidy(() => sharingPenalty(tf, model, fit.sharing));
+  if (penalty) {
+    logs.penalty = penalty.dataSync()[0];
+    penalty.dispose();
+  }
+  fit.combiner.endEpoch(epochLosses);
+  for (const [name, w] of Object.entries(fit.combiner.weights())) logs[`weight_${name}`] = w;
+  if (fit.validation) Object.assign(logs, await validationLogs(tf, model, fit.validation, data.validation!, tasks, fit.opts.temperature ?? 2));
+  if (!Number.isFinite(logs.loss))
+    throw new TrainingDivergedError(`training diverged at epoch ${epoch + 1} (loss ${logs.loss}); ${fit.opts.divergenceHint ?? 'try a lower learningRate'}`);
+  return logs;
+}
+
 /**
- * Trains `model` on embeddings with early stopping on the validation loss; at the end
- * the model holds the weights of the best epoch. Each call uses (and frees) a fresh
- * Adam optimizer, so call it again to train further.
+ * Trains `model` with early stopping on the validation loss; at the end the model
+ * holds the weights of the best epoch. Each call uses (and frees) a fresh Adam
+ * optimizer, so call it again to train further. Heads on embeddings, a fine-tuned
+ * top with its heads (`inferenceMode`), and an extended model whose old heads
+ * learn soft targets all train here, with the spec's loss weighting.
  *
  * The objective of a batch is the loss weighting's combination of the tasks' masked
  * losses (each the mean over the batch's records that carry the task's label; a task
  * with no label in a batch adds nothing) plus the sharing penalty. A task's epoch loss
  * is the mean over its labelled records, so batches without its labels do not dilute it.
  */
-export async function trainHeads(model: LayersModel, data: HeadData, opts: TrainHeadsOptions = {}): Promise<TrainResult> {
+export async function trainModel(model: LayersModel, data: TrainData, opts: TrainOptions = {}): Promise<TrainResult> {
   const { tf } = await loadTf();
   const epochs = opts.epochs ?? 30;
-  const batchSize = opts.batchSize ?? 32;
   const patience = opts.patience ?? 5;
   const minDelta = opts.minDelta ?? 0;
-  const seed = opts.seed ?? 42;
   const tasks = resolveTasks(model, opts);
   for (const split of [data.train, data.validation]) if (split) checkTargets(split, tasks);
+  if (model.trainableWeights.length === 0) throw new NothingToTrainError('the model has no trainable layer');
 
   const size = model.inputs[0].shape[1] as number;
   const state: TrainState = opts.resume
     ? { ...opts.resume.state, history: [...opts.resume.state.history] }
     : { nextEpoch: 0, best: Infinity, bestEpoch: -1, wait: 0, history: [] };
   let bestWeights: Tensor[] | undefined = opts.resume?.bestWeights;
-  let stoppedEarly = false;
-
-  // The optimizer's slots (Adam's moments) and the weighting's variables are tensors
-  // too: owned and freed here, so the model leaves trainHeads holding only its weights.
-  const optimizer = tf.train.adam(opts.learningRate ?? 0.001);
-  const combiner = createLossCombiner(tf, opts.lossWeighting ?? { method: 'static' }, tasks.map((t) => ({ name: t.name, weight: t.weight, type: t.head.type })), state.weighting);
+  // The optimizer's slots (Adam's moments), the weighting's variables and the data
+  // are tensors too: all made inside the try, so a failure in any allocation frees
+  // the others and the model leaves here holding only its weights.
+  let optimizer: Fit['optimizer'] | undefined;
+  let combiner: LossCombiner | undefined;
   let train: SplitTensors | undefined;
   let validation: SplitTensors | undefined;
   try {
+    optimizer = tf.train.adam(opts.learningRate ?? 0.001);
+    combiner = createLossCombiner(
+      tf,
+      opts.lossWeighting ?? { method: 'static' },
+      tasks.map((t) => ({ name: t.name, weight: t.weight, type: t.head.type })),
+      state.weighting,
+    );
     train = splitTensors(tf, data.train, tasks, size);
     validation = data.validation && data.validation.count > 0 ? splitTensors(tf, data.validation, tasks, size) : undefined;
     const variables = [...model.trainableWeights.map((w) => w.read() as Variable), ...combiner.variables];
-    const sharing = opts.sharing ?? { method: 'hard', trunk: [] };
+    const fit: Fit = { tf, model, tasks, opts, optimizer, combiner, variables, sharing: opts.sharing ?? { method: 'hard', trunk: [] }, train, validation };
 
     while (state.nextEpoch < epochs && !(state.wait >= patience && state.bestEpoch >= 0)) {
       const epoch = state.nextEpoch;
-      // Seeded per epoch, so a resumed run sees the same batches the first run would have.
-      const order = shuffledIndices(train.count, mulberry32(seed * 1000 + epoch));
-      let lossSum = 0;
-      let batches = 0;
-      // Per task: Σ batch loss × labelled records, and the labelled records.
-      const taskSums = Object.fromEntries(tasks.map((t) => [t.name, 0]));
-      const taskCounts = Object.fromEntries(tasks.map((t) => [t.name, 0]));
-      for (let start = 0; start < train.count; start += batchSize) {
-        const rows = tf.tensor1d(order.subarray(start, Math.min(train.count, start + batchSize)), 'int32');
-        const perTask: Record<string, Scalar> = {};
-        const perCount: Record<string, Scalar> = {};
-        const cost = optimizer.minimize(
-          () => {
-            const { losses, counts } = taskLosses(tf, model, train!, tasks, { rows, training: true });
-            for (const [name, l] of Object.entries(losses)) perTask[name] = tf.keep(l);
-            for (const [name, c] of Object.entries(counts)) perCount[name] = tf.keep(c);
-            const objective = combiner.combine(tf, losses, counts);
-            const penalty = sharingPenalty(tf, model, sharing);
-            return penalty ? (tf.add(objective, penalty) as Scalar) : objective;
-          },
-          true,
-          variables,
-        );
-        rows.dispose();
-        lossSum += cost!.dataSync()[0];
-        cost!.dispose();
-        for (const [name, l] of Object.entries(perTask)) {
-          const n = perCount[name].dataSync()[0];
-          taskSums[name] += l.dataSync()[0] * n;
-          taskCounts[name] += n;
-          l.dispose();
-          perCount[name].dispose();
-        }
-        batches++;
-      }
-      const logs: EpochLogs = { loss: lossSum / batches };
-      const epochLosses = Object.fromEntries(tasks.map((t) => [t.name, taskCounts[t.name] > 0 ? taskSums[t.name] / taskCounts[t.name] : 0]));
-      for (const t of tasks) logs[`loss_${t.name}`] = epochLosses[t.name];
-      const penalty = tf.tidy(() => sharingPenalty(tf, model, sharing));
-      if (penalty) {
-        logs.penalty = penalty.dataSync()[0];
-        penalty.dispose();
-      }
-      combiner.endEpoch(epochLosses);
-      for (const [name, w] of Object.entries(combiner.weights())) logs[`weight_${name}`] = w;
-      if (validation) Object.assign(logs, await validationLogs(tf, model, validation, data.validation!, tasks));
-      if (!Number.isFinite(logs.loss)) throw new TrainingDivergedError(`training diverged at epoch ${epoch + 1} (loss ${logs.loss}); try a lower learningRate`);
+      const logs = await epochLogs(fit, data, epoch);
       const monitored = (opts.selectOnValidation === false ? undefined : logs.val_loss) ?? logs.loss;
       if (monitored < state.best - minDelta) {
         state.best = monitored;
@@ -292,13 +374,18 @@ export async function trainHeads(model: LayersModel, data: HeadData, opts: Train
       state.weighting = combiner.state();
       await opts.onEpoch?.(epoch, logs, { state: { ...state, history: [...state.history] }, bestWeights });
     }
-    stoppedEarly = state.nextEpoch < epochs;
     if (bestWeights) model.setWeights(bestWeights);
-    return { history: state.history, bestEpoch: state.bestEpoch, epochsRun: state.history.length, stoppedEarly, taskWeights: combiner.weights() };
+    return {
+      history: state.history,
+      bestEpoch: state.bestEpoch,
+      epochsRun: state.history.length,
+      stoppedEarly: state.nextEpoch < epochs,
+      taskWeights: combiner.weights(),
+    };
   } finally {
     bestWeights?.forEach((w) => w.dispose());
-    optimizer.dispose();
-    combiner.dispose();
+    optimizer?.dispose();
+    combiner?.dispose();
     disposeSplit(train);
     disposeSplit(validation);
   }
@@ -317,14 +404,18 @@ export interface ObjectiveValue {
  * The training objective on a split with static weights and dropout off, computed by
  * the same code the training loop runs: what a test checks against a hand computation.
  */
-export async function trainingObjective(model: LayersModel, split: HeadSplit, opts: Pick<TrainHeadsOptions, 'tasks' | 'taskTypes' | 'lossWeights' | 'sharing'> = {}): Promise<ObjectiveValue> {
+export async function trainingObjective(
+  model: LayersModel,
+  split: Split,
+  opts: Pick<TrainOptions, 'tasks' | 'taskTypes' | 'lossWeights' | 'sharing'> = {},
+): Promise<ObjectiveValue> {
   const { tf } = await loadTf();
   const tasks = resolveTasks(model, opts);
   checkTargets(split, tasks);
   const data = splitTensors(tf, split, tasks, model.inputs[0].shape[1] as number);
   try {
     return tf.tidy(() => {
-      const { losses } = taskLosses(tf, model, data, tasks, { training: false });
+      const { losses } = taskLosses(tf, model, data, tasks, { training: false, temperature: 2 });
       const values = Object.fromEntries(tasks.map((t) => [t.name, losses[t.name].dataSync()[0]]));
       const p = sharingPenalty(tf, model, opts.sharing ?? { method: 'hard', trunk: [] });
       const penalty = p ? p.dataSync()[0] : 0;
@@ -336,21 +427,21 @@ export async function trainingObjective(model: LayersModel, split: HeadSplit, op
 }
 
 /** Validation losses per task and their static-weighted sum, and accuracy per classification task. */
-async function validationLogs(tf: Tf, model: LayersModel, data: SplitTensors, split: HeadSplit, tasks: TrainTask[]): Promise<EpochLogs> {
+async function validationLogs(tf: Tf, model: LayersModel, data: SplitTensors, split: Split, tasks: TrainTask[], temperature: number): Promise<EpochLogs> {
   const logs: EpochLogs = {};
   const losses = tf.tidy(() => {
-    const l = taskLosses(tf, model, data, tasks, { training: false }).losses;
+    const l = taskLosses(tf, model, data, tasks, { training: false, temperature }).losses;
     return tasks.map((t) => l[t.name].dataSync()[0]);
   });
   logs.val_loss = tasks.reduce((a, t, i) => a + t.weight * losses[i], 0);
   tasks.forEach((t, i) => (logs[`val_loss_${t.name}`] = losses[i]));
-  const classification = tasks.map((t, i) => ({ t, i })).filter(({ t }) => t.head.type === 'classification');
+  const classification = tasks.map((t, i) => ({ t, i })).filter(({ t, i }) => t.head.type === 'classification' && !data.soft[i]);
   if (classification.length === 0) return logs;
-  const outs = asList(model.predict(data.x) as Tensor | Tensor[]);
+  const outs = asList(model.predict(data.x));
   const accs: number[] = [];
   try {
     for (const { t, i } of classification) {
-      const targets = split.targets[t.name] as TaskTargets;
+      const targets = split.targets[t.name];
       const argmax = outs[i].argMax(-1);
       const pred = (await argmax.data()) as Int32Array;
       argmax.dispose();

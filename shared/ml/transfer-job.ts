@@ -1,9 +1,11 @@
 /**
- * The transfer parts of a training job, as steps the job core calls in order:
+ * The transfer parts of a training job, called by its stages and training plans
+ * (functions/train):
  *
- * 1. prepareJobBase: which embedder feeds the model (the spec's base, a trained
- *    model's trunk, the model being extended) and where it is cut (lower when
- *    fine-tuning), plus the tasks of an extended model.
+ * 1. prepareFrozenBase / prepareFineTuneBase / prepareContinualBase: which embedder
+ *    feeds the model (the spec's base, a trained model's trunk, the model being
+ *    extended) and where it is cut (lower when fine-tuning), plus the tasks of an
+ *    extended model; one per training plan.
  * 2. embedJobSplits: embeddings (or cut activations) per split through the
  *    embedding cache.
  * 3. buildContinualFor / trainContinual when extending a model.
@@ -18,20 +20,23 @@ import { NotFoundError, type ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata, TaskHead } from '../schemas/model.js';
 import type { SplitName } from '../schemas/report.js';
 import type { TrainSpec } from '../schemas/spec.js';
+import { FineTuneReportSchema, TaskSummarySchema } from '../schemas/metrics.js';
+import { z } from 'zod';
 import { readReport, readSplit } from '../data/shards.js';
 import { resolveBase, type ResolvedBase } from './base-models.js';
-import { accuracyOf, compareWithBaseline, fitBaseline, type BaselineComparison, type BaselineResult } from './baseline.js';
+import { accuracyOf, compareWithBaseline, fitBaseline, type BaselineComparison, type BaselineResult, type TransferFigures } from './baseline.js';
 import { buildContinualModel, mergeHeads, resolveFrom, type MergedHeads } from './continual.js';
 import { embedCached, embedForBase, embeddingKeyFor, lazyEmbedder, type CacheOutcome, type EmbeddingCut } from './embedding-cache.js';
-import { loadEmbedder, type ImageShape } from './embedder.js';
-import { accuracyByTask, versionOutputs } from './evaluate.js';
+import { loadEmbedder, type Embedder, type ImageShape, type LoadEmbedderOptions } from './embedder.js';
+import { accuracyByTask, GATE_METRIC, versionOutputs } from './evaluate.js';
 import { compareOnServingTest, lostClasses, measureOn, publishedGateModel, type GateModel } from './promotion-gate.js';
-import { buildFineTuneModel, buildTopFeatureModel, FineTuneError, planFineTune, predictOutputs, trainTopModel, type FineTunePlan, type TrainTopResult } from './fine-tune.js';
-import { loadModel } from './model-io.js';
-import { loadBaseGraph } from './model-base.js';
+import { buildFineTuneModel, buildTopFeatureModel, FineTuneError, loadBaseGraph, planFineTune, type FineTunePlan } from './fine-tune.js';
+import { SPLITS, subsetRows, type Split } from './split.js';
 import type { TaskTargets } from './task-kinds.js';
-
-const SPLITS: SplitName[] = ['train', 'validation', 'test'];
+import { trainModel, type EpochLogs, type StageCheckpoint, type TrainCheckpoint, type TrainResult } from './train.js';
+import { tasksOf } from '../schemas/spec.js';
+import { predictOutputs } from './inference.js';
+import { loadModel } from './model-io.js';
 
 export interface JobBase {
   base: ResolvedBase;
@@ -46,24 +51,26 @@ export interface JobBase {
   dispose(): void;
 }
 
-/**
- * Resolves the embedder of a job. With `from`, the extended model's own embedder
- * (base and cut) is used, whatever `base` says: its heads read those embeddings.
- */
-export async function prepareJobBase(store: ObjectStore, spec: TrainSpec, heads: TaskHead[]): Promise<JobBase> {
-  if (spec.from) {
-    const meta = await resolveFrom(store, spec.from);
-    const base = await resolveBase(store, meta.base.name);
-    const merged = mergeHeads(meta.tasks, heads);
-    const old = await loadModel(store, versionPrefix(meta.model, meta.version));
-    return { base, heads: merged.heads, baseName: meta.base.name, cut: meta.base.cut, from: { meta, merged, old, trunkFrozen: !spec.fineTune }, dispose: () => old.dispose() };
-  }
+/** A heads-only job: the spec's base, frozen at its embedding layer. */
+export async function prepareFrozenBase(store: ObjectStore, spec: TrainSpec, heads: TaskHead[]): Promise<JobBase> {
   const base = await resolveBase(store, spec.base);
-  if (!spec.fineTune) return { base, heads, baseName: base.name, dispose: () => {} };
-  if (base.kind === 'none') throw new FineTuneError('"fineTune" needs a base with layers to unfreeze; base "none" has none (remove fineTune, or choose a base such as "mobilenet_v2" or "model:<name>")');
+  return { base, heads, baseName: base.name, dispose: () => {} };
+}
+
+/**
+ * A fine-tuning job: the spec's base cut below its top `fineTune.layers` layers,
+ * and the frozen top alone (cut → embedding) to compute what the heads first train on.
+ */
+export async function prepareFineTuneBase(store: ObjectStore, spec: TrainSpec, heads: TaskHead[]): Promise<JobBase> {
+  const base = await resolveBase(store, spec.base);
+  if (base.kind === 'none')
+    throw new FineTuneError(
+      '"fineTune" needs a base with layers to unfreeze; base "none" has none (remove fineTune, or choose a base such as "mobilenet_v2" or "model:<name>")',
+    );
+  const layers = spec.fineTune?.layers ?? 0;
   const g = await loadBaseGraph(store, base);
   try {
-    const plan = planFineTune(g.graph, g.embeddingLayer, spec.fineTune.layers);
+    const plan = planFineTune(g.graph, g.embeddingLayer, layers);
     const top = await buildTopFeatureModel({ graph: g.graph, plan, embeddingLayer: g.embeddingLayer, pooling: g.pooling });
     return {
       base,
@@ -82,34 +89,41 @@ export async function prepareJobBase(store: ObjectStore, spec: TrainSpec, heads:
   }
 }
 
-export interface PreparedSplit {
-  count: number;
-  targets: Record<string, TaskTargets>;
-  /** count×size embeddings the heads read. */
-  x: Float32Array;
+/**
+ * A continual job: the extended model's own embedder (base and cut), whatever
+ * `base` says, since its heads read those embeddings; old tasks first.
+ */
+export async function prepareContinualBase(store: ObjectStore, spec: TrainSpec, heads: TaskHead[]): Promise<JobBase> {
+  const meta = await resolveFrom(store, spec.from ?? '');
+  const base = await resolveBase(store, meta.base.name);
+  const merged = mergeHeads(meta.tasks, heads);
+  const old = await loadModel(store, versionPrefix(meta.model, meta.version));
+  return {
+    base,
+    heads: merged.heads,
+    baseName: meta.base.name,
+    cut: meta.base.cut,
+    from: { meta, merged, old, trunkFrozen: !spec.fineTune },
+    dispose: () => old.dispose(),
+  };
 }
 
 export interface EmbeddedSplits {
-  prepared: Record<SplitName, PreparedSplit>;
+  prepared: Record<SplitName, Split>;
   /** Records of each split that carry a label (indices into the shard). */
   index: Record<SplitName, number[]>;
   size: number;
   cache: CacheOutcome;
+  /** Images found in the embedding cache, and images that went through the base. */
+  images: { cached: number; embedded: number };
   /** Fine-tuning: count×cutSize activations at the cut, per split. */
   cutX?: Record<SplitName, Float32Array>;
 }
 
-function subsetRows(x: Float32Array, size: number, index: number[], total: number): Float32Array {
-  if (index.length === total) return x;
-  const out = new Float32Array(index.length * size);
-  index.forEach((j, n) => out.set(x.subarray(j * size, (j + 1) * size), n * size));
-  return out;
-}
-
 /**
- * Embeds every split through the cache (all records, so the cached arrays do
- * not depend on the tasks), then keeps the labelled ones. The base is loaded
- * only when some split misses.
+ * Embeds every split through the cache (all records, so what is cached does not
+ * depend on the tasks), then keeps the labelled ones. The base is loaded only
+ * when some image misses, and embeds only those.
  */
 export async function embedJobSplits(input: {
   store: ObjectStore;
@@ -120,11 +134,15 @@ export async function embedJobSplits(input: {
   onProgress?: (split: SplitName, done: number, total: number) => void;
   /** Told when the embedding cache could not be used (the job goes on without it). */
   onCacheError?: (err: unknown) => void;
+  /** Loads the frozen embedder, only when some split misses the cache. @default the TensorFlow.js embedder */
+  embedder?: (base: ResolvedBase, opts: LoadEmbedderOptions) => Promise<Embedder>;
 }): Promise<EmbeddedSplits> {
   const { store, jobBase } = input;
-  const lazy = lazyEmbedder(() => loadEmbedder(store, jobBase.base, jobBase.cut ? { embedding: jobBase.cut } : {}));
-  const outcomes: CacheOutcome[] = [];
-  const prepared = {} as Record<SplitName, PreparedSplit>;
+  const load = input.embedder ?? ((base, opts) => loadEmbedder(store, base, opts));
+  const lazy = lazyEmbedder(() => load(jobBase.base, jobBase.cut ? { embedding: jobBase.cut } : {}));
+  let outcome: CacheOutcome = 'miss';
+  let images = { cached: 0, embedded: 0 };
+  const prepared = {} as Record<SplitName, Split>;
   const index = {} as Record<SplitName, number[]>;
   const cutX = {} as Record<SplitName, Float32Array>;
   let rawSize = 0;
@@ -133,26 +151,43 @@ export async function embedJobSplits(input: {
   try {
     const raw = {} as Record<SplitName, Float32Array>;
     const baseKey = await embeddingKeyFor(store, jobBase.base, jobBase.cut);
-    for (const split of SPLITS) {
-      const shard = input.shards[split];
-      const count = shard.records.length;
-      if (count === 0) {
-        raw[split] = new Float32Array(0);
-        continue;
-      }
-      const r = await embedCached({ store, baseKey, pixels: shard.data as Uint8Array, count, shape: input.sourceShape, embedder: lazy.get, onProgress: (d, t) => input.onProgress?.(split, d, t), onCacheError: input.onCacheError });
-      outcomes.push(r.cache);
-      raw[split] = r.x;
+    // One call for every split: one read of the cache index, one new block for what is missing.
+    const counts = SPLITS.map((s) => input.shards[s].records.length);
+    const starts = counts.map((_, i) => counts.slice(0, i).reduce((a, b) => a + b, 0));
+    const total = counts.reduce((a, b) => a + b, 0);
+    if (total > 0) {
+      const r = await embedCached({
+        store,
+        baseKey,
+        pixels: SPLITS.map((s) => input.shards[s].data as Uint8Array),
+        count: total,
+        shape: input.sourceShape,
+        embedder: lazy.get,
+        onProgress: (d) => {
+          // Report against the split the d-th image belongs to.
+          let i = 0;
+          for (let j = 0; j < SPLITS.length; j++) if (counts[j] > 0 && starts[j] < d) i = j;
+          input.onProgress?.(SPLITS[i], Math.min(counts[i], d - starts[i]), counts[i]);
+        },
+        onCacheError: input.onCacheError,
+      });
+      outcome = r.cache;
+      images = { cached: r.cached, embedded: r.embedded };
       rawSize = r.size;
-    }
+      SPLITS.forEach((s, i) => (raw[s] = r.x.subarray(starts[i] * rawSize, (starts[i] + counts[i]) * rawSize)));
+    } else for (const s of SPLITS) raw[s] = new Float32Array(0);
     for (const split of SPLITS) {
       const shard = input.shards[split];
       const sel = input.select(shard);
       index[split] = sel.index;
-      const rows = subsetRows(raw[split], rawSize, sel.index, shard.records.length);
+      const rows = subsetRows(raw[split], rawSize, sel.index);
       if (top) {
         cutX[split] = rows;
-        prepared[split] = { count: sel.index.length, targets: sel.targets, x: sel.index.length ? (await predictOutputs(top, rows, sel.index.length))[0] : new Float32Array(0) };
+        prepared[split] = {
+          count: sel.index.length,
+          targets: sel.targets,
+          x: sel.index.length ? (await predictOutputs(top, rows, sel.index.length))[0] : new Float32Array(0),
+        };
       } else {
         prepared[split] = { count: sel.index.length, targets: sel.targets, x: rows };
       }
@@ -160,7 +195,14 @@ export async function embedJobSplits(input: {
   } finally {
     lazy.dispose();
   }
-  return { prepared, index, size: top ? size : rawSize, cache: outcomes.every((o) => o === 'hit') && outcomes.length > 0 ? 'hit' : 'miss', ...(top ? { cutX } : {}) };
+  return {
+    prepared,
+    index,
+    size: top ? size : rawSize,
+    cache: outcome,
+    images,
+    ...(top ? { cutX } : {}),
+  };
 }
 
 /** The extended model: the old one's layers plus the new heads (see continual.ts). */
@@ -169,55 +211,65 @@ export function buildContinualFor(jobBase: JobBase, spec: TrainSpec): Promise<La
   return buildContinualModel({ old: from.old, merged: from.merged, trunkFrozen: from.trunkFrozen, dropout: spec.training.dropout, seed: spec.training.seed });
 }
 
-export type TransferTrainResult = TrainTopResult & { taskWeights: Record<string, number> };
+/** Static weight of each task: the spec's `weight`, 1 for a task the spec does not name (an old task kept by distillation). */
+export function taskWeightsOf(spec: TrainSpec, heads: TaskHead[]): Record<string, number> {
+  const weights = new Map(tasksOf(spec).map((t) => [t.name, t.weight]));
+  return Object.fromEntries(heads.map((h) => [h.name, weights.get(h.name) ?? 1]));
+}
 
 /**
  * Trains an extended model. Trunk frozen: only new or widened heads change.
  * Trunk unfrozen: old heads learn their own earlier outputs on the new images
- * as soft targets (LwF), at fineTune.learningRate.
+ * as soft targets (LwF), at fineTune.learningRate. Either way with the spec's
+ * loss weighting and task weights, like any other job.
  */
 export async function trainContinual(
   jobBase: JobBase,
   model: LayersModel,
-  data: { train: PreparedSplit; validation?: PreparedSplit },
+  data: { train: Split; validation?: Split },
   spec: TrainSpec,
-  onEpoch?: (epoch: number, logs: Record<string, number>) => void | Promise<void>,
-): Promise<TransferTrainResult> {
+  onEpoch?: (epoch: number, logs: EpochLogs, checkpoint: TrainCheckpoint) => void | Promise<void>,
+  trainer: typeof trainModel = trainModel,
+  resume?: TrainCheckpoint,
+): Promise<TrainResult> {
   const from = jobBase.from!;
   const distilled = from.trunkFrozen ? [] : from.merged.unchanged;
-  const softOf = async (s: PreparedSplit | undefined) => {
+  const softOf = async (s: Split | undefined) => {
     if (!s || !distilled.length || s.count === 0) return undefined;
     const outs = await predictOutputs(from.old, s.x, s.count);
     return Object.fromEntries(distilled.map((name) => [name, outs[from.meta.tasks.findIndex((t) => t.name === name)]]));
   };
-  const result = await trainTopModel(
+  return trainer(
     model,
-    { train: { ...data.train, soft: await softOf(data.train) }, validation: data.validation && data.validation.count ? { ...data.validation, soft: await softOf(data.validation) } : undefined },
+    {
+      train: { ...data.train, soft: await softOf(data.train) },
+      validation: data.validation && data.validation.count ? { ...data.validation, soft: await softOf(data.validation) } : undefined,
+    },
     {
       epochs: spec.training.epochs,
       batchSize: spec.training.batchSize,
       learningRate: from.trunkFrozen ? spec.training.learningRate : (spec.fineTune?.learningRate ?? spec.training.learningRate),
       patience: spec.training.patience,
-      heads: jobBase.heads,
+      tasks: jobBase.heads,
+      lossWeights: taskWeightsOf(spec, jobBase.heads),
+      lossWeighting: spec.lossWeighting,
       seed: spec.training.seed,
-      onEpoch,
+      inferenceMode: true,
+      resume,
+      onEpoch: (epoch, logs, checkpoint) => onEpoch?.(epoch, logs, checkpoint),
     },
   );
-  return { ...result, taskWeights: Object.fromEntries(jobBase.heads.map((h) => [h.name, 1])) };
 }
 
-export interface FineTuneReport {
-  layers: string[];
-  cut: string;
-  learningRate: number;
-  epochsRun: number;
-  history: Array<Record<string, number>>;
-  /** Test accuracy per classification task with the frozen base and after fine-tuning. */
-  test: Record<string, { before: number; after: number; difference: number }>;
-}
+/** What fine-tuning adds to the version report (schema in shared/schemas/metrics.ts). */
+export type FineTuneReport = z.output<typeof FineTuneReportSchema>;
 
-function testAccuracy(outputs: Float32Array[], heads: TaskHead[], split: PreparedSplit): Record<string, number> {
-  return Object.fromEntries(heads.flatMap((h, i) => (h.type === 'classification' && split.count ? [[h.name, accuracyOf(outputs[i], split.targets[h.name], split.count, h.labels!.length).accuracy]] : [])));
+function testAccuracy(outputs: Float32Array[], heads: TaskHead[], split: Split): Record<string, number> {
+  return Object.fromEntries(
+    heads.flatMap((h, i) =>
+      h.type === 'classification' && split.count ? [[h.name, accuracyOf(outputs[i], split.targets[h.name], split.count, h.labels!.length).accuracy]] : [],
+    ),
+  );
 }
 
 /**
@@ -231,23 +283,42 @@ export async function fineTuneStage(input: {
   embedded: EmbeddedSplits;
   spec: TrainSpec;
   onEpoch?: (epoch: number, logs: Record<string, number>) => void | Promise<void>;
-}): Promise<{ model: LayersModel; test: PreparedSplit; size: number; report: FineTuneReport }> {
+  /** @default trainModel */
+  trainer?: typeof trainModel;
+  /** Loaded into the fine-tuning model before its first epoch, saved after each (a retried job resumes). */
+  checkpoint?: StageCheckpoint;
+  log?: (line: string) => void;
+}): Promise<{ model: LayersModel; test: Split; size: number; report: FineTuneReport }> {
   const ft = input.jobBase.fineTune!;
   const opts = input.spec.fineTune!;
   const { prepared, cutX } = input.embedded;
-  const asCut = (s: SplitName): PreparedSplit => ({ count: prepared[s].count, targets: prepared[s].targets, x: cutX![s] });
+  const asCut = (s: SplitName): Split => ({ count: prepared[s].count, targets: prepared[s].targets, x: cutX![s] });
   const before = prepared.test.count ? testAccuracy(await predictOutputs(input.heads, prepared.test.x, prepared.test.count), input.tasks, prepared.test) : {};
   const model = await buildFineTuneModel({ graph: ft.graph, plan: ft.plan, embeddingLayer: ft.embeddingLayer, pooling: ft.pooling, heads: input.heads });
   try {
-    const result = await trainTopModel(model, { train: asCut('train'), validation: prepared.validation.count ? asCut('validation') : undefined }, {
-      epochs: opts.epochs,
-      learningRate: opts.learningRate,
-      batchSize: input.spec.training.batchSize,
-      patience: Math.min(3, opts.epochs),
-      heads: input.tasks,
-      seed: input.spec.training.seed,
-      onEpoch: input.onEpoch,
-    });
+    const resume = await input.checkpoint?.load(model);
+    if (resume) input.log?.(`resuming fine-tuning from the checkpoint after epoch ${resume.state.nextEpoch}`);
+    const result = await (input.trainer ?? trainModel)(
+      model,
+      { train: asCut('train'), validation: prepared.validation.count ? asCut('validation') : undefined },
+      {
+        epochs: opts.epochs,
+        learningRate: opts.learningRate,
+        batchSize: input.spec.training.batchSize,
+        patience: Math.min(3, opts.epochs),
+        tasks: input.tasks,
+        lossWeights: taskWeightsOf(input.spec, input.tasks),
+        lossWeighting: input.spec.lossWeighting,
+        seed: input.spec.training.seed,
+        inferenceMode: true,
+        divergenceHint: 'try a lower fineTune.learningRate',
+        resume,
+        onEpoch: async (epoch, logs, checkpoint) => {
+          await input.checkpoint?.save(model, checkpoint);
+          await input.onEpoch?.(epoch, logs);
+        },
+      },
+    );
     const test = asCut('test');
     const after = test.count ? testAccuracy(await predictOutputs(model, test.x, test.count), input.tasks, test) : {};
     const size = model.inputs[0].shape[1] as number;
@@ -261,6 +332,7 @@ export async function fineTuneStage(input: {
         learningRate: opts.learningRate,
         epochsRun: result.epochsRun,
         history: result.history,
+        ...(resume ? { resumedFromEpoch: resume.state.nextEpoch } : {}),
         test: Object.fromEntries(Object.keys(after).map((t) => [t, { before: before[t], after: after[t], difference: after[t] - before[t] }])),
       },
     };
@@ -290,6 +362,9 @@ export type ContinualReport = {
   skipped?: Record<string, string>;
 };
 
+/** What a version's metrics say about the version it extended (older versions may say nothing). */
+const ExtendedFromSchema = z.looseObject({ continual: z.looseObject({ from: z.string().optional() }).optional() });
+
 /**
  * Each old task's test accuracy before (the old version) and after (the new
  * model), on the test split of the dataset that taught it: the old version's
@@ -299,7 +374,13 @@ export type ContinualReport = {
 export async function continualReport(store: ObjectStore, jobBase: JobBase, model: LayersModel): Promise<ContinualReport> {
   const from = jobBase.from!;
   const meta = from.meta;
-  const result: ContinualReport = { from: `${meta.model}@${meta.version}`, trunk: from.trunkFrozen ? 'frozen' : 'distilled', added: from.merged.added, extended: Object.keys(from.merged.extended), tasks: {} };
+  const result: ContinualReport = {
+    from: `${meta.model}@${meta.version}`,
+    trunk: from.trunkFrozen ? 'frozen' : 'distilled',
+    added: from.merged.added,
+    extended: Object.keys(from.merged.extended),
+    tasks: {},
+  };
   const missing = new Set(meta.tasks.filter((t) => t.type === 'classification').map((t) => t.name));
   const seen = new Set<string>();
   let hop: ModelMetadata | undefined = meta;
@@ -327,14 +408,17 @@ export async function continualReport(store: ObjectStore, jobBase: JobBase, mode
       if (!(err instanceof NotFoundError)) throw err;
     }
     // The version this one extended, pinned in its report when it was itself an extension.
-    const previous: string | undefined = (hop.metrics.continual as { from?: string } | undefined)?.from ?? hop.spec.from;
+    const previous: string | undefined = ExtendedFromSchema.safeParse(hop.metrics).data?.continual?.from ?? hop.spec.from;
     hop = previous ? await resolveFrom(store, previous).catch(() => undefined) : undefined;
   }
-  if (missing.size) result.skipped = Object.fromEntries([...missing].map((t) => [t, 'no stored test split with labels for this task (its prepared dataset may have been deleted)']));
+  if (missing.size)
+    result.skipped = Object.fromEntries(
+      [...missing].map((t) => [t, 'no stored test split with labels for this task (its prepared dataset may have been deleted)']),
+    );
   return result;
 }
 
-/** Fits the from-scratch baseline on the job's own split and compares it with the transfer model's test accuracy. */
+/** Fits the from-scratch baseline on the job's own split, every task kind, and compares it with the transfer model's test figures. */
 export async function baselineStage(input: {
   store: ObjectStore;
   shards: Record<SplitName, Shard>;
@@ -344,7 +428,8 @@ export async function baselineStage(input: {
   seed: number;
   /** The job's epoch budget, so both models get the same schedule. @default 100 */
   epochs?: number;
-  transferTest: Record<string, { accuracy?: number } | undefined>;
+  /** The transfer model's test figures per task (summaryMetrics): accuracy, micro/macro F1, R² and MAE. */
+  transferTest: TransferFigures;
   /** The job's spec, to pick the verdict's advice. */
   spec?: Pick<TrainSpec, 'base' | 'fineTune' | 'from'>;
 }): Promise<{ result: BaselineResult; comparison: BaselineComparison } | undefined> {
@@ -356,7 +441,14 @@ export async function baselineStage(input: {
     idx.forEach((j, n) => pixels.set(data.subarray(j * per, (j + 1) * per), n * per));
     return { pixels, count: idx.length, targets: input.embedded.prepared[s].targets };
   };
-  const result = await fitBaseline({ store: input.store, splits: { train: split('train'), validation: split('validation'), test: split('test') }, sourceShape: input.sourceShape, heads: input.heads, seed: input.seed, epochs: input.epochs });
+  const result = await fitBaseline({
+    store: input.store,
+    splits: { train: split('train'), validation: split('validation'), test: split('test') },
+    sourceShape: input.sourceShape,
+    heads: input.heads,
+    seed: input.seed,
+    epochs: input.epochs,
+  });
   if (!result) return undefined;
   return { result, comparison: compareWithBaseline(input.transferTest, result, { base: input.spec?.base, fineTuned: Boolean(input.spec?.fineTune) }) };
 }
@@ -373,7 +465,8 @@ export async function promotionStage(input: {
   model: string;
   spec: TrainSpec;
   heads: TaskHead[];
-  candidate: Record<string, { accuracy?: number } | undefined>;
+  /** The candidate's test figures per task (summaryMetrics): the gate reads accuracy, microF1 or r2 by task kind. */
+  candidate: TransferFigures;
   test: Shard;
   sourceShape: number[];
   /** The model about to be published and its job base: lets the gate run it on the serving version's test split. */
@@ -398,16 +491,22 @@ export async function promotionStage(input: {
       const previous = await measureOn(store, publishedGateModel(store, meta), input.test, input.sourceShape);
       if (!previous) notCompared.push(`${input.model}@${current.version} cannot read this job's records`);
       for (const h of input.heads) {
-        const p = previous?.[h.name]?.accuracy;
-        const c = input.candidate[h.name]?.accuracy;
-        if (p !== undefined && c !== undefined) comparisons.push({ task: h.name, metric: 'accuracy', previous: p, candidate: c, delta: c - p, on: 'test split of this job' });
+        const metric = GATE_METRIC[h.type];
+        const p = previous?.[h.name]?.metric === metric ? previous[h.name].value : undefined;
+        const c = input.candidate[h.name]?.[metric];
+        if (p !== undefined && c !== undefined)
+          comparisons.push({ task: h.name, metric, previous: p, candidate: c, delta: c - p, on: 'test split of this job' });
       }
     } catch (err) {
-      input.log?.(`promotion gate: could not run ${input.model}@${current.version} on the test split (${err instanceof Error ? err.message : String(err)}); comparing stored metrics`);
+      input.log?.(
+        `promotion gate: could not run ${input.model}@${current.version} on the test split (${err instanceof Error ? err.message : String(err)}); comparing stored metrics`,
+      );
       for (const h of input.heads) {
-        const p = (meta.metrics[h.name] as { accuracy?: number } | undefined)?.accuracy;
-        const c = input.candidate[h.name]?.accuracy;
-        if (p !== undefined && c !== undefined) comparisons.push({ task: h.name, metric: 'accuracy', previous: p, candidate: c, delta: c - p, on: 'own test splits (not the same records)' });
+        const metric = GATE_METRIC[h.type];
+        const p = TaskSummarySchema.safeParse(meta.metrics[h.name]).data?.[metric];
+        const c = input.candidate[h.name]?.[metric];
+        if (p !== undefined && c !== undefined)
+          comparisons.push({ task: h.name, metric, previous: p, candidate: c, delta: c - p, on: 'own test splits (not the same records)' });
       }
     }
   }
@@ -418,7 +517,7 @@ export async function promotionStage(input: {
       const shape = input.sourceShape;
       const candidate: GateModel = {
         tasks: input.heads,
-        base: { name: input.jobBase.baseName, ...(input.jobBase.cut ? { cut: input.jobBase.cut } : {}) } as ModelMetadata['base'],
+        base: { name: input.jobBase.baseName, ...(input.jobBase.cut ? { cut: input.jobBase.cut } : {}) },
         input: (shape.length === 3 ? { type: 'image', shape: [...shape] } : { type: 'vector', size: shape[0] }) as ModelMetadata['input'],
         outputs: (x, count) => predictOutputs(served, x, count),
       };
@@ -427,11 +526,11 @@ export async function promotionStage(input: {
       if (own.skipped) notCompared.push(own.skipped);
     } else notCompared.push(`the new version was not run on the test split of ${meta.dataset.name}`);
   }
-  for (const [task, v] of Object.entries(input.continual?.tasks ?? {})) comparisons.push({ task, metric: 'accuracy', previous: v.before, candidate: v.after, delta: v.difference, on: `test split of ${v.dataset}` });
-  const classification = (t: TaskHead[]) => t.some((h) => h.type === 'classification');
+  for (const [task, v] of Object.entries(input.continual?.tasks ?? {}))
+    comparisons.push({ task, metric: 'accuracy', previous: v.before, candidate: v.after, delta: v.difference, on: `test split of ${v.dataset}` });
   return decidePromotion(comparisons, margin, current.version, {
     notCompared: notCompared.join('; ') || undefined,
-    unmeasurable: !classification(meta.tasks) && !classification(input.heads),
+    unmeasurable: meta.tasks.length === 0 && input.heads.length === 0,
     lostClasses: lostClasses(meta.tasks, input.heads),
   });
 }

@@ -16,7 +16,7 @@ export const CANDIDATE_ALIAS = 'candidate';
 /** One task's main metric for the serving version and the candidate, measured on the same records. */
 export interface MetricComparison {
   task: string;
-  /** Higher is better (accuracy for classification). */
+  /** Higher is better: accuracy (classification), microF1 (multilabel), r2 (regression). */
   metric: string;
   previous: number;
   candidate: number;
@@ -42,8 +42,8 @@ export interface DecideOptions {
   /** Why nothing could be compared (said in the reason when comparisons is empty). */
   notCompared?: string;
   /**
-   * Neither version has a task the gate can measure (it compares classification
-   * accuracy): an empty comparison then promotes, saying so. @default false
+   * Neither version has a task the gate can measure: an empty comparison then
+   * promotes, saying so. @default false
    */
   unmeasurable?: boolean;
   /** Promote with this explanation when nothing could be compared (and no class is lost). */
@@ -63,7 +63,9 @@ export function decidePromotion(comparisons: MetricComparison[], margin: number,
   // A tiny tolerance so that floating-point noise at exactly the margin does not refuse.
   const worse = comparisons.filter((c) => c.delta < -margin - 1e-9);
   if (worse.length) {
-    const list = worse.map((c) => `task "${c.task}" ${c.metric} fell by ${pts(-c.delta)} (${c.previous.toFixed(3)} → ${c.candidate.toFixed(3)} on the ${c.on})`).join('; ');
+    const list = worse
+      .map((c) => `task "${c.task}" ${c.metric} fell by ${pts(-c.delta)} (${c.previous.toFixed(3)} → ${c.candidate.toFixed(3)} on the ${c.on})`)
+      .join('; ');
     return { promote: false, reason: `kept as a candidate, not promoted: ${list}, more than the margin of ${pts(margin)}`, margin, replaces, comparisons };
   }
   // Classes users of `latest` get today must not vanish silently (a margin of 1 accepts anything).
@@ -73,9 +75,23 @@ export function decidePromotion(comparisons: MetricComparison[], margin: number,
     return { promote: false, reason: `kept as a candidate, not promoted: ${list} that ${replaces} predicts`, margin, replaces, comparisons };
   }
   if (comparisons.length === 0) {
-    if (opts.acceptUnmeasured) return { promote: true, reason: `promoted over ${replaces} without a comparison: ${opts.acceptUnmeasured}`, margin, replaces, comparisons };
-    if (opts.unmeasurable) return { promote: true, reason: `promoted over ${replaces} without a comparison: the gate compares classification accuracy and neither version has a classification task`, margin, replaces, comparisons };
-    return { promote: false, reason: `kept as a candidate, not promoted: it could not be compared with ${replaces} on any test records (${opts.notCompared ?? 'no common test records'})`, margin, replaces, comparisons };
+    if (opts.acceptUnmeasured)
+      return { promote: true, reason: `promoted over ${replaces} without a comparison: ${opts.acceptUnmeasured}`, margin, replaces, comparisons };
+    if (opts.unmeasurable)
+      return {
+        promote: true,
+        reason: `promoted over ${replaces} without a comparison: neither version has a task the gate can measure`,
+        margin,
+        replaces,
+        comparisons,
+      };
+    return {
+      promote: false,
+      reason: `kept as a candidate, not promoted: it could not be compared with ${replaces} on any test records (${opts.notCompared ?? 'no common test records'})`,
+      margin,
+      replaces,
+      comparisons,
+    };
   }
   const summary = comparisons.map((c) => `"${c.task}" ${c.delta >= 0 ? '+' : '−'}${pts(Math.abs(c.delta))} on the ${c.on}`).join(', ');
   return { promote: true, reason: `promoted over ${replaces}: no task fell by more than ${pts(margin)} (${summary})`, margin, replaces, comparisons };
@@ -104,7 +120,8 @@ export async function rollbackAlias(store: ObjectStore, model: string, alias = '
   const current = await readAlias(store, model, alias);
   if (!current) throw new ModelNotFoundError(`model ${model} has no alias "${alias}"`);
   if (!current.previous) throw new NoPreviousVersionError(`model ${model}: "${alias}" (${current.version}) has no previous version to roll back to`);
-  if (!(await readMetadata(store, model, current.previous))) throw new NoPreviousVersionError(`model ${model}: the previous version ${current.previous} no longer exists`);
+  if (!(await readMetadata(store, model, current.previous)))
+    throw new NoPreviousVersionError(`model ${model}: the previous version ${current.previous} no longer exists`);
   await setAlias(store, model, alias, current.previous);
   return { model, alias, from: current.version, to: current.previous };
 }

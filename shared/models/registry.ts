@@ -16,15 +16,50 @@ export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError';
 }
 
+/** A stored alias or metadata file of a model cannot be read (not JSON, or not its schema): that model alone is broken. */
+export class ModelCorruptError extends Error {
+  override name = 'ModelCorruptError';
+  constructor(
+    readonly model: string,
+    readonly key: string,
+    detail: string,
+  ) {
+    super(`model ${model} is broken: ${key} cannot be read (${detail}); roll back, promote another version or train it again`);
+  }
+}
+
+/** Reads a stored JSON file through its schema; a file that is there but unreadable is a ModelCorruptError. */
+async function readStored<T>(
+  store: ObjectStore,
+  model: string,
+  key: string,
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } },
+): Promise<T | undefined> {
+  let raw: unknown;
+  try {
+    raw = await getJsonIfExists(store, key);
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new ModelCorruptError(model, key, 'not valid JSON');
+    throw err;
+  }
+  if (raw === undefined) return undefined;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ModelCorruptError(model, key, issue ? `${issue.path.map(String).join('.') || 'file'}: ${issue.message}` : 'does not match its schema');
+  }
+  return parsed.data;
+}
+
 /** A new version id; ids sort by creation time. */
 export function newVersionId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
   return `v${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+/** @throws ModelCorruptError when the alias file is there but unreadable */
 export async function readAlias(store: ObjectStore, model: string, alias: string): Promise<Alias | undefined> {
-  const raw = await getJsonIfExists(store, aliasKey(model, alias));
-  return raw === undefined ? undefined : AliasSchema.parse(raw);
+  return readStored(store, model, aliasKey(model, alias), AliasSchema);
 }
 
 /** Points an alias at a version, remembering the version it pointed at before (for rollback). */
@@ -35,15 +70,16 @@ export async function setAlias(store: ObjectStore, model: string, alias: string,
   return next;
 }
 
+/** @throws ModelCorruptError when the metadata file is there but unreadable */
 export async function readMetadata(store: ObjectStore, model: string, version: string): Promise<ModelMetadata | undefined> {
-  const raw = await getJsonIfExists(store, `${versionPrefix(model, version)}/metadata.json`);
-  return raw === undefined ? undefined : ModelMetadataSchema.parse(raw);
+  return readStored(store, model, `${versionPrefix(model, version)}/metadata.json`, ModelMetadataSchema);
 }
 
 /**
  * Resolves `latest`, another alias, or an explicit version to the metadata of a
  * complete version.
  * @throws ModelNotFoundError when the model, alias or version does not exist.
+ * @throws ModelCorruptError when its alias or metadata file is unreadable.
  */
 export async function resolveModel(store: ObjectStore, model: string, versionOrAlias = 'latest'): Promise<ModelMetadata> {
   if (!NameSchema.safeParse(model).success) throw new ModelNotFoundError(`no model named ${JSON.stringify(model)}`);

@@ -4,6 +4,7 @@
  * bytes, never a mix), which is what lets a model version be published before an
  * alias points at it.
  */
+import type { z } from 'zod';
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -61,4 +62,15 @@ export async function getJsonIfExists<T = unknown>(store: ObjectStore, key: stri
 
 export async function putJson(store: ObjectStore, key: string, value: unknown): Promise<void> {
   await store.put(key, JSON.stringify(value, null, 2), { contentType: 'application/json' });
+}
+
+/** Reads a JSON object and parses it with `schema`: what was stored is checked, never trusted through a cast. */
+export async function readJson<S extends z.ZodType>(store: ObjectStore, key: string, schema: S): Promise<z.infer<S>> {
+  return schema.parse(await getJson(store, key));
+}
+
+/** Like readJson, undefined when the object does not exist. */
+export async function readJsonIfExists<S extends z.ZodType>(store: ObjectStore, key: string, schema: S): Promise<z.infer<S> | undefined> {
+  const value = await getJsonIfExists(store, key);
+  return value === undefined ? undefined : schema.parse(value);
 }

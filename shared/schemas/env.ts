@@ -1,6 +1,18 @@
 import { z } from 'zod';
 
 /**
+ * Which engine runs the frozen part of models (shared/ml/onnx/runtime.ts):
+ * `auto` prefers onnxruntime-node and falls back to tfjs when it cannot load.
+ */
+export const EngineEnvSchema = z.object({
+  /** @default "auto" */
+  TL_ENGINE: z.enum(['auto', 'onnx', 'tfjs']).default('auto'),
+  /** Intra-op threads of each ONNX Runtime session. @default the cores available */
+  TL_ONNX_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+});
+export type EngineEnv = z.infer<typeof EngineEnvSchema>;
+
+/**
  * Environment of every handler and of the training job. Validated once, at cold
  * start, by `loadEnv`. Local runs use a folder as the bucket and child processes
  * as jobs; the cloud uses S3 and AWS Batch.
@@ -23,7 +35,10 @@ export const PlatformEnvSchema = z
     TL_PUBLIC_URL: z.string().url().optional(),
     /** Secret that signs local upload URLs. */
     TL_UPLOAD_SECRET: z.string().min(16).optional(),
+    /** Tests of full and read-only disks (local store only): see `FsObjectStoreOptions.faultFile`. */
+    TL_FS_FAULT_FILE: z.string().min(1).optional(),
   })
+  .extend(EngineEnvSchema.shape)
   .superRefine((env, ctx) => {
     if (env.STORE_KIND === 'local' && !env.BUCKET_DIR) ctx.addIssue({ code: 'custom', path: ['BUCKET_DIR'], message: 'required when STORE_KIND=local' });
     if (env.STORE_KIND === 's3' && !env.BUCKET_NAME) ctx.addIssue({ code: 'custom', path: ['BUCKET_NAME'], message: 'required when STORE_KIND=s3' });

@@ -45,6 +45,8 @@ export const ModelMetadataSchema = z.strictObject({
      * lower (at the input of that top part). For a `model:` base, a layer of that model.
      */
     cut: z.strictObject({ layer: z.string(), pooling: z.enum(['none', 'avg']).default('none') }).optional(),
+    /** Engine that ran the frozen part for this version (onnx: ONNX Runtime; both give the same embeddings to ~1e-5). */
+    engine: z.enum(['onnx', 'tfjs']).optional(),
   }),
   tasks: z.array(TaskHeadSchema).min(1),
   dataset: z.strictObject({ name: z.string(), hash: z.string() }),

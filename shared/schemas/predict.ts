@@ -10,10 +10,7 @@ export const InstanceSchema = z.union([
 export type Instance = z.infer<typeof InstanceSchema>;
 
 export const PredictRequestSchema = z.strictObject({
-  instances: z
-    .array(InstanceSchema)
-    .min(1, 'send at least one instance')
-    .max(MAX_INSTANCES, `send at most ${MAX_INSTANCES} instances per call`),
+  instances: z.array(InstanceSchema).min(1, 'send at least one instance').max(MAX_INSTANCES, `send at most ${MAX_INSTANCES} instances per call`),
   /** Tasks to return; auxiliary tasks only when named here. @default every main task */
   tasks: z.array(z.string()).min(1, 'name at least one task, or leave "tasks" out for every main task').optional(),
   /** Scores to list per classification task. @default 3 */
@@ -22,6 +19,10 @@ export const PredictRequestSchema = z.strictObject({
   version: VersionOrAliasSchema.optional(),
 });
 export type PredictRequest = z.infer<typeof PredictRequestSchema>;
+
+/** `POST /models/{model}/promote`: the version (or alias) that `latest` should point at. */
+export const PromoteRequestSchema = z.strictObject({ version: VersionOrAliasSchema });
+export type PromoteRequest = z.infer<typeof PromoteRequestSchema>;
 
 export const ScoredLabelSchema = z.strictObject({ label: z.string(), score: z.number() });
 
@@ -49,12 +50,17 @@ export const UploadRequestSchema = z.strictObject({
   files: z
     .array(
       z.strictObject({
-        path: z
+        path: z.string().min(1).max(1024).refine(isSafeRelativePath, 'path must be relative, with no empty, "." or ".." segment, backslash or NUL'),
+        // Echoed into a signed Content-Type header: a CR or LF there would let a
+        // client inject headers, so only a media type's printable characters pass.
+        contentType: z
           .string()
-          .min(1)
-          .max(1024)
-          .refine(isSafeRelativePath, 'path must be relative, with no empty, "." or ".." segment, backslash or NUL'),
-        contentType: z.string().max(200).optional(),
+          .max(200)
+          .regex(
+            /^[\w!#$&^.+-]+\/[\w!#$&^.+-]+(?:[ \t]*;[ \t]*[\w!#$&^.+-]+=(?:[\w!#$&^.+-]+|"[ !#-~]*"))*$/,
+            'contentType must be a media type such as image/jpeg, with no control characters',
+          )
+          .optional(),
       }),
     )
     .min(1)
@@ -64,9 +70,7 @@ export type UploadRequest = z.infer<typeof UploadRequestSchema>;
 
 export const UploadResponseSchema = z.strictObject({
   dataset: z.string(),
-  uploads: z.array(
-    z.strictObject({ path: z.string(), key: z.string(), method: z.literal('PUT'), url: z.string(), headers: z.record(z.string(), z.string()) }),
-  ),
+  uploads: z.array(z.strictObject({ path: z.string(), key: z.string(), method: z.literal('PUT'), url: z.string(), headers: z.record(z.string(), z.string()) })),
   expiresIn: z.number().int(),
 });
 export type UploadResponse = z.infer<typeof UploadResponseSchema>;

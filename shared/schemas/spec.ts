@@ -85,7 +85,10 @@ export const TrainSpecSchema = z.strictObject({
   /** A base model name, `model:<name>[@version]`, or `none`. @default "mobilenet_v2" */
   base: z
     .string()
-    .regex(/^(none|[a-z0-9][a-z0-9_-]{0,62}|model:[a-z0-9][a-z0-9_-]{0,62}(@v\d{14}-[0-9a-f]{6}|@[a-z0-9_-]+)?)$/i, 'expected a base model name, "model:<name>[@version]" or "none"')
+    .regex(
+      /^(none|[a-z0-9][a-z0-9_-]{0,62}|model:[a-z0-9][a-z0-9_-]{0,62}(@v\d{14}-[0-9a-f]{6}|@[a-z0-9_-]+)?)$/i,
+      'expected a base model name, "model:<name>[@version]" or "none"',
+    )
     .default('mobilenet_v2'),
   /** `prototype` publishes a nearest-class-mean classifier without a training job. @default "train" */
   mode: z.enum(['train', 'prototype']).default('train'),
@@ -101,7 +104,10 @@ export const TrainSpecSchema = z.strictObject({
   training: TrainingOptionsSchema.default(TrainingOptionsSchema.parse({})),
   fineTune: FineTuneSchema.optional(),
   /** Continual learning: extend `<model>@<version>` with new tasks or classes. */
-  from: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}@[a-z0-9_-]+$/i).optional(),
+  from: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}@[a-z0-9_-]+$/i)
+    .optional(),
   promotion: z.strictObject({ margin: z.number().min(0).max(1).default(0.01) }).default({ margin: 0.01 }),
 });
 export type TrainSpec = z.infer<typeof TrainSpecSchema>;

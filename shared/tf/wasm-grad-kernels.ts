@@ -40,11 +40,7 @@ export class UnsupportedConvGradError extends Error {
 }
 
 /** The gradient kernels tfjs-backend-wasm 4.22 lacks, which this module provides. */
-export const WASM_GRAD_KERNEL_NAMES = [
-  'Conv2DBackpropFilter',
-  'DepthwiseConv2dNativeBackpropFilter',
-  'DepthwiseConv2dNativeBackpropInput',
-] as const;
+export const WASM_GRAD_KERNEL_NAMES = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'] as const;
 
 type WasmGradKernelName = (typeof WASM_GRAD_KERNEL_NAMES)[number] | 'Conv2DBackpropInput';
 
@@ -62,7 +58,7 @@ function assertFloat(t: TensorInfo, what: string, kernel: string): void {
 
 function assertNhwc(dataFormat: unknown, kernel: string): void {
   if (dataFormat !== undefined && dataFormat !== 'NHWC') {
-    throw new UnsupportedConvGradError(`${kernel}: only NHWC is supported on wasm, got dataFormat ${String(dataFormat)}`);
+    throw new UnsupportedConvGradError(`${kernel}: only NHWC is supported on wasm, got dataFormat ${JSON.stringify(dataFormat)}`);
   }
 }
 
@@ -329,7 +325,10 @@ function makeKernels(tf: Tf, originalConv2DBackpropInput: KernelFunc | undefined
       const { inputs, backend, attrs = {} } = args;
       const { dy, filter } = inputs;
       // Anything this path does not cover goes to the kernel the backend shipped.
-      if (originalConv2DBackpropInput && ((attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') || dy.dtype !== 'float32' || filter.dtype !== 'float32')) {
+      if (
+        originalConv2DBackpropInput &&
+        ((attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') || dy.dtype !== 'float32' || filter.dtype !== 'float32')
+      ) {
         return originalConv2DBackpropInput(args);
       }
       const name = 'Conv2DBackpropInput';

@@ -25,7 +25,9 @@ describeObjectStoreContract('S3ObjectStore (s3rver on 127.0.0.1)', async () => {
     // its HeadObject-then-PutObject mode here; on AWS it sends If-None-Match: *.
     store: new S3ObjectStore({ bucket: s3.bucket, client: s3.client, conditionalWrites: 'head-then-put', multipartThreshold: 5 * 1024 * 1024 }),
     servesPresignedUploads: true,
-    skips: { 'putIfAbsent-atomic': 's3rver has no conditional PUT; HeadObject-then-PutObject is not atomic (AWS S3 mode is covered by the mocked-client tests)' },
+    skips: {
+      'putIfAbsent-atomic': 's3rver has no conditional PUT; HeadObject-then-PutObject is not atomic (AWS S3 mode is covered by the mocked-client tests)',
+    },
     dispose: () => s3.stop(),
   };
 });

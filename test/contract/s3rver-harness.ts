@@ -25,7 +25,7 @@ export async function startLocalS3(bucket = 'tenant-bucket'): Promise<LocalS3> {
   const child = spawn(process.execPath, ['--openssl-legacy-provider', '--import', 'tsx', SERVER_SCRIPT, directory, bucket], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const first = await Promise.race([
     once(lines, 'line').then(([line]) => line as string),
     once(child, 'exit').then(([code]) => {

@@ -88,7 +88,9 @@ describe('multi-task learning end to end (HTTP)', () => {
     expect(described.tasks[2]).toMatchObject({ type: 'regression', size: 3 });
     expect(described.metrics.colour).toHaveProperty('rmse');
     for (const task of ['shape', 'background', 'colour']) {
-      expect(described.metrics.sharingComparison[task]).toEqual(expect.objectContaining({ withSharing: expect.any(Number), withoutSharing: expect.any(Number), difference: expect.any(Number) }));
+      expect(described.metrics.sharingComparison[task]).toEqual(
+        expect.objectContaining({ withSharing: expect.any(Number), withoutSharing: expect.any(Number), difference: expect.any(Number) }),
+      );
     }
     const report = await getJson<any>(t.platform.defaultTenant.store, `models/mtl-shapes/${job.version}/report.json`);
     const labelled = (task: string) => Object.values(report.tasks[task].labelled as Record<string, number>).reduce((a, b) => a + b, 0);
@@ -96,5 +98,5 @@ describe('multi-task learning end to end (HTTP)', () => {
     expect(labelled('background')).toBe(90 - 13);
     expect(labelled('colour')).toBe(90 - 22);
     expect(Object.keys(report.training.taskWeights).sort()).toEqual(['background', 'colour', 'shape']);
-  }, 120_000);
+  }, 300_000);
 });

@@ -58,10 +58,17 @@ describe('embedded platform end to end (HTTP)', () => {
 
   it('answers bad calls with the right status and error code', async () => {
     const cases: Array<[string, Promise<{ status: number; body: any }>, number, string]> = [
-      ['missing API key', t.call('GET', '/models', undefined, { 'x-api-key': '' }), 401, 'MISSING_API_KEY'],
+      ['missing API key (403, as API Gateway answers it)', t.call('GET', '/models', undefined, { 'x-api-key': '' }), 403, 'INVALID_API_KEY'],
       ['wrong API key', t.call('GET', '/models', undefined, { 'x-api-key': 'tl_wrong_key_wrong_key_wrong' }), 403, 'INVALID_API_KEY'],
       ['unknown model', t.call('POST', '/models/nope/predict', { instances: [{ image: 'aGk=' }] }), 404, 'MODEL_NOT_FOUND'],
-      ['model name ../x', t.call('POST', `/models/${encodeURIComponent('../x')}/predict`, { instances: [{ image: 'aGk=' }] }), 400, 'INVALID_MODEL_NAME'],
+      // An encoded "/" or a ".." segment is refused by the gateway before any handler sees it.
+      ['model name ../x', t.call('POST', `/models/${encodeURIComponent('../x')}/predict`, { instances: [{ image: 'aGk=' }] }), 400, 'INVALID_PATH'],
+      [
+        'model name with a space',
+        t.call('POST', `/models/${encodeURIComponent('a b')}/predict`, { instances: [{ image: 'aGk=' }] }),
+        400,
+        'INVALID_MODEL_NAME',
+      ],
       ['20 MB body', t.call('POST', '/models/shapes/predict', `{"instances":[{"image":"${'A'.repeat(20 * 1024 * 1024)}"}]}`), 413, 'PAYLOAD_TOO_LARGE'],
       ['33 instances', t.call('POST', '/models/shapes/predict', { instances: Array.from({ length: 33 }, () => ({ image: 'aGk=' })) }), 400, 'INVALID_REQUEST'],
       ['bad base64', t.call('POST', '/models/shapes/predict', { instances: [{ image: '%%%' }] }), 400, 'INVALID_BASE64'],
@@ -72,7 +79,13 @@ describe('embedded platform end to end (HTTP)', () => {
       ['broken percent-encoding', t.call('GET', '/models/%E0'), 400, 'INVALID_PATH'],
       ['upload path with a "." segment', t.call('POST', '/datasets/d1/uploads', { files: [{ path: './x.jpg' }] }), 400, 'INVALID_REQUEST'],
       ['upload path with a backslash', t.call('POST', '/datasets/d1/uploads', { files: [{ path: 'a\\b.jpg' }] }), 400, 'INVALID_REQUEST'],
-      ['dataset name ../x', t.call('POST', `/datasets/${encodeURIComponent('../x')}/uploads`, { files: [{ path: 'a.jpg' }] }), 400, 'INVALID_DATASET_NAME'],
+      ['dataset name ../x', t.call('POST', `/datasets/${encodeURIComponent('../x')}/uploads`, { files: [{ path: 'a.jpg' }] }), 400, 'INVALID_PATH'],
+      [
+        'dataset name with a space',
+        t.call('POST', `/datasets/${encodeURIComponent('a b')}/uploads`, { files: [{ path: 'a.jpg' }] }),
+        400,
+        'INVALID_DATASET_NAME',
+      ],
       ['upload URL with broken encoding', t.call('PUT', '/_objects/%E0/x', 'data'), 400, 'INVALID_PATH'],
       ['upload URL with a forged signature', t.call('PUT', '/_objects/default/datasets/d1/a.jpg?expires=9999999999&sig=00', 'data'), 403, 'INVALID_SIGNATURE'],
     ];
@@ -105,9 +118,31 @@ describe('embedded platform end to end (HTTP)', () => {
   it('fails a job with a readable reason for each bad dataset and publishes nothing', async () => {
     const img = (await generateShapesImages({ perClass: 1, seed: 5 }))[0].buffer;
     const cases: Array<[string, Array<{ path: string; data: Buffer | string }>, string]> = [
-      ['malformed', [{ path: 'a/1.png', data: img }, { path: 'train.json', data: '{"training": {"epochs": "many"}' }], 'INVALID_SPEC'],
-      ['invalid', [{ path: 'a/1.png', data: img }, { path: 'train.json', data: '{"training": {"epochs": "many"}}' }], 'INVALID_SPEC'],
-      ['unknown-base', [{ path: 'a/1.png', data: img }, { path: 'b/1.png', data: img }, { path: 'train.json', data: '{"base":"resnet_9000"}' }], 'UNKNOWN_BASE_MODEL'],
+      [
+        'malformed',
+        [
+          { path: 'a/1.png', data: img },
+          { path: 'train.json', data: '{"training": {"epochs": "many"}' },
+        ],
+        'INVALID_SPEC',
+      ],
+      [
+        'invalid',
+        [
+          { path: 'a/1.png', data: img },
+          { path: 'train.json', data: '{"training": {"epochs": "many"}}' },
+        ],
+        'INVALID_SPEC',
+      ],
+      [
+        'unknown-base',
+        [
+          { path: 'a/1.png', data: img },
+          { path: 'b/1.png', data: img },
+          { path: 'train.json', data: '{"base":"resnet_9000"}' },
+        ],
+        'UNKNOWN_BASE_MODEL',
+      ],
       ['empty', [{ path: 'train.json', data: '{}' }], 'EMPTY_DATASET'],
     ];
     for (const [name, files, code] of cases) {

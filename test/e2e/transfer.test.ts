@@ -55,7 +55,7 @@ describe('transfer over HTTP: few-shot prototypes and rollback', () => {
     // Act: `tl rollback` undoes it
     let out = '';
     const io = { stdout: { write: (s: string) => void (out += s) }, stderr: { write: () => {} }, env: {}, cwd: process.cwd() };
-    const code = await runCli(['rollback', 'shapes-few', '--endpoint', t.platform.url, '--api-key', t.apiKey], io as never);
+    const code = await runCli(['rollback', 'shapes-few', '--endpoint', t.platform.url, '--api-key', t.apiKey], io);
     expect(code).toBe(0);
     expect(JSON.parse(out)).toMatchObject({ version: job.version, previous: first });
     expect((await t.call('GET', '/models/shapes-few')).body.version).toBe(job.version);

@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startPlatform, type Platform } from '../../shared/local/platform.js';
+import { startPlatform, type Platform, type PlatformOptions } from '../../shared/local/platform.js';
 import { TERMINAL_STATES, type JobStatus } from '../../shared/schemas/job.js';
 
 export interface TestPlatform {
@@ -18,10 +18,17 @@ export interface TestPlatform {
 }
 
 /** A real local platform on a free loopback port with a throwaway data folder. */
-export async function startTestPlatform(): Promise<TestPlatform> {
+export async function startTestPlatform(options: Partial<PlatformOptions> = {}): Promise<TestPlatform> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'tl-e2e-'));
   const jobOutput: string[] = [];
-  const platform = await startPlatform({ dataDir, port: 0, retryDelayMs: 100, log: () => {}, runner: { onOutput: (id, line) => jobOutput.push(`[${id}] ${line}`) } });
+  const platform = await startPlatform({
+    dataDir,
+    port: 0,
+    retryDelayMs: 100,
+    log: () => {},
+    runner: { onOutput: (id, line) => jobOutput.push(`[${id}] ${line}`) },
+    ...options,
+  });
   const apiKey = platform.defaultTenant.tenant.apiKey;
   const call: TestPlatform['call'] = async (method, urlPath, body, headers) => {
     const res = await fetch(`${platform.url}${urlPath}`, {

@@ -16,7 +16,7 @@ export class MlRuntimeLayer extends Construct {
     super(scope, id);
     this.layer = new lambda.LayerVersion(this, 'Layer', {
       description: 'sharp (linux-x64), tfjs wasm binaries, MobileNetV2 base model files',
-      compatibleRuntimes: [lambda.Runtime.NODEJS_22_X],
+      compatibleRuntimes: [lambda.Runtime.NODEJS_24_X],
       compatibleArchitectures: [lambda.Architecture.X86_64],
       code: lambda.Code.fromAsset(repoPath('layers', 'ml-runtime'), {
         // The content comes from node_modules, outside the source folder: hash what was built.

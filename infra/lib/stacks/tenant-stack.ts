@@ -1,6 +1,7 @@
 import { CfnOutput, Duration, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { TenantConfig } from '../tenants.js';
+import { Alerts } from '../constructs/alerts.js';
 import { InferenceApi } from '../constructs/inference-api.js';
 import { Ingest } from '../constructs/ingest.js';
 import { MlRuntimeLayer } from '../constructs/ml-runtime-layer.js';
@@ -15,17 +16,24 @@ export class TenantStack extends Stack {
   public readonly ingest: Ingest;
   public readonly training: Training;
   public readonly inference: InferenceApi;
+  public readonly alerts: Alerts;
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
     super(scope, id, props);
     const { tenant } = props;
+    const longestJobDays = (tenant.jobTimeoutHours * 3) / 24;
+    if (tenant.jobsRetentionDays <= longestJobDays)
+      throw new Error(`jobsRetentionDays (${tenant.jobsRetentionDays}) must exceed the longest job, 3 attempts of jobTimeoutHours (${longestJobDays} days)`);
     Tags.of(this).add('tl:tenant', tenant.id);
 
     const mlRuntime = new MlRuntimeLayer(this, 'MlRuntime').layer;
     this.ingest = new Ingest(this, 'Ingest', {
       mlRuntime,
       preparedRetentionDays: tenant.preparedRetentionDays,
+      jobsRetentionDays: tenant.jobsRetentionDays,
       destroyData: tenant.destroyData,
+      reservedConcurrency: tenant.concurrency.preprocess,
+      maxConcurrency: tenant.concurrency.preprocessMaxConcurrency,
     });
     const bucket = this.ingest.bucket;
     this.training = new Training(this, 'Training', {
@@ -33,8 +41,47 @@ export class TenantStack extends Stack {
       capacity: tenant.capacity,
       maxvCpus: tenant.maxvCpus,
       jobTimeout: Duration.minutes(Math.round(tenant.jobTimeoutHours * 60)),
+      runnableTimeout: Duration.minutes(tenant.runnableTimeoutMinutes),
+      jobEventsConcurrency: tenant.concurrency.jobEvents,
     });
-    this.inference = new InferenceApi(this, 'Inference', { bucket, mlRuntime, throttle: tenant.throttle, quota: tenant.quota });
+    this.inference = new InferenceApi(this, 'Inference', {
+      apiName: `tl-${tenant.id}`,
+      bucket,
+      mlRuntime,
+      throttle: tenant.throttle,
+      quota: tenant.quota,
+      concurrency: tenant.concurrency,
+    });
+    // Every log line and metric says which tenant it is about (shared/observability.ts).
+    for (const fn of [
+      this.ingest.preprocessFunction,
+      this.inference.predictFunction,
+      this.inference.uploadsFunction,
+      this.inference.authorizerFunction,
+      this.training.jobEventsFunction,
+    ])
+      fn.addEnvironment('TL_TENANT', tenant.id);
+    this.alerts = new Alerts(this, 'Alerts', {
+      email: tenant.alarmEmail,
+      existingAlarms: [this.ingest.deadLetterAlarm],
+      deadLetterQueues: [
+        {
+          id: 'JobEventsDeadLetter',
+          queue: this.training.jobEventsDeadLetterQueue,
+          description: 'A Batch job event was not recorded in its status.json (job-events failed or was unreachable)',
+        },
+      ],
+      jobFailedRule: this.training.jobFailedRule,
+      functions: [
+        { id: 'Preprocess', fn: this.ingest.preprocessFunction },
+        { id: 'Predict', fn: this.inference.predictFunction },
+        { id: 'Uploads', fn: this.inference.uploadsFunction },
+        { id: 'AdminAuthorizer', fn: this.inference.authorizerFunction },
+        { id: 'JobEvents', fn: this.training.jobEventsFunction },
+      ],
+      api: this.inference.api,
+      latencyP99Ms: tenant.apiLatencyP99AlarmMs,
+    });
 
     // The preprocess function submits training jobs.
     const preprocess = this.ingest.preprocessFunction;
@@ -50,6 +97,11 @@ export class TenantStack extends Stack {
       value: this.inference.apiKey.keyId,
       description: 'aws apigateway get-api-key --include-value --api-key <id> prints the key (tl --api-key)',
     });
+    new CfnOutput(this, 'AdminApiKeyId', {
+      value: this.inference.adminApiKey.keyId,
+      description: 'The admin key (also rollback, promote, uploads: tl upload --api-key): aws apigateway get-api-key --include-value --api-key <id>',
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alerts.topic.topicArn, description: 'SNS topic of the tenant alarms' });
     new CfnOutput(this, 'BucketName', { value: bucket.bucketName });
     new CfnOutput(this, 'JobQueueArn', { value: this.training.jobQueue.jobQueueArn });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.ingest.deadLetterQueue.queueUrl });

@@ -32,7 +32,10 @@ const BATCH_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 export function batchJobName(jobId: string): string {
   if (BATCH_NAME.test(jobId)) return jobId;
   const hash = createHash('sha256').update(jobId).digest('hex').slice(0, 12);
-  const cleaned = jobId.replace(/[^A-Za-z0-9_-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 128 - hash.length - 1);
+  const cleaned = jobId
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 128 - hash.length - 1);
   return `${cleaned || 'job'}-${hash}`;
 }
 

@@ -25,6 +25,8 @@ interface Entry {
   state: JobDescription['state'];
   reason?: string;
   child?: ChildProcess;
+  /** The last lines the job printed: why it died, when it could not record that itself. */
+  tail: string[];
 }
 
 /**
@@ -41,7 +43,7 @@ export class ChildProcessJobRunner implements JobRunner {
 
   async submit(request: JobRequest): Promise<{ runnerJobId: string }> {
     const runnerJobId = `local-${randomBytes(4).toString('hex')}`;
-    const entry: Entry = { request, runnerJobId, state: 'submitted' };
+    const entry: Entry = { request, runnerJobId, state: 'submitted', tail: [] };
     this.jobs.set(runnerJobId, entry);
     this.waiting.push(entry);
     this.pump();
@@ -106,14 +108,16 @@ export class ChildProcessJobRunner implements JobRunner {
         buf += chunk;
         let i: number;
         while ((i = buf.indexOf('\n')) >= 0) {
-          out(e.request.jobId, buf.slice(0, i));
+          const line = buf.slice(0, i);
+          out(e.request.jobId, line);
+          if (line.trim()) e.tail = [...e.tail.slice(-4), line.slice(0, 500)];
           buf = buf.slice(i + 1);
         }
       });
       stream.on('end', () => buf && out(e.request.jobId, buf));
     };
-    forward(child.stdout!);
-    forward(child.stderr!);
+    forward(child.stdout);
+    forward(child.stderr);
     child.on('error', (err) => {
       e.reason = err.message;
     });
@@ -123,7 +127,9 @@ export class ChildProcessJobRunner implements JobRunner {
       else if (code === 0) e.state = 'succeeded';
       else {
         e.state = 'failed';
-        e.reason ??= signal ? `killed by ${signal}` : `exited with code ${code}`;
+        // The line that says why, if the job said it: the last one naming a failure or an errno.
+        const why = [...e.tail].reverse().find((l) => /fail|error|E[A-Z]{3,}\b/i.test(l));
+        e.reason ??= `${signal ? `killed by ${signal}` : `exited with code ${code}`}${why ? `: ${why.trim()}` : ''}`;
       }
       this.running--;
       this.options.onExit?.({ jobId: e.request.jobId, runnerJobId: e.runnerJobId, state: e.state, reason: e.reason }, e.request);

@@ -17,7 +17,13 @@ describe('resolveConnection', () => {
   beforeEach(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'tl-config-'));
     await mkdir(join(cwd, '.data'));
-    await writeFile(join(cwd, '.data', 'tenants.json'), tenants([{ id: 'acme', apiKey: 'acme-key' }, { id: 'default', apiKey: 'local-key', default: true }]));
+    await writeFile(
+      join(cwd, '.data', 'tenants.json'),
+      tenants([
+        { id: 'acme', apiKey: 'acme-key' },
+        { id: 'default', apiKey: 'local-key', default: true },
+      ]),
+    );
   });
   afterEach(async () => {
     await rm(cwd, { recursive: true, force: true });
@@ -106,7 +112,12 @@ describe('tl against the network', () => {
     platform = await new FakePlatform({ apiKey: 'from-file' }).start();
 
     // Act
-    const code = await runCli(['models', '--endpoint', platform.url], { stdout: captureOutput(), stderr: captureOutput(), env: { TL_DATA_DIR: cwd }, cwd: '/' });
+    const code = await runCli(['models', '--endpoint', platform.url], {
+      stdout: captureOutput(),
+      stderr: captureOutput(),
+      env: { TL_DATA_DIR: cwd },
+      cwd: '/',
+    });
 
     // Assess
     expect(code).toBe(0);
@@ -123,7 +134,12 @@ describe('tl against the network', () => {
     const stderr = captureOutput();
 
     // Act
-    const code = await runCli(['status', 'shapes', '--wait'], { stdout: captureOutput(), stderr, env: { TL_ENDPOINT: `http://127.0.0.1:${port}`, TL_API_KEY: 'k' }, cwd: '/' });
+    const code = await runCli(['status', 'shapes', '--wait'], {
+      stdout: captureOutput(),
+      stderr,
+      env: { TL_ENDPOINT: `http://127.0.0.1:${port}`, TL_API_KEY: 'k' },
+      cwd: '/',
+    });
 
     // Assess
     expect(code).toBe(1);
@@ -145,7 +161,10 @@ describe('bin/tl.js', () => {
     const cwd = tmpdir();
 
     // Act
-    const { stdout } = await promisify(execFile)(process.execPath, [bin, 'models'], { cwd, env: { ...process.env, TL_ENDPOINT: platform.url, TL_API_KEY: 'k' } });
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, 'models'], {
+      cwd,
+      env: { ...process.env, TL_ENDPOINT: platform.url, TL_API_KEY: 'k' },
+    });
     const usage = await promisify(execFile)(process.execPath, [bin, 'frobnicate'], { cwd }).catch((e: { code: number; stderr: string }) => e);
 
     // Assess

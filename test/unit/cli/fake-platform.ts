@@ -11,7 +11,7 @@ export interface RecordedEvent {
 }
 
 export interface FakePlatformOptions {
-  /** When set, calls without this `x-api-key` get 401 (PUTs to upload URLs excepted). */
+  /** When set, calls without this `x-api-key` get 403 INVALID_API_KEY, as both gateways answer (PUTs to upload URLs excepted). */
   apiKey?: string;
   /** Answers to `GET /models/{model}/job`, one per call; the last one repeats. `404` means no job. */
   jobs?: Array<Record<string, unknown> | 404>;
@@ -92,7 +92,7 @@ export class FakePlatform {
 
     if (this.options.apiKey !== undefined && req.headers['x-api-key'] !== this.options.apiKey) {
       this.events.push({ kind: 'other', path, at: Date.now(), headers: req.headers });
-      return send(req.headers['x-api-key'] ? 403 : 401, { error: { code: 'Unauthorized', message: 'missing or wrong API key' } });
+      return send(403, { error: { code: 'INVALID_API_KEY', message: 'missing or wrong API key' } });
     }
 
     let m: RegExpExecArray | null;

@@ -32,7 +32,12 @@ describe('tl predict', () => {
     const stdout = captureOutput();
 
     // Act: relative paths, read from the cwd given.
-    const code = await runCli(['predict', 'shapes', ...names, '--top-k', '2', '--endpoint', platform.url], { stdout, stderr: captureOutput(), env: { TL_API_KEY: 'k' }, cwd: dir });
+    const code = await runCli(['predict', 'shapes', ...names, '--top-k', '2', '--endpoint', platform.url], {
+      stdout,
+      stderr: captureOutput(),
+      env: { TL_API_KEY: 'k' },
+      cwd: dir,
+    });
 
     // Assess
     expect(code).toBe(0);

@@ -11,7 +11,14 @@ describe('tl status', () => {
   });
 
   const training = (epoch: number, loss: number) =>
-    jobStatus({ state: 'running', phase: 'training', progress: 0.2 + epoch * 0.2, epoch, epochs: 3, metrics: { loss, val_loss: loss + 0.1, val_acc: 0.5 + epoch / 10 } });
+    jobStatus({
+      state: 'running',
+      phase: 'training',
+      progress: 0.2 + epoch * 0.2,
+      epoch,
+      epochs: 3,
+      metrics: { loss, val_loss: loss + 0.1, val_acc: 0.5 + epoch / 10 },
+    });
 
   it('--wait follows the job to success: exit 0, one log line per phase or epoch, summary on stdout', async () => {
     // Prepare: the same epoch is reported twice, which must not print twice in a log.
@@ -48,7 +55,10 @@ describe('tl status', () => {
   it('--wait exits 1 on a failed job and prints its error code and message', async () => {
     // Prepare
     platform = await new FakePlatform({
-      jobs: [training(1, 0.9), jobStatus({ state: 'failed', phase: 'preprocessing', error: { code: 'TOO_FEW_EXAMPLES', message: 'label "b" has 1 image; need at least 2' } })],
+      jobs: [
+        training(1, 0.9),
+        jobStatus({ state: 'failed', phase: 'preprocessing', error: { code: 'TOO_FEW_EXAMPLES', message: 'label "b" has 1 image; need at least 2' } }),
+      ],
     }).start();
     const stderr = captureOutput();
 
@@ -114,7 +124,15 @@ describe('tl status', () => {
     const stderr = captureOutput();
 
     // Act
-    const code = await showStatus({ endpoint: platform.url, model: 'shapes', wait: true, timeoutSeconds: 0.1, pollIntervalMs: 10, stdout: captureOutput(), stderr });
+    const code = await showStatus({
+      endpoint: platform.url,
+      model: 'shapes',
+      wait: true,
+      timeoutSeconds: 0.1,
+      pollIntervalMs: 10,
+      stdout: captureOutput(),
+      stderr,
+    });
 
     // Assess
     expect(code).toBe(2);
@@ -210,7 +228,7 @@ describe('tl status', () => {
 
     // Assess
     expect(code).toBe(1);
-    expect(stderr.text()).toContain('missing or wrong API key (Unauthorized, HTTP 403)');
+    expect(stderr.text()).toContain('missing or wrong API key (INVALID_API_KEY, HTTP 403)');
     expect(stderr.text()).toContain('hint: pass --api-key or set TL_API_KEY');
     expect(platform.events).toHaveLength(1);
   });

@@ -72,7 +72,14 @@ describe('tl upload', () => {
     platform = await new FakePlatform().start();
 
     // Act
-    const result = await uploadDataset({ endpoint: platform.url, dir, model: 'shapes', dataset: 'shapes-2025', stdout: captureOutput(), stderr: captureOutput() });
+    const result = await uploadDataset({
+      endpoint: platform.url,
+      dir,
+      model: 'shapes',
+      dataset: 'shapes-2025',
+      stdout: captureOutput(),
+      stderr: captureOutput(),
+    });
 
     // Assess
     expect(result).toMatchObject({ dataset: 'shapes-2025', model: 'shapes', files: 2, spec: 'generated' });
@@ -114,7 +121,9 @@ describe('tl upload', () => {
     const { retries, retryDelayMs } = { retries: 1, retryDelayMs: 1 };
 
     // Act
-    const failure = await uploadDataset({ endpoint: platform.url, dir, model: 'm', retries, retryDelayMs, stdout: captureOutput(), stderr }).catch((e: Error) => e);
+    const failure = await uploadDataset({ endpoint: platform.url, dir, model: 'm', retries, retryDelayMs, stdout: captureOutput(), stderr }).catch(
+      (e: Error) => e,
+    );
 
     // Assess: tried twice, then gave up without triggering training.
     expect(failure).toBeInstanceOf(Error);
@@ -192,7 +201,12 @@ describe('tl upload', () => {
     const stderr = captureOutput();
 
     // Act
-    const code = await runCli(['upload', join(dir, 'nope'), '--model', 'm', '--endpoint', 'http://127.0.0.1:9'], { stdout: captureOutput(), stderr, env: {}, cwd: dir });
+    const code = await runCli(['upload', join(dir, 'nope'), '--model', 'm', '--endpoint', 'http://127.0.0.1:9'], {
+      stdout: captureOutput(),
+      stderr,
+      env: {},
+      cwd: dir,
+    });
 
     // Assess
     expect(code).toBe(1);

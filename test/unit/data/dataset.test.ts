@@ -86,9 +86,13 @@ describe('parseManifest', () => {
   });
 
   it('refuses values of the wrong kind for the task type', () => {
-    expect(manifestError(line({ source: 'a.jpg', labels: { species: ['cat', 'dog'] } })).message).toMatch(/classification task: expected one class name, got a list of 2 strings/);
+    expect(manifestError(line({ source: 'a.jpg', labels: { species: ['cat', 'dog'] } })).message).toMatch(
+      /classification task: expected one class name, got a list of 2 strings/,
+    );
     expect(manifestError(line({ source: 'a.jpg', labels: { species: 1.5 } })).message).toMatch(/got the number 1\.5/);
-    expect(manifestError(line({ source: 'a.jpg', labels: { tags: 'indoor' } })).message).toMatch(/multilabel task: expected a list of class names, got the string "indoor"/);
+    expect(manifestError(line({ source: 'a.jpg', labels: { tags: 'indoor' } })).message).toMatch(
+      /multilabel task: expected a list of class names, got the string "indoor"/,
+    );
     expect(manifestError(line({ source: 'a.jpg', labels: { box: 'big' } })).message).toMatch(/regression task: expected a number or a list of numbers/);
   });
 
@@ -136,7 +140,10 @@ describe('readDatasetContents', () => {
 
     const read = readDatasetContents(tmp.store, 'pets', await listDatasetObjects(tmp.store, 'pets'), [task('species'), task('breed')]);
 
-    await expect(read).rejects.toMatchObject({ code: 'INVALID_DATASET', message: expect.stringMatching(/exactly one classification task.*2 tasks \("species", "breed"\)/) });
+    await expect(read).rejects.toMatchObject({
+      code: 'INVALID_DATASET',
+      message: expect.stringMatching(/exactly one classification task.*2 tasks \("species", "breed"\)/),
+    });
   });
 
   it('reads a manifest dataset, listing missing and unlisted files', async () => {
@@ -180,7 +187,13 @@ describe('datasetContentHash', () => {
     expect(h).toMatch(/^[0-9a-f]{64}$/);
     expect(datasetContentHash([...objects].reverse(), 'pets', spec)).toBe(h);
     // Keys are taken relative to the dataset, so a copy under another name hashes the same.
-    expect(datasetContentHash(objects.map((o) => ({ ...o, key: o.key.replace('pets', 'pets-copy') })), 'pets-copy', spec)).toBe(h);
+    expect(
+      datasetContentHash(
+        objects.map((o) => ({ ...o, key: o.key.replace('pets', 'pets-copy') })),
+        'pets-copy',
+        spec,
+      ),
+    ).toBe(h);
   });
 
   it('changes with an etag, a size, a file added or removed, or the spec', () => {
@@ -225,7 +238,9 @@ describe('summarizeTasks and assertTrainable', () => {
   it('refuses a classification task with only one class', () => {
     const summary = summarizeTasks([task('species')], [{ labels: { species: 'cat' } }, { labels: { species: 'cat' } }]);
 
-    expect(() => assertTrainable([task('species')], summary)).toThrow(expect.objectContaining({ code: 'TOO_FEW_CLASSES', message: expect.stringMatching(/"species" has only one class \("cat"\)/) }));
+    expect(() => assertTrainable([task('species')], summary)).toThrow(
+      expect.objectContaining({ code: 'TOO_FEW_CLASSES', message: expect.stringMatching(/"species" has only one class \("cat"\)/) }),
+    );
   });
 
   it('refuses a task without labels and accepts a trainable dataset', () => {

@@ -1,27 +1,21 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import sharp from 'sharp';
-import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
+import { tempStore, type TempStore } from '../../helpers/temp-store.js';
 import type { JobDescription, JobRequest, JobRunner } from '../../../shared/ports/job-runner.js';
 
 /** Test doubles and data shared by the data and preprocess tests. */
 
-export interface TmpStore {
-  store: FsObjectStore;
-  root: string;
-  cleanup: () => Promise<void>;
-}
+export type TmpStore = TempStore;
 
-export async function makeTmpStore(): Promise<TmpStore> {
-  const root = await mkdtemp(path.join(tmpdir(), 'tl-preprocess-'));
-  return { store: new FsObjectStore({ root }), root, cleanup: () => rm(root, { recursive: true, force: true }) };
-}
+export const makeTmpStore = (): Promise<TempStore> => tempStore('tl-preprocess-');
 
 export type Rgb = { r: number; g: number; b: number };
 
 /** A solid image in the given format; `alpha` < 1 makes a PNG/WebP with transparency. */
-export async function solidImage(format: 'png' | 'jpeg' | 'webp' | 'gif' | 'tiff', colour: Rgb, options: { width?: number; height?: number; alpha?: number } = {}): Promise<Buffer> {
+export async function solidImage(
+  format: 'png' | 'jpeg' | 'webp' | 'gif' | 'tiff',
+  colour: Rgb,
+  options: { width?: number; height?: number; alpha?: number } = {},
+): Promise<Buffer> {
   const { width = 24, height = 16, alpha } = options;
   const img = sharp({ create: { width, height, channels: alpha === undefined ? 3 : 4, background: alpha === undefined ? colour : { ...colour, alpha } } });
   if (format === 'jpeg') return img.jpeg({ quality: 95 }).toBuffer();
@@ -48,6 +42,8 @@ export class FakeJobRunner implements JobRunner {
   readonly submitted: JobRequest[] = [];
   /** When set, the next submit throws it (a transient runner failure). */
   failNext?: Error;
+  /** What describe says of a runner job id; default: submitted. `null`: the runner has no record of it. */
+  readonly states = new Map<string, JobDescription['state'] | null>();
 
   async submit(request: JobRequest): Promise<{ runnerJobId: string }> {
     if (this.failNext) {
@@ -62,7 +58,9 @@ export class FakeJobRunner implements JobRunner {
   async describe(runnerJobId: string): Promise<JobDescription | undefined> {
     const i = Number(runnerJobId.replace('fake-', '')) - 1;
     const req = this.submitted[i];
-    return req ? { jobId: req.jobId, runnerJobId, state: 'submitted' } : undefined;
+    const state = this.states.get(runnerJobId);
+    if (state === null) return undefined;
+    return req ? { jobId: req.jobId, runnerJobId, state: state ?? 'submitted' } : undefined;
   }
 
   async cancel(): Promise<void> {}

@@ -53,8 +53,7 @@ describe('decodeImage', () => {
     const w = 32;
     const h = 16;
     const raw = Buffer.alloc(w * h * 3);
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++) raw.set(x < w / 2 ? [RED.r, RED.g, RED.b] : [BLUE.r, BLUE.g, BLUE.b], (y * w + x) * 3);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set(x < w / 2 ? [RED.r, RED.g, RED.b] : [BLUE.r, BLUE.g, BLUE.b], (y * w + x) * 3);
     const bytes = await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
       .jpeg({ quality: 100 })
       .withMetadata({ orientation: 6 })

@@ -13,8 +13,13 @@ describe('shards', () => {
   it('round-trips uint8 images with their keys and partial labels', () => {
     // Prepare
     const shard: Shard = {
-      split: 'train', dtype: 'uint8', shape: [4, 3, 3],
-      records: [{ key: 'a/1.png', labels: { class: 'a', box: [0.1, 0.2] } }, { key: 'b/2.png', labels: { class: 'b', box: null } }],
+      split: 'train',
+      dtype: 'uint8',
+      shape: [4, 3, 3],
+      records: [
+        { key: 'a/1.png', labels: { class: 'a', box: [0.1, 0.2] } },
+        { key: 'b/2.png', labels: { class: 'b', box: null } },
+      ],
       data: pixels(2, [4, 3, 3]),
     };
     // Act
@@ -26,7 +31,16 @@ describe('shards', () => {
   it('round-trips float32 features bit for bit, aligned whatever the header length', () => {
     for (const key of ['x', 'xy', 'xyz', 'wxyz']) {
       const data = Float32Array.from([1.5, -0, Number.MIN_VALUE, 3.4e38, -7.25, 1 / 3]);
-      const shard: Shard = { split: 'test', dtype: 'float32', shape: [3], records: [{ key, labels: {} }, { key: `${key}2`, labels: {} }], data };
+      const shard: Shard = {
+        split: 'test',
+        dtype: 'float32',
+        shape: [3],
+        records: [
+          { key, labels: {} },
+          { key: `${key}2`, labels: {} },
+        ],
+        data,
+      };
       const buf = encodeShard(shard);
       expect((buf.readUInt32LE(0) + 4) % 4).toBe(0);
       expect(Array.from(decodeShard(buf).data as Float32Array)).toEqual(Array.from(data));
@@ -34,7 +48,9 @@ describe('shards', () => {
   });
 
   it('refuses data of the wrong length and truncated bytes', () => {
-    expect(() => encodeShard({ split: 'train', dtype: 'uint8', shape: [2], records: [{ key: 'k', labels: {} }], data: new Uint8Array(3) })).toThrow(ShardFormatError);
+    expect(() => encodeShard({ split: 'train', dtype: 'uint8', shape: [2], records: [{ key: 'k', labels: {} }], data: new Uint8Array(3) })).toThrow(
+      ShardFormatError,
+    );
     const buf = encodeShard({ split: 'train', dtype: 'uint8', shape: [2], records: [{ key: 'k', labels: {} }], data: new Uint8Array(2) });
     expect(() => decodeShard(buf.subarray(0, buf.length - 1))).toThrow(ShardFormatError);
     expect(() => decodeShard(Buffer.from([1, 0]))).toThrow(ShardFormatError);
@@ -46,7 +62,13 @@ describe('shards', () => {
     try {
       const store = new FsObjectStore({ root: dir });
       const shape = [2, 2, 3];
-      const parts = [0, 1].map((i) => ({ split: 'train' as const, dtype: 'uint8' as const, shape, records: [{ key: `k${i}`, labels: { class: `c${i}` } }], data: pixels(1, shape).map((v) => v + i) }));
+      const parts = [0, 1].map((i) => ({
+        split: 'train' as const,
+        dtype: 'uint8' as const,
+        shape,
+        records: [{ key: `k${i}`, labels: { class: `c${i}` } }],
+        data: pixels(1, shape).map((v) => v + i),
+      }));
       for (const [i, p] of parts.entries()) await store.put(`prepared/d/h/shards/train-${i}.bin`, encodeShard(p));
       const report = {
         inputShape: shape,

@@ -103,7 +103,11 @@ describe('assignSplits', () => {
   it('leaves regression-only records on their hash split', () => {
     const keys = heldOutKeys('box', 3);
 
-    const splits = assignSplits(keys.map((key) => ({ key, labels: { box: [1, 2, 3, 4] } })), FRACTIONS, [{ name: 'box', type: 'regression' }]);
+    const splits = assignSplits(
+      keys.map((key) => ({ key, labels: { box: [1, 2, 3, 4] } })),
+      FRACTIONS,
+      [{ name: 'box', type: 'regression' }],
+    );
 
     expect(splits).not.toContain('train');
   });

@@ -13,7 +13,12 @@ async function tree(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries
     .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1).split('\\').join('/'))
+    .map((e) =>
+      join(e.parentPath, e.name)
+        .slice(dir.length + 1)
+        .split('\\')
+        .join('/'),
+    )
     .sort();
 }
 
@@ -169,9 +174,13 @@ describe('demo-data script', () => {
     const script = fileURLToPath(new URL('../../../shared/local/demo-data.ts', import.meta.url));
 
     // Act
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, join(root, 'ds'), '--per-class', '2', '--corrupt', '1', '--model', 'demo'], {
-      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
-    });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', script, join(root, 'ds'), '--per-class', '2', '--corrupt', '1', '--model', 'demo'],
+      {
+        cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+      },
+    );
 
     // Assess
     expect(stdout).toContain('wrote 6 images and 1 corrupt files and train.json');

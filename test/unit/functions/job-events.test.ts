@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { tempStore } from '../../helpers/temp-store.js';
 import { describeFailure, recordJobStateChange } from '../../../functions/job-events/core.js';
 import { handler } from '../../../functions/job-events/handler.js';
 import { BatchJobStateChangeEventSchema, type BatchJobStateDetail } from '../../../functions/job-events/schema.js';
@@ -17,22 +17,33 @@ const JOB_ID = 'train-pets-a1b2c3d4e5f60718';
 
 function status(patch: Partial<JobStatus> = {}): JobStatus {
   const now = new Date().toISOString();
-  return { jobId: JOB_ID, model: 'pets', dataset: 'pets', datasetHash: 'a1b2c3d4e5f60718293a', state: 'submitted', progress: 0, metrics: {}, createdAt: now, updatedAt: now, ...patch };
+  return {
+    jobId: JOB_ID,
+    model: 'pets',
+    dataset: 'pets',
+    datasetHash: 'a1b2c3d4e5f60718293a',
+    state: 'submitted',
+    progress: 0,
+    metrics: {},
+    createdAt: now,
+    updatedAt: now,
+    ...patch,
+  };
 }
 
 describe('job-events', () => {
   let root: string;
+  let cleanup: () => Promise<void>;
   let store: FsObjectStore;
   let spotFailure: BatchJobStateDetail;
 
   beforeEach(async () => {
-    root = await mkdtemp(path.join(tmpdir(), 'job-events-'));
-    store = new FsObjectStore({ root });
+    ({ store, root: root, cleanup } = await tempStore('job-events-'));
     spotFailure = BatchJobStateChangeEventSchema.parse(await loadEvent('aws-batch-job-failed-spot.json')).detail;
   });
   afterEach(async () => {
     vi.unstubAllEnvs();
-    await rm(root, { recursive: true, force: true });
+    await cleanup();
   });
 
   it('records a job that ran out of Spot retries as failed with a readable reason', async () => {
@@ -67,8 +78,33 @@ describe('job-events', () => {
     expect(after?.error?.message).toContain('CannotPullContainerError');
   });
 
+  it('records a job Batch cancelled after waiting in RUNNABLE for capacity as NO_CAPACITY', async () => {
+    // Prepare: the job was submitted and never left RUNNABLE
+    await putJson(store, jobStatusKey(JOB_ID), status());
+    const event = BatchJobStateChangeEventSchema.parse(await loadEvent('aws-batch-job-cancelled-runnable.json'));
+
+    // Act (the core: the handler's store is built once per module, by the test above)
+    const outcome = await recordJobStateChange(event.detail, { store });
+
+    // Assess
+    const after = await readJobStatus(store, JOB_ID);
+    expect(outcome).toMatchObject({ action: 'recorded', code: 'NO_CAPACITY' });
+    expect(after).toMatchObject({ state: 'failed', error: { code: 'NO_CAPACITY' } });
+    expect(after?.error?.message).toMatch(/no GPU capacity.*RUNNABLE time limit.*CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY/);
+    expect(
+      describeFailure({
+        jobName: JOB_ID,
+        jobId: 'j',
+        jobQueue: 'q',
+        status: 'FAILED',
+        attempts: [],
+        statusReason: 'Canceled by JobStateTimeLimit action due to reason: MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
+      }),
+    ).toMatchObject({ code: 'NO_CAPACITY', message: expect.stringMatching(/no compute environment can run this job/) });
+  });
+
   it('leaves a job that recorded its own terminal state alone', async () => {
-    const own = status({ state: 'failed', runnerJobId: spotFailure.jobId, error: { code: 'NO_CONVERGENCE', message: 'loss became NaN at epoch 3' } });
+    const own = status({ state: 'failed', runnerJobId: spotFailure.jobId, error: { code: 'TRAINING_DIVERGED', message: 'loss became NaN at epoch 3' } });
     await putJson(store, jobStatusKey(JOB_ID), own);
 
     const outcome = await recordJobStateChange(spotFailure, { store });
@@ -100,7 +136,12 @@ describe('job-events', () => {
   it('names timeouts, memory and exit codes', () => {
     const base = { ...spotFailure, statusReason: undefined };
     expect(describeFailure({ ...base, statusReason: 'Job attempt duration exceeded timeout', attempts: [{}] }).code).toBe('TIMEOUT');
-    expect(describeFailure({ ...base, attempts: [{ container: { reason: 'OutOfMemoryError: Container killed due to memory usage', exitCode: 137 } }] }).code).toBe('OUT_OF_MEMORY');
-    expect(describeFailure({ ...base, statusReason: 'Essential container in task exited', attempts: [{ container: { exitCode: 3 } }] })).toMatchObject({ code: 'JOB_EXITED', message: expect.stringContaining('code 3') });
+    expect(
+      describeFailure({ ...base, attempts: [{ container: { reason: 'OutOfMemoryError: Container killed due to memory usage', exitCode: 137 } }] }).code,
+    ).toBe('OUT_OF_MEMORY');
+    expect(describeFailure({ ...base, statusReason: 'Essential container in task exited', attempts: [{ container: { exitCode: 3 } }] })).toMatchObject({
+      code: 'JOB_EXITED',
+      message: expect.stringContaining('code 3'),
+    });
   });
 });

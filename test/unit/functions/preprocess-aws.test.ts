@@ -23,7 +23,7 @@ const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 /** The real SQS event fixture, re-pointed at another (still URL-encoded) key. */
 async function sqsEventFor(encodedKeys: string[], extraBodies: string[] = []): Promise<SQSEvent> {
   const fixture = JSON.parse(await readFile(path.join(fixtures, 'sqs-s3-object-created.json'), 'utf8')) as SQSEvent;
-  const template = fixture.Records[0]!;
+  const template = fixture.Records[0];
   const records: SQSRecord[] = encodedKeys.map((key, i) => {
     const body = JSON.parse(template.body);
     body.Records[0].s3.object.key = key;
@@ -42,9 +42,14 @@ describe('preprocess handler on the AWS adapters (s3rver + mocked Batch)', () =>
   let handler: ReturnType<typeof createHandler>;
 
   async function uploadDataset(folder: string, spec: unknown): Promise<void> {
-    for (const [label, colour] of [['cat', '#aa3311'], ['dog', '#1133aa']] as const) {
+    for (const [label, colour] of [
+      ['cat', '#aa3311'],
+      ['dog', '#1133aa'],
+    ] as const) {
       for (let i = 0; i < 6; i++) {
-        const png = await sharp({ create: { width: 24, height: 24, channels: 3, background: colour } }).png().toBuffer();
+        const png = await sharp({ create: { width: 24, height: 24, channels: 3, background: colour } })
+          .png()
+          .toBuffer();
         await store.put(`datasets/${folder}/${label}/${i}.png`, png, { contentType: 'image/png' });
       }
     }

@@ -24,10 +24,18 @@ describe('LeaseCache', () => {
     const disposed: string[] = [];
     const cache = new LeaseCache<string, string>(1, (v) => disposed.push(v));
     let finishA!: () => void;
-    const usingA = cache.use('a', async () => 'A', (v) => new Promise<string>((resolve) => (finishA = () => resolve(v))));
+    const usingA = cache.use(
+      'a',
+      async () => 'A',
+      (v) => new Promise<string>((resolve) => (finishA = () => resolve(v))),
+    );
     await new Promise((r) => setImmediate(r));
     // Act: loading b evicts a while a is still in use.
-    await cache.use('b', async () => 'B', async (v) => v);
+    await cache.use(
+      'b',
+      async () => 'B',
+      async (v) => v,
+    );
     // Assess
     expect(disposed).toEqual([]);
     finishA();

@@ -6,7 +6,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startPlatform } from '../../../shared/local/platform.js';
 import { readLatestJobOfModel } from '../../../shared/jobs/status.js';
 
-const png = (colour: string) => sharp({ create: { width: 16, height: 16, channels: 3, background: colour } }).png().toBuffer();
+const png = (colour: string) =>
+  sharp({ create: { width: 16, height: 16, channels: 3, background: colour } })
+    .png()
+    .toBuffer();
 
 async function until<T>(what: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -27,9 +30,17 @@ describe('local platform lifecycle', () => {
 
   it('leaves a job that was running at stop unfinished, and starts it again on the next start', async () => {
     // Prepare: a platform whose "training job" just waits, as a long job would.
-    const first = await startPlatform({ dataDir, port: 0, log: () => {}, runner: { command: { file: process.execPath, args: ['-e', 'setTimeout(() => {}, 60000)'] } } });
+    const first = await startPlatform({
+      dataDir,
+      port: 0,
+      log: () => {},
+      runner: { command: { file: process.execPath, args: ['-e', 'setTimeout(() => {}, 60000)'] } },
+    });
     const store = first.defaultTenant.store;
-    for (const [label, colour] of [['red', '#f00'], ['blue', '#00f']]) {
+    for (const [label, colour] of [
+      ['red', '#f00'],
+      ['blue', '#00f'],
+    ]) {
       for (let i = 0; i < 3; i++) await store.put(`datasets/colours/${label}/${i}.png`, await png(colour));
     }
     await store.put('datasets/colours/train.json', JSON.stringify({ base: 'none' }));
@@ -43,8 +54,13 @@ describe('local platform lifecycle', () => {
     const afterStop = await readLatestJobOfModel(store, 'colours');
     const lines: string[] = [];
     const second = await startPlatform({
-      dataDir, port: 0, log: () => {},
-      runner: { command: { file: process.execPath, args: ['-e', 'console.log("started " + process.env.TL_JOB_ID)'] }, onOutput: (_id, line) => lines.push(line) },
+      dataDir,
+      port: 0,
+      log: () => {},
+      runner: {
+        command: { file: process.execPath, args: ['-e', 'console.log("started " + process.env.TL_JOB_ID)'] },
+        onOutput: (_id, line) => lines.push(line),
+      },
     });
     try {
       await until(async () => (lines.length ? true : undefined));

@@ -8,9 +8,10 @@ describe('matchRoute', () => {
     expect(m && 'params' in m && m.params).toEqual({ model: 'my model' });
   });
 
-  it('passes an encoded "../x" through as a parameter for the handler to refuse', () => {
-    const m = matchRoute('POST', '/models/..%2Fx/predict');
-    expect(m && 'params' in m && m.params.model).toBe('../x');
+  it('refuses a parameter that decodes to "..", "." or a "/" (400 INVALID_PATH)', () => {
+    for (const p of ['/models/..%2Fx/predict', '/models/%2e%2e/predict', '/models/%2E/predict', '/models/a%5Cb/predict']) {
+      expect(() => matchRoute('POST', p), p).toThrow(expect.objectContaining({ status: 400, code: 'INVALID_PATH' }));
+    }
   });
 
   it('tells a wrong method from an unknown path', () => {

@@ -1,20 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempStore } from '../../helpers/temp-store.js';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { BaseModelDescriptorSchema } from '../../../shared/schemas/base-model.js';
 import { descriptorKey, NONE_INPUT_SHAPE, resolveBase, UnknownBaseModelError } from '../../../shared/ml/base-models.js';
 import { loadEmbedder } from '../../../shared/ml/embedder.js';
 
 describe('resolveBase', () => {
-  let dir: string;
+  let cleanup: () => Promise<void>;
   let store: FsObjectStore;
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'tl-base-'));
-    store = new FsObjectStore({ root: dir });
+    ({ store, cleanup } = await tempStore('tl-base-'));
   });
-  afterAll(async () => rm(dir, { recursive: true, force: true }));
+  afterAll(async () => cleanup());
 
   it('imports mobilenet_v2 into the store once, as a standard tfjs model with a valid descriptor', async () => {
     // Act
@@ -25,7 +22,11 @@ describe('resolveBase', () => {
     // Assess
     expect(first.kind).toBe('pretrained');
     expect(second).toEqual(first);
-    expect(etags.map((e) => e.split(':')[0])).toEqual(['base-models/mobilenet_v2/descriptor.json', 'base-models/mobilenet_v2/model.json', 'base-models/mobilenet_v2/weights.bin']);
+    expect(etags.map((e) => e.split(':')[0])).toEqual([
+      'base-models/mobilenet_v2/descriptor.json',
+      'base-models/mobilenet_v2/model.json',
+      'base-models/mobilenet_v2/weights.bin',
+    ]);
     expect((await store.list('base-models/')).map((o) => `${o.key}:${o.etag}`)).toEqual(etags);
     const descriptor = BaseModelDescriptorSchema.parse(JSON.parse((await store.get(descriptorKey('mobilenet_v2'))).toString()));
     expect(descriptor).toMatchObject({ inputShape: [224, 224, 3], embedding: { size: 1280 }, normalization: { offset: 0 } });

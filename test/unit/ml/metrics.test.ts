@@ -13,7 +13,14 @@ describe('classificationMetrics', () => {
     const m = classificationMetrics(truth, predicted, labels);
 
     // Assess
-    expect(m.confusionMatrix).toEqual({ labels, matrix: [[2, 1, 0], [0, 1, 1], [1, 0, 2]] });
+    expect(m.confusionMatrix).toEqual({
+      labels,
+      matrix: [
+        [2, 1, 0],
+        [0, 1, 1],
+        [1, 0, 2],
+      ],
+    });
     expect(m.count).toBe(8);
     expect(m.accuracy).toBeCloseTo(5 / 8);
     const [a, b, c] = m.perClass;

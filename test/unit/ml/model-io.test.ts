@@ -1,21 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { tempStore } from '../../helpers/temp-store.js';
 import type { Tensor } from '@tensorflow/tfjs';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { loadTf } from '../../../shared/tf/loader.js';
-import { buildHeadModel } from '../../../shared/ml/heads.js';
+import { buildHeadModel } from '../../../shared/ml/architectures.js';
 import { loadModel, loadWeights, saveModel, saveWeights } from '../../../shared/ml/model-io.js';
 
 describe('ObjectStore model IO', () => {
-  let dir: string;
+  let cleanup: () => Promise<void>;
   let store: FsObjectStore;
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'tl-model-io-'));
-    store = new FsObjectStore({ root: dir });
+    ({ store, cleanup } = await tempStore('tl-model-io-'));
   });
-  afterEach(async () => rm(dir, { recursive: true, force: true }));
+  afterEach(async () => cleanup());
 
   it('saves a model as model.json + weights.bin and loads it back with identical predictions', async () => {
     // Prepare
@@ -50,7 +47,13 @@ describe('ObjectStore model IO', () => {
 
   it('round-trips bare weight tensors in order', async () => {
     const { tf } = await loadTf();
-    const ws = [tf.tensor2d([[1, 2], [3, 4]]), tf.tensor1d([0.5, -0.25, 7])];
+    const ws = [
+      tf.tensor2d([
+        [1, 2],
+        [3, 4],
+      ]),
+      tf.tensor1d([0.5, -0.25, 7]),
+    ];
     await saveWeights(store, 'jobs/j/checkpoint/e1/current', ws);
     const back = await loadWeights(store, 'jobs/j/checkpoint/e1/current');
     expect(back.map((t) => t.shape)).toEqual([[2, 2], [3]]);

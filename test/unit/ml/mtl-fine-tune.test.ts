@@ -1,7 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { tempStore } from '../../helpers/temp-store.js';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { encodeShard } from '../../../shared/data/shards.js';
@@ -23,21 +21,25 @@ vi.mock('../../../shared/ml/mtl-evaluate.js', async (importOriginal) => {
 const TAGS: string[][] = [['blue'], ['blue', 'green'], []];
 
 describe('multilabel thresholds of a fine-tuned model', () => {
-  let dir: string;
+  let cleanup: () => Promise<void>;
   let store: FsObjectStore;
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'tl-mtl-ft-'));
-    store = new FsObjectStore({ root: dir });
+    ({ store, cleanup } = await tempStore('tl-mtl-ft-'));
     await writeTinyBase(store);
   });
-  afterEach(async () => rm(dir, { recursive: true, force: true }));
+  afterEach(async () => cleanup());
 
   it('are tuned on the served (fine-tuned) model, with the validation inputs it reads', async () => {
     // Prepare: images of 3 kinds, each with its tag set; fine-tuning cuts the base at c1.
     const per = SHAPE[0] * SHAPE[1] * SHAPE[2];
     const prefix = 'prepared/tags/t1';
     const counts: Record<SplitName, number> = { train: 18, validation: 9, test: 6 };
-    const spec = TrainSpecSchema.parse({ base: 'tiny', tasks: [{ name: 'tags', type: 'multilabel' }], fineTune: { layers: 2, epochs: 2, learningRate: 0.001 }, training: { epochs: 3, batchSize: 8, learningRate: 0.01, patience: 3 } });
+    const spec = TrainSpecSchema.parse({
+      base: 'tiny',
+      tasks: [{ name: 'tags', type: 'multilabel' }],
+      fineTune: { layers: 2, epochs: 2, learningRate: 0.001 },
+      training: { epochs: 3, batchSize: 8, learningRate: 0.01, patience: 3 },
+    });
     const shards: DatasetReport['shards'] = [];
     let seed = 0;
     for (const split of ['train', 'validation', 'test'] as SplitName[]) {
@@ -66,7 +68,17 @@ describe('multilabel thresholds of a fine-tuned model', () => {
     };
     await putJson(store, `${prefix}/report.json`, report);
     const t = new Date().toISOString();
-    await putJson(store, jobStatusKey('train-tags-t1'), { jobId: 'train-tags-t1', model: 'tags', dataset: 'tags', datasetHash: 't1', state: 'submitted', progress: 0, metrics: {}, createdAt: t, updatedAt: t });
+    await putJson(store, jobStatusKey('train-tags-t1'), {
+      jobId: 'train-tags-t1',
+      model: 'tags',
+      dataset: 'tags',
+      datasetHash: 't1',
+      state: 'submitted',
+      progress: 0,
+      metrics: {},
+      createdAt: t,
+      updatedAt: t,
+    });
 
     // Act
     const result = await runTrainingJob({ jobId: 'train-tags-t1', preparedPrefix: prefix }, { store, statusIntervalMs: 0 });

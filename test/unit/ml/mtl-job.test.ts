@@ -1,21 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { tempStore } from '../../helpers/temp-store.js';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { encodeShard } from '../../../shared/data/shards.js';
 import { jobStatusKey } from '../../../shared/jobs/status.js';
-import * as train from '../../../shared/ml/train.js';
+import { trainModel } from '../../../shared/ml/train.js';
 import { getJson, putJson, type ObjectStore } from '../../../shared/ports/object-store.js';
 import type { DatasetReport, SplitName } from '../../../shared/schemas/report.js';
 import { TrainSpecSchema } from '../../../shared/schemas/spec.js';
 import { runTrainingJob } from '../../../functions/train/core.js';
-
-// The real trainer, watched: the options the job gives each model it trains.
-vi.mock('../../../shared/ml/train.js', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('../../../shared/ml/train.js')>();
-  return { ...actual, trainHeads: vi.fn(actual.trainHeads) };
-});
 
 const SIZE = 4;
 const SPLITS: SplitName[] = ['train', 'validation', 'test'];
@@ -92,33 +84,48 @@ async function writeDataset(store: ObjectStore, missing: Missing): Promise<{ pre
   await putJson(store, `${prefix}/report.json`, report);
   const jobId = 'train-mtl-h1';
   const t = new Date().toISOString();
-  await putJson(store, jobStatusKey(jobId), { jobId, model: 'mtl', dataset: 'mtl', datasetHash: 'h1', state: 'submitted', progress: 0, metrics: {}, createdAt: t, updatedAt: t });
+  await putJson(store, jobStatusKey(jobId), {
+    jobId,
+    model: 'mtl',
+    dataset: 'mtl',
+    datasetHash: 'h1',
+    state: 'submitted',
+    progress: 0,
+    metrics: {},
+    createdAt: t,
+    updatedAt: t,
+  });
   return { preparedPrefix: prefix, jobId };
 }
 
 describe('the training job on multi-task data', () => {
-  let dir: string;
+  // The real trainer, watched: which models the job trains and how.
+  const trainer = vi.fn(trainModel);
+  let cleanup: () => Promise<void>;
   let store: FsObjectStore;
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'tl-mtl-job-'));
-    store = new FsObjectStore({ root: dir });
-    vi.mocked(train.trainHeads).mockClear();
+    ({ store, cleanup } = await tempStore('tl-mtl-job-'));
+    trainer.mockClear();
   });
-  afterEach(async () => rm(dir, { recursive: true, force: true }));
+  afterEach(async () => cleanup());
 
   it('fails, naming the task and its label counts per split, when a task has no train labels', async () => {
     // Prepare: the auxiliary regression task is labelled in validation and test only.
     const { preparedPrefix, jobId } = await writeDataset(store, { value: ['train'] });
 
     // Act
-    const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
+    const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0, trainer });
 
     // Assess: nothing trained, nothing published.
     expect(result).toEqual({
       ok: false,
-      error: { code: 'no_train_labels', message: 'auxiliary task "value" has no labelled record in the train split (labelled: train 0, validation 10, test 10); label some train records or remove the task' },
+      error: {
+        code: 'NO_TRAIN_LABELS',
+        message:
+          'auxiliary task "value" has no labelled record in the train split (labelled: train 0, validation 10, test 10); label some train records or remove the task',
+      },
     });
-    expect(train.trainHeads).not.toHaveBeenCalled();
+    expect(trainer).not.toHaveBeenCalled();
     expect(await store.list('models/')).toEqual([]);
   });
 
@@ -127,14 +134,17 @@ describe('the training job on multi-task data', () => {
     const { preparedPrefix, jobId } = await writeDataset(store, { tags: ['validation'] });
 
     // Act
-    const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
+    const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0, trainer });
 
     // Assess
     expect(result).toMatchObject({ ok: true, model: 'mtl' });
-    const calls = vi.mocked(train.trainHeads).mock.calls;
+    const calls = trainer.mock.calls;
     expect(calls.length).toBe(3); // the multi-task model, then one per main task (shape, tags)
     for (const call of calls) expect(call[2]).toMatchObject({ selectOnValidation: false });
-    const report = await getJson<{ tasks: Record<string, { thresholdsTuned?: boolean; thresholds?: number[] }>; sharingComparison?: object }>(store, `models/mtl/${(result as { version: string }).version}/report.json`);
+    const report = await getJson<{ tasks: Record<string, { thresholdsTuned?: boolean; thresholds?: number[] }>; sharingComparison?: object }>(
+      store,
+      `models/mtl/${(result as { version: string }).version}/report.json`,
+    );
     expect(report.tasks.tags).toMatchObject({ thresholdsTuned: false, thresholds: [0.5, 0.5] });
     expect(report.tasks.shape.thresholdsTuned).toBeUndefined();
     expect(Object.keys(report.sharingComparison ?? {}).sort()).toEqual(['shape', 'tags']);

@@ -3,10 +3,11 @@ import { loadTf } from '../../../shared/tf/loader.js';
 import { countLabelled, LabelError, multilabelKind, regressionKind, selectTargets } from '../../../shared/ml/task-kinds.js';
 import { multilabelMetrics, regressionMetrics } from '../../../shared/ml/metrics.js';
 import { createLossCombiner, lossWeightsFor } from '../../../shared/ml/loss-weighting.js';
-import { buildHeadModel } from '../../../shared/ml/heads.js';
+import { buildHeadModel } from '../../../shared/ml/architectures.js';
 import { compareWithSingleTask, evaluateTasks, summaryMetrics, tuneThresholds, withTargetStatistics } from '../../../shared/ml/mtl-evaluate.js';
 import { NoTasksRequestedError, predictTasks, selectTasks, UnknownTaskError } from '../../../shared/ml/predict.js';
-import { trainHeads, type HeadSplit } from '../../../shared/ml/train.js';
+import type { Split } from '../../../shared/ml/split.js';
+import { trainModel } from '../../../shared/ml/train.js';
 import type { TaskHead } from '../../../shared/schemas/model.js';
 
 const tagsHead: TaskHead = { name: 'tags', type: 'multilabel', auxiliary: false, labels: ['red', 'round', 'small'] };
@@ -25,7 +26,13 @@ describe('multilabel task kind', () => {
 
   it('predicts the labels at or above their own thresholds, with every score ranked', () => {
     const p = multilabelKind.format(Float32Array.from([0.6, 0.3, 0.2]), { ...tagsHead, thresholds: [0.7, 0.25, 0.5] }, 2);
-    expect(p).toEqual({ labels: ['round'], scores: [{ label: 'red', score: expect.closeTo(0.6, 5) }, { label: 'round', score: expect.closeTo(0.3, 5) }] });
+    expect(p).toEqual({
+      labels: ['round'],
+      scores: [
+        { label: 'red', score: expect.closeTo(0.6, 5) },
+        { label: 'round', score: expect.closeTo(0.3, 5) },
+      ],
+    });
   });
 });
 
@@ -37,7 +44,20 @@ describe('regression task kind', () => {
 
     // Act
     const m = regressionKind.targetMatrix(y, 2, boxHead);
-    const loss = (await regressionKind.loss(tf, tf.tensor2d(m, [3, 2]), tf.tensor2d([[1, -1], [50, 50], [0, 1]]), tf.tensor1d([1, 0, 1])).data())[0];
+    const loss = (
+      await regressionKind
+        .loss(
+          tf,
+          tf.tensor2d(m, [3, 2]),
+          tf.tensor2d([
+            [1, -1],
+            [50, 50],
+            [0, 1],
+          ]),
+          tf.tensor1d([1, 0, 1]),
+        )
+        .data()
+    )[0];
 
     // Assess
     expect(Array.from(m)).toEqual([1, -1, 0, 0, 0, 2]);
@@ -84,7 +104,9 @@ describe('multilabel and regression metrics', () => {
 describe('loss weightings', () => {
   it('uncertainty: Σ c·exp(−s)·L + s/2 with learned s, regression halved', async () => {
     const { tf } = await loadTf();
-    const combiner = createLossCombiner(tf, { method: 'uncertainty' }, [{ name: 'a' }, { name: 'b', type: 'regression', weight: 2 }], { logVariances: { a: Math.log(4), b: 0 } });
+    const combiner = createLossCombiner(tf, { method: 'uncertainty' }, [{ name: 'a' }, { name: 'b', type: 'regression', weight: 2 }], {
+      logVariances: { a: Math.log(4), b: 0 },
+    });
     const total = tf.tidy(() => combiner.combine(tf, { a: tf.scalar(2), b: tf.scalar(3) }).dataSync()[0]);
     expect(total).toBeCloseTo(2 / 4 + Math.log(4) / 2 + 2 * (0.5 * 3 + 0), 5);
     expect(combiner.weights().a).toBeCloseTo(0.25, 6);
@@ -109,7 +131,7 @@ describe('loss weightings', () => {
 });
 
 /** 2-d points; tags: "left" when x < 0, "up" when y > 0; 1-d value 3x − y. */
-function points(n: number, phase: number): HeadSplit {
+function points(n: number, phase: number): Split {
   const x = new Float32Array(n * 2);
   const tags = new Float32Array(n * 2);
   const value = new Float32Array(n);
@@ -136,7 +158,7 @@ describe('multi-task evaluation', () => {
       train,
     );
     const model = await buildHeadModel({ embeddingSize: 2, tasks: heads, sharing: { method: 'hard', trunk: [16] }, dropout: 0, seed: 2 });
-    await trainHeads(model, { train, validation }, { tasks: heads, epochs: 60, batchSize: 16, learningRate: 0.03, patience: 60 });
+    await trainModel(model, { train, validation }, { tasks: heads, epochs: 60, batchSize: 16, learningRate: 0.03, patience: 60 });
 
     // Act
     const tuned = await tuneThresholds(model, heads, validation);
@@ -169,7 +191,7 @@ describe('multi-task evaluation', () => {
     dense.setWeights([tf.tensor2d([[logit(0.3) - logit(0.1)]]), tf.tensor1d([logit(0.1)])]);
     const head: TaskHead = { name: 'tag', type: 'multilabel', auxiliary: false, labels: ['on'] };
     const truth = [1, 0, 0, 1, 0, 1, 0, 0];
-    const split: HeadSplit = { x: Float32Array.from(truth), count: truth.length, targets: { tag: Float32Array.from(truth) } };
+    const split: Split = { x: Float32Array.from(truth), count: truth.length, targets: { tag: Float32Array.from(truth) } };
 
     // Act
     const [tuned] = await tuneThresholds(model, [head], split);

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { LayersModel, Tensor } from '@tensorflow/tfjs';
 import { loadTf } from '../../../shared/tf/loader.js';
-import { buildHeadModel, outputTaskNames, towerLayerName } from '../../../shared/ml/heads.js';
+import { buildHeadModel, outputTaskNames, towerLayerName } from '../../../shared/ml/architectures.js';
 import { regressionStats } from '../../../shared/ml/task-kinds.js';
-import { trainHeads, trainingObjective, type HeadSplit } from '../../../shared/ml/train.js';
+import type { Split } from '../../../shared/ml/split.js';
+import { trainModel, trainingObjective } from '../../../shared/ml/train.js';
 import { evaluateTasks, withTargetStatistics } from '../../../shared/ml/mtl-evaluate.js';
 import type { TaskHead } from '../../../shared/schemas/model.js';
 import type { LossWeighting, Sharing } from '../../../shared/schemas/spec.js';
@@ -19,7 +20,7 @@ const heads: TaskHead[] = [
  * box: two linear functions of the input. A third of the records lack their shape label
  * (three in a row, every class), every 4th its tags, every 5th its box: nothing is filled in for them.
  */
-function data(n: number, offset = 0): HeadSplit {
+function data(n: number, offset = 0): Split {
   const size = 8;
   const x = new Float32Array(n * size);
   const shape = new Int32Array(n);
@@ -46,7 +47,12 @@ const softmax = (z: number[]) => {
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
 async function weightsOf(model: LayersModel, layer: string): Promise<number[][]> {
-  return Promise.all(model.getLayer(layer).getWeights().map(async (w) => Array.from(await w.data())));
+  return Promise.all(
+    model
+      .getLayer(layer)
+      .getWeights()
+      .map(async (w) => Array.from(await w.data())),
+  );
 }
 
 describe('multi-task heads', () => {
@@ -61,7 +67,11 @@ describe('multi-task heads', () => {
 
     // Assess
     expect(outputTaskNames(model)).toEqual(['shape', 'tags', 'box']);
-    expect(out.map((o) => o.shape)).toEqual([[4, 3], [4, 2], [4, 2]]);
+    expect(out.map((o) => o.shape)).toEqual([
+      [4, 3],
+      [4, 2],
+      [4, 2],
+    ]);
     (await out[0].sum(-1).data()).forEach((s) => expect(s).toBeCloseTo(1, 5));
     (await out[1].data()).forEach((p) => expect(p > 0 && p < 1).toBe(true));
     expect(model.layers.filter((l) => l.name.startsWith('trunk_'))).toHaveLength(1);
@@ -76,7 +86,11 @@ describe('multi-task heads', () => {
       expect(model.getLayer(towerLayerName(h.name, 1)).outputShape).toEqual([null, 4]);
     }
     expect(model.layers.some((l) => l.name.startsWith('trunk_'))).toBe(false);
-    expect(model.outputs.map((o) => o.shape)).toEqual([[null, 3], [null, 2], [null, 2]]);
+    expect(model.outputs.map((o) => o.shape)).toEqual([
+      [null, 3],
+      [null, 2],
+      [null, 2],
+    ]);
     model.dispose();
   });
 });
@@ -91,11 +105,25 @@ describe('the multi-task objective', () => {
       { name: 'box', type: 'regression', auxiliary: false, size: 1, mean: [10], std: [2] },
     ];
     const model = await buildHeadModel({ embeddingSize: 2, tasks, sharing: { method: 'hard', trunk: [] }, dropout: 0 });
-    const W = { shape: [[0.5, -0.2, 0.1], [0.3, 0.8, -0.6]], tags: [[1, -1], [0.5, 0.25]], box: [[2], [-1]] };
+    const W = {
+      shape: [
+        [0.5, -0.2, 0.1],
+        [0.3, 0.8, -0.6],
+      ],
+      tags: [
+        [1, -1],
+        [0.5, 0.25],
+      ],
+      box: [[2], [-1]],
+    };
     const b = { shape: [0.1, 0, -0.1], tags: [0, 0.2], box: [0.5] };
     for (const t of tasks) model.getLayer(`head_${t.name}`).setWeights([tf.tensor2d(W[t.name as keyof typeof W]), tf.tensor1d(b[t.name as keyof typeof b])]);
-    const x = [[1, 2], [-1, 0.5], [0.3, -0.7]];
-    const split: HeadSplit = {
+    const x = [
+      [1, 2],
+      [-1, 0.5],
+      [0.3, -0.7],
+    ];
+    const split: Split = {
       x: Float32Array.from(x.flat()),
       count: 3,
       targets: {
@@ -112,7 +140,12 @@ describe('the multi-task objective', () => {
     // Assess: cross-entropy over records 0 and 2, BCE over 0 and 2, squared error (standardised) over 1 and 2.
     const ce = [0, 2].map((r) => -Math.log(softmax(lin(x[r], W.shape, b.shape))[[2, -1, 0][r]]));
     const tagTruth = [[1, 0], [], [1, 1]];
-    const bce = [0, 2].map((r) => lin(x[r], W.tags, b.tags).map(sigmoid).reduce((a, p, j) => a - (tagTruth[r][j] ? Math.log(p) : Math.log(1 - p)), 0) / 2);
+    const bce = [0, 2].map(
+      (r) =>
+        lin(x[r], W.tags, b.tags)
+          .map(sigmoid)
+          .reduce((a, p, j) => a - (tagTruth[r][j] ? Math.log(p) : Math.log(1 - p)), 0) / 2,
+    );
     const se = [1, 2].map((r) => (lin(x[r], W.box, b.box)[0] - ([0, 13, 7][r] - 10) / 2) ** 2);
     const mean = (xs: number[]) => xs.reduce((a, v) => a + v, 0) / xs.length;
     expect(value.tasks.shape).toBeCloseTo(mean(ce), 5);
@@ -153,7 +186,7 @@ describe('the multi-task objective', () => {
   });
 });
 
-describe('trainHeads on several tasks with partial labels', () => {
+describe('trainModel on several tasks with partial labels', () => {
   const cases: Array<[string, Sharing, LossWeighting]> = [
     ['hard sharing, static weights', { method: 'hard', trunk: [16] }, { method: 'static' }],
     ['soft sharing, uncertainty weighting', { method: 'soft', tower: [16], l2: 0.01 }, { method: 'uncertainty' }],
@@ -170,7 +203,11 @@ describe('trainHeads on several tasks with partial labels', () => {
       const model = await buildHeadModel({ embeddingSize: 8, tasks, sharing, dropout: 0, seed: 3 });
 
       // Act
-      const result = await trainHeads(model, { train, validation }, { tasks, sharing, lossWeighting, epochs: 40, batchSize: 16, learningRate: 0.02, patience: 40 });
+      const result = await trainModel(
+        model,
+        { train, validation },
+        { tasks, sharing, lossWeighting, epochs: 40, batchSize: 16, learningRate: 0.02, patience: 40 },
+      );
       const metrics = await evaluateTasks(model, tasks, validation);
 
       // Assess
@@ -198,10 +235,18 @@ describe('trainHeads on several tasks with partial labels', () => {
     const tasks = withTargetStatistics(heads, train);
     const model = await buildHeadModel({ embeddingSize: 8, tasks, sharing: { method: 'hard', trunk: [8] }, dropout: 0 });
     let state: import('../../../shared/ml/train.js').TrainState | undefined;
-    await trainHeads(model, { train }, { tasks, lossWeighting: { method: 'uncertainty' }, epochs: 3, patience: 10, learningRate: 0.05, onEpoch: (_e, _l, cp) => void (state = cp.state) });
+    await trainModel(
+      model,
+      { train },
+      { tasks, lossWeighting: { method: 'uncertainty' }, epochs: 3, patience: 10, learningRate: 0.05, onEpoch: (_e, _l, cp) => void (state = cp.state) },
+    );
 
     // Act
-    const resumed = await trainHeads(model, { train }, { tasks, lossWeighting: { method: 'uncertainty' }, epochs: 4, patience: 10, learningRate: 0.05, resume: { state: state! } });
+    const resumed = await trainModel(
+      model,
+      { train },
+      { tasks, lossWeighting: { method: 'uncertainty' }, epochs: 4, patience: 10, learningRate: 0.05, resume: { state: state! } },
+    );
 
     // Assess: the learned log-variances carried over (they start at 0, so weights of 1 or ½ otherwise).
     expect(Object.keys(state!.weighting?.logVariances ?? {})).toEqual(['shape', 'tags', 'box']);
@@ -218,7 +263,7 @@ describe('regression statistics', () => {
   });
 });
 
-describe('sparse task labels in trainHeads', () => {
+describe('sparse task labels in trainModel', () => {
   it('uncertainty weighting leaves the log-variance of a task without labels in the batch unchanged', async () => {
     // Prepare: "box" has no label in any batch; the other tasks have theirs.
     const train = data(32);
@@ -228,7 +273,19 @@ describe('sparse task labels in trainHeads', () => {
     let logVariances: Record<string, number> | undefined;
 
     // Act
-    const result = await trainHeads(model, { train }, { tasks, lossWeighting: { method: 'uncertainty' }, epochs: 5, batchSize: 8, patience: 10, learningRate: 0.05, onEpoch: (_e, _l, cp) => void (logVariances = cp.state.weighting?.logVariances) });
+    const result = await trainModel(
+      model,
+      { train },
+      {
+        tasks,
+        lossWeighting: { method: 'uncertainty' },
+        epochs: 5,
+        batchSize: 8,
+        patience: 10,
+        learningRate: 0.05,
+        onEpoch: (_e, _l, cp) => void (logVariances = cp.state.weighting?.logVariances),
+      },
+    );
 
     // Assess: s_box stays at its start (0), so box keeps the regression weight ½; the labelled tasks moved.
     expect(logVariances!.box).toBe(0);
@@ -237,7 +294,7 @@ describe('sparse task labels in trainHeads', () => {
     model.dispose();
   });
 
-  it('averages a task\'s epoch loss over its labelled records, not over batches', async () => {
+  it("averages a task's epoch loss over its labelled records, not over batches", async () => {
     // Prepare: "tags" labelled on 4 of 24 records, so most batches of 4 lack it; a zero
     // learning rate keeps the weights, so the epoch loss must equal the loss on the split.
     const train = data(24);
@@ -247,7 +304,7 @@ describe('sparse task labels in trainHeads', () => {
     const expected = await trainingObjective(model, train, { tasks });
 
     // Act
-    const result = await trainHeads(model, { train }, { tasks, epochs: 1, batchSize: 4, learningRate: 0 });
+    const result = await trainModel(model, { train }, { tasks, epochs: 1, batchSize: 4, learningRate: 0 });
 
     // Assess
     for (const t of heads) expect(result.history[0][`loss_${t.name}`], t.name).toBeCloseTo(expected.tasks[t.name], 5);

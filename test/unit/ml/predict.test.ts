@@ -14,7 +14,21 @@ async function fixedModel(): Promise<LayersModel> {
   const { tf } = await loadTf();
   const input = tf.input({ shape: [3] });
   const s = tf.layers.dense({ units: 3, activation: 'softmax', useBias: false, name: 'head_species', weights: [tf.eye(3).mul(4)] }).apply(input);
-  const i = tf.layers.dense({ units: 2, activation: 'softmax', useBias: false, name: 'head_indoor', weights: [tf.tensor2d([[1, 0], [0, 1], [0, 0]])] }).apply(input);
+  const i = tf.layers
+    .dense({
+      units: 2,
+      activation: 'softmax',
+      useBias: false,
+      name: 'head_indoor',
+      weights: [
+        tf.tensor2d([
+          [1, 0],
+          [0, 1],
+          [0, 0],
+        ]),
+      ],
+    })
+    .apply(input);
   return tf.model({ inputs: input, outputs: [s, i] as never });
 }
 

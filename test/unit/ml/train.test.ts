@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { loadTf } from '../../../shared/tf/loader.js';
-import { buildHeadModel } from '../../../shared/ml/heads.js';
+import { buildHeadModel } from '../../../shared/ml/architectures.js';
 import { classificationKind } from '../../../shared/ml/task-kinds.js';
-import { trainHeads, type EpochLogs, type HeadSplit } from '../../../shared/ml/train.js';
+import type { Split } from '../../../shared/ml/split.js';
+import { trainModel, type EpochLogs } from '../../../shared/ml/train.js';
 
 /** Three separable clusters in 8 dimensions, plus noise from a fixed sequence. */
-function clusters(n: number, offset = 0): HeadSplit {
+function clusters(n: number, offset = 0): Split {
   const size = 8;
   const x = new Float32Array(n * size);
   const y = new Int32Array(n);
@@ -18,7 +19,7 @@ function clusters(n: number, offset = 0): HeadSplit {
 
 const heads = [{ name: 'class', type: 'classification' as const, auxiliary: false, labels: ['a', 'b', 'c'] }];
 
-describe('trainHeads', () => {
+describe('trainModel', () => {
   it('fits a tiny head: the loss goes down and validation accuracy is high', async () => {
     // Prepare
     const { tf } = await loadTf();
@@ -27,7 +28,11 @@ describe('trainHeads', () => {
     const seen: number[] = [];
 
     // Act
-    const result = await trainHeads(model, { train: clusters(60), validation: clusters(30, 1000) }, { epochs: 25, batchSize: 10, learningRate: 0.03, patience: 25, onEpoch: (e) => void seen.push(e) });
+    const result = await trainModel(
+      model,
+      { train: clusters(60), validation: clusters(30, 1000) },
+      { epochs: 25, batchSize: 10, learningRate: 0.03, patience: 25, onEpoch: (e) => void seen.push(e) },
+    );
 
     // Assess
     expect(seen).toEqual([...Array(25).keys()]);
@@ -49,18 +54,22 @@ describe('trainHeads', () => {
     let best = Infinity;
 
     // Act
-    const result = await trainHeads(model, { train: clusters(60), validation: val }, {
-      epochs: 60,
-      batchSize: 10,
-      learningRate: 0.05,
-      patience: 3,
-      onEpoch: async (_e, logs: EpochLogs) => {
-        if (logs.val_loss < best) {
-          best = logs.val_loss;
-          bestWeights = await Promise.all(model.getWeights().map(async (w) => Array.from(await w.data())));
-        }
+    const result = await trainModel(
+      model,
+      { train: clusters(60), validation: val },
+      {
+        epochs: 60,
+        batchSize: 10,
+        learningRate: 0.05,
+        patience: 3,
+        onEpoch: async (_e, logs: EpochLogs) => {
+          if (logs.val_loss < best) {
+            best = logs.val_loss;
+            bestWeights = await Promise.all(model.getWeights().map(async (w) => Array.from(await w.data())));
+          }
+        },
       },
-    });
+    );
 
     // Assess
     expect(result.stoppedEarly).toBe(true);
@@ -73,8 +82,14 @@ describe('trainHeads', () => {
   it('masks records without a label: the loss is the mean over labelled rows only', async () => {
     // Prepare: p = softmax output for two rows, the second row unlabelled.
     const { tf } = await loadTf();
-    const yTrue = tf.tensor2d([[0, 1, 0], [0, 0, 0]]);
-    const yPred = tf.tensor2d([[0.2, 0.5, 0.3], [0.9, 0.05, 0.05]]);
+    const yTrue = tf.tensor2d([
+      [0, 1, 0],
+      [0, 0, 0],
+    ]);
+    const yPred = tf.tensor2d([
+      [0.2, 0.5, 0.3],
+      [0.9, 0.05, 0.05],
+    ]);
 
     // Act
     const loss = (await classificationKind.loss(tf, yTrue, yPred).data())[0];
@@ -83,5 +98,28 @@ describe('trainHeads', () => {
     expect(loss).toBeCloseTo(-Math.log(0.5), 5);
     expect(classificationKind.targetMatrix(Int32Array.from([1, -1]), 3)).toEqual(Float32Array.from([0, 1, 0, 0, 0, 0]));
     [yTrue, yPred].forEach((t) => t.dispose());
+  });
+});
+
+describe('trainModel when an allocation fails', () => {
+  it('frees the data, optimizer and weighting tensors it made before the failure', async () => {
+    // Prepare: uncertainty weighting makes variables; the validation inputs are one value short, so
+    // their tensor fails after the train tensors exist (fine-tuning used to leak them).
+    const { tf } = await loadTf();
+    const model = await buildHeadModel({ embeddingSize: 8, tasks: heads, sharing: { method: 'hard', trunk: [8] }, dropout: 0, seed: 3 });
+    const validation = clusters(6);
+    const before = tf.memory().numTensors;
+
+    // Act
+    const run = trainModel(
+      model,
+      { train: clusters(12), validation: { ...validation, x: validation.x.subarray(1) } },
+      { epochs: 2, lossWeighting: { method: 'uncertainty' }, inferenceMode: true },
+    );
+
+    // Assess
+    await expect(run).rejects.toThrow();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
   });
 });

@@ -1,25 +1,28 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { vectorModelMetadata } from '../../helpers/api.js';
+import { tempStore } from '../../helpers/temp-store.js';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
-import { listModels, listVersions, ModelNotFoundError, newVersionId, readAlias, resolveModel, setAlias, writeMetadata } from '../../../shared/models/registry.js';
-import { TrainSpecSchema } from '../../../shared/schemas/spec.js';
+import {
+  listModels,
+  listVersions,
+  ModelNotFoundError,
+  newVersionId,
+  readAlias,
+  resolveModel,
+  setAlias,
+  writeMetadata,
+} from '../../../shared/models/registry.js';
 import type { ModelMetadata } from '../../../shared/schemas/model.js';
 
-const metaFor = (model: string, version: string): ModelMetadata => ({
-  model, version, createdAt: new Date().toISOString(), kind: 'train', input: { type: 'vector', size: 2 }, base: { name: 'none' },
-  tasks: [{ name: 'class', type: 'classification', auxiliary: false, labels: ['a', 'b'] }], dataset: { name: model, hash: 'h' }, spec: TrainSpecSchema.parse({}), metrics: {},
-});
+const metaFor = (model: string, version: string): ModelMetadata => vectorModelMetadata(model, version);
 
 describe('model registry', () => {
-  let dir: string;
+  let cleanup: () => Promise<void>;
   let store: FsObjectStore;
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'tl-reg-'));
-    store = new FsObjectStore({ root: dir });
+    ({ store, cleanup } = await tempStore('tl-reg-'));
   });
-  afterEach(async () => rm(dir, { recursive: true, force: true }));
+  afterEach(async () => cleanup());
 
   it('makes version ids that sort by time and are unique', () => {
     const a = newVersionId(new Date('2026-01-01T00:00:00Z'));

@@ -1,26 +1,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { apiEvent } from '../../helpers/api.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { createHandler } from '../../../functions/predict/handler.js';
 import { createModelCache } from '../../../functions/predict/model-cache.js';
-import { buildHeadModel } from '../../../shared/ml/heads.js';
+import { buildHeadModel } from '../../../shared/ml/architectures.js';
 import { saveModel } from '../../../shared/ml/model-io.js';
 import { NONE_INPUT_SHAPE } from '../../../shared/ml/base-models.js';
 import { newVersionId, setAlias, versionPrefix, writeMetadata } from '../../../shared/models/registry.js';
 import { TrainSpecSchema } from '../../../shared/schemas/spec.js';
 import type { ModelMetadata } from '../../../shared/schemas/model.js';
 
-function event(method: string, resource: string, params: Record<string, string> | null, body?: unknown): APIGatewayProxyEvent {
-  return {
-    httpMethod: method, resource, path: resource, pathParameters: params, body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
-    isBase64Encoded: false, headers: {}, multiValueHeaders: {}, queryStringParameters: null, multiValueQueryStringParameters: null, stageVariables: null,
-    requestContext: {} as APIGatewayProxyEvent['requestContext'],
-  };
-}
+const event = apiEvent;
 
 const predictEvent = (model: string, body: unknown) => event('POST', '/models/{model}/predict', { model }, body);
 
@@ -43,13 +37,25 @@ describe('predict handler', () => {
     const version = newVersionId();
     await saveModel(model, store, versionPrefix('shapes', version));
     meta = {
-      model: 'shapes', version, createdAt: new Date().toISOString(), kind: 'train', input: { type: 'image', shape: NONE_INPUT_SHAPE },
-      base: { name: 'none', embeddingSize: size }, tasks, dataset: { name: 'shapes', hash: 'abc' }, spec: TrainSpecSchema.parse({ base: 'none' }), metrics: {},
+      model: 'shapes',
+      version,
+      createdAt: new Date().toISOString(),
+      kind: 'train',
+      input: { type: 'image', shape: NONE_INPUT_SHAPE },
+      base: { name: 'none', embeddingSize: size },
+      tasks,
+      dataset: { name: 'shapes', hash: 'abc' },
+      spec: TrainSpecSchema.parse({ base: 'none' }),
+      metrics: {},
     };
     await writeMetadata(store, meta);
     await setAlias(store, 'shapes', 'latest', version);
     handler = createHandler({ store, models: createModelCache(store) });
-    png = (await sharp({ create: { width: 40, height: 30, channels: 3, background: '#3366cc' } }).png().toBuffer()).toString('base64');
+    png = (
+      await sharp({ create: { width: 40, height: 30, channels: 3, background: '#3366cc' } })
+        .png()
+        .toBuffer()
+    ).toString('base64');
   });
   afterAll(async () => rm(dir, { recursive: true, force: true }));
 

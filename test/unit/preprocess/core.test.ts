@@ -32,7 +32,10 @@ async function uploadFolders(dataset: string, counts: Record<string, number>, sp
   for (const [label, n] of Object.entries(counts)) {
     for (let i = 0; i < n; i++) {
       const format = formats[i % 3];
-      await store.put(`datasets/${dataset}/${label}/${i}.${format === 'jpeg' ? 'jpg' : format}`, await solidImage(format, colours[c % 3], { width: 20 + i, height: 12 }));
+      await store.put(
+        `datasets/${dataset}/${label}/${i}.${format === 'jpeg' ? 'jpg' : format}`,
+        await solidImage(format, colours[c % 3], { width: 20 + i, height: 12 }),
+      );
     }
     c++;
   }
@@ -108,7 +111,11 @@ describe('preprocessDataset', () => {
     }
     expect(seen.size).toBe(25);
     // Even the 3-image class has a training record.
-    const trainKeys = new Set((await Promise.all(report.shards.filter((s) => s.split === 'train').map(async (s) => decodeShard(await store.get(s.key)).records))).flat().map((r) => r.key));
+    const trainKeys = new Set(
+      (await Promise.all(report.shards.filter((s) => s.split === 'train').map(async (s) => decodeShard(await store.get(s.key)).records)))
+        .flat()
+        .map((r) => r.key),
+    );
     expect([...trainKeys].some((k) => k.startsWith('bird/'))).toBe(true);
   });
 
@@ -224,6 +231,36 @@ describe('preprocessDataset', () => {
       expect(again).toMatchObject({ outcome: 'duplicate', state: 'failed' });
     });
 
+    it.each([
+      ['ended by its runner', 'failed' as const, 'JOB_CRASHED'],
+      ['unknown to its runner', null, 'JOB_ORPHANED'],
+    ])('runs a job again that is recorded as running but %s (it died unable to record its end)', async (_why, runnerState, code) => {
+      // Prepare: the job started, then its process died while the disk was full.
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+      const first = await preprocessDataset(event('pets'), deps);
+      const jobId = (first as { jobId: string }).jobId;
+      const { updateJobStatus } = await import('../../../shared/jobs/status.js');
+      await updateJobStatus(store, jobId, { state: 'running', phase: 'training' });
+      jobs.states.set('fake-1', runnerState);
+      const log = { info: () => {}, warn: (m: string, extra?: Record<string, unknown>) => warnings.push({ m, extra }), error: () => {} };
+      const warnings: Array<{ m: string; extra?: Record<string, unknown> }> = [];
+      // Act
+      const again = await preprocessDataset(event('pets'), { ...deps, log });
+      // Assess: reconciled (the old run's end recorded with a code), then submitted again.
+      expect(again).toMatchObject({ outcome: 'submitted', jobId });
+      expect(jobs.submitted).toHaveLength(2);
+      expect(warnings[0]?.extra).toMatchObject({ jobId, error: { code } });
+      expect(await readJobStatus(store, jobId)).toMatchObject({ state: 'submitted', runnerJobId: 'fake-2' });
+    });
+
+    it('does not run a job again while its runner says it is still running', async () => {
+      await uploadFolders('pets', { cat: 4, dog: 4 });
+      await preprocessDataset(event('pets'), deps);
+      jobs.states.set('fake-1', 'running');
+      expect(await preprocessDataset(event('pets'), deps)).toMatchObject({ outcome: 'duplicate' });
+      expect(jobs.submitted).toHaveLength(1);
+    });
+
     it('runs a job again when it failed after submission (a crash, a Spot reclaim) and train.json is uploaded again', async () => {
       // Prepare: a submitted job that then failed at run time.
       await uploadFolders('pets', { cat: 4, dog: 4 });
@@ -310,13 +347,16 @@ describe('preprocessDataset', () => {
 
     it('INVALID_MANIFEST naming the line and field', async () => {
       await store.put('datasets/zoo/a.png', await solidImage('png', RED));
-      await store.put('datasets/zoo/manifest.jsonl', `${JSON.stringify({ source: 'a.png', labels: { species: 'cat' } })}\n${JSON.stringify({ source: 'b.png', labels: { colour: 'red' } })}\n`);
+      await store.put(
+        'datasets/zoo/manifest.jsonl',
+        `${JSON.stringify({ source: 'a.png', labels: { species: 'cat' } })}\n${JSON.stringify({ source: 'b.png', labels: { colour: 'red' } })}\n`,
+      );
       await store.put('datasets/zoo/train.json', JSON.stringify({ base: 'none', tasks: [{ name: 'species' }] }));
 
       await expectFailed('zoo', 'INVALID_MANIFEST', 'manifest.jsonl line 2, field "labels.colour": unknown task "colour"; train.json declares "species"');
     });
 
-    it('INVALID_DATASET_NAME when the folder name cannot be a name, reported under the spec\'s model', async () => {
+    it("INVALID_DATASET_NAME when the folder name cannot be a name, reported under the spec's model", async () => {
       await uploadFolders('my set', { cat: 3, dog: 3 }, { model: 'myset', base: 'none' });
 
       const { status } = await expectFailed('my set', 'INVALID_DATASET_NAME', /dataset name "my set" is invalid/);
@@ -358,12 +398,19 @@ describe('preprocessDataset', () => {
     for (let i = 0; i < 12; i++) {
       const name = `img/${i}.png`;
       await store.put(`datasets/zoo/${name}`, await solidImage('png', i % 2 ? RED : BLUE));
-      lines.push({ source: name, labels: { species: i % 2 ? 'cat' : 'dog', size: i % 3 === 0 ? null : i % 4 ? 'big' : 'small', box: i < 8 ? [i / 10, 0.1, 0.5, 0.5] : undefined } });
+      lines.push({
+        source: name,
+        labels: { species: i % 2 ? 'cat' : 'dog', size: i % 3 === 0 ? null : i % 4 ? 'big' : 'small', box: i < 8 ? [i / 10, 0.1, 0.5, 0.5] : undefined },
+      });
     }
     await store.put('datasets/zoo/manifest.jsonl', lines.map((l) => JSON.stringify(l)).join('\n'));
     await store.put(
       'datasets/zoo/train.json',
-      JSON.stringify({ model: 'zoo-model', base: 'none', tasks: [{ name: 'species' }, { name: 'size' }, { name: 'box', type: 'regression', auxiliary: true }] }),
+      JSON.stringify({
+        model: 'zoo-model',
+        base: 'none',
+        tasks: [{ name: 'species' }, { name: 'size' }, { name: 'box', type: 'regression', auxiliary: true }],
+      }),
     );
 
     // Act

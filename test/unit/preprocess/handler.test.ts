@@ -48,7 +48,7 @@ describe('preprocess handler', () => {
     expect(jobs.submitted[0].env.TL_PREPARED_PREFIX).toMatch(/^prepared\/pets\//);
   });
 
-  it('does nothing for S3\'s test event', async () => {
+  it("does nothing for S3's test event", async () => {
     const handler = createHandler({ store: tmp.store, jobs });
 
     const response = await handler(fixture('sqs-s3-test-event.json'), context);
@@ -60,13 +60,16 @@ describe('preprocess handler', () => {
   it('decodes URL-encoded keys before using them', async () => {
     // Prepare: S3 sends "datasets/my set/train.json" as "datasets/my+set/train.json".
     await uploadDataset('my set', { model: 'myset', base: 'none' });
-    const handler = createHandler({ store: tmp.store, jobs });
+    const outcomes: string[] = [];
+    const handler = createHandler({ store: tmp.store, jobs }, (r) => outcomes.push(r.outcome === 'failed' ? `failed ${r.error.code}` : r.outcome));
 
     // Act
     const response = await handler({ Records: [recordFor('datasets/my+set/train.json', 'm-1')] }, context);
 
     // Assess: the dataset was found under its decoded name, and refused for it.
     expect(response).toEqual({ batchItemFailures: [] });
+    // Each dataset's outcome reaches the hook the Lambda entry turns into metrics.
+    expect(outcomes).toEqual(['failed INVALID_DATASET_NAME']);
     const pointer = JSON.parse((await tmp.store.get('jobs/by-model/myset.json')).toString());
     const status = await readJobStatus(tmp.store, pointer.jobId);
     expect(status).toMatchObject({ dataset: 'my set', state: 'failed', error: { code: 'INVALID_DATASET_NAME' } });
@@ -97,7 +100,14 @@ describe('preprocess handler', () => {
     await uploadDataset('pets');
     await uploadDataset('birds');
     const bad = { ...recordFor('datasets/x/train.json', 'bad-1'), body: '{"Records": "not an s3 event"' };
-    const event: SQSEvent = { Records: [recordFor('datasets/pets/train.json', 'good-1'), bad, fixture('sqs-s3-test-event.json').Records[0], recordFor('datasets/birds/train.json', 'good-2')] };
+    const event: SQSEvent = {
+      Records: [
+        recordFor('datasets/pets/train.json', 'good-1'),
+        bad,
+        fixture('sqs-s3-test-event.json').Records[0],
+        recordFor('datasets/birds/train.json', 'good-2'),
+      ],
+    };
     const handler = createHandler({ store: tmp.store, jobs });
 
     // Act

@@ -70,7 +70,10 @@ describe('TrainSpecSchema', () => {
 
 describe('ManifestLineSchema', () => {
   it('accepts every label kind and missing tasks', () => {
-    const line = ManifestLineSchema.parse({ source: 'img/1.jpg', labels: { species: 'cat', tags: ['a', 'b'], age: 3, box: [0.1, 0.2, 0.3, 0.4], other: null } });
+    const line = ManifestLineSchema.parse({
+      source: 'img/1.jpg',
+      labels: { species: 'cat', tags: ['a', 'b'], age: 3, box: [0.1, 0.2, 0.3, 0.4], other: null },
+    });
     expect(line.labels.box).toEqual([0.1, 0.2, 0.3, 0.4]);
     expect(ManifestLineSchema.parse({ source: 'x.png' }).labels).toEqual({});
   });
@@ -98,7 +101,11 @@ describe('PredictRequestSchema', () => {
 
 describe('PredictResponseSchema', () => {
   it('accepts classification and regression predictions', () => {
-    const r = { model: 'm', version: 'v1', predictions: [{ species: { label: 'cat', score: 0.9, scores: [{ label: 'cat', score: 0.9 }] }, box: { value: [1, 2] } }] };
+    const r = {
+      model: 'm',
+      version: 'v1',
+      predictions: [{ species: { label: 'cat', score: 0.9, scores: [{ label: 'cat', score: 0.9 }] }, box: { value: [1, 2] } }],
+    };
     expect(PredictResponseSchema.parse(r)).toEqual(r);
   });
   it('rejects a prediction with a missing score', () => {
@@ -124,9 +131,15 @@ describe('JobStatusSchema', () => {
 
 describe('ModelMetadataSchema and AliasSchema', () => {
   const meta = {
-    model: 'm', version: 'v20260101000000-abcdef', createdAt: now, kind: 'train', input: { type: 'image', shape: [224, 224, 3] },
-    base: { name: 'mobilenet_v2', embeddingSize: 1280 }, tasks: [{ name: 'class', type: 'classification', auxiliary: false, labels: ['a', 'b'] }],
-    dataset: { name: 'd', hash: 'h' }, spec: TrainSpecSchema.parse({}),
+    model: 'm',
+    version: 'v20260101000000-abcdef',
+    createdAt: now,
+    kind: 'train',
+    input: { type: 'image', shape: [224, 224, 3] },
+    base: { name: 'mobilenet_v2', embeddingSize: 1280 },
+    tasks: [{ name: 'class', type: 'classification', auxiliary: false, labels: ['a', 'b'] }],
+    dataset: { name: 'd', hash: 'h' },
+    spec: TrainSpecSchema.parse({}),
   };
   it('accepts complete metadata', () => expect(ModelMetadataSchema.parse(meta).metrics).toEqual({}));
   it('rejects metadata without tasks or with a 2-d image shape', () => {
@@ -141,10 +154,17 @@ describe('ModelMetadataSchema and AliasSchema', () => {
 
 describe('DatasetReportSchema', () => {
   const report = {
-    dataset: 'd', hash: 'abc', layout: 'folders', spec: TrainSpecSchema.parse({}), inputShape: [224, 224, 3],
-    records: { total: 3, used: 2, skipped: 1 }, splits: { train: 1, validation: 1, test: 0 },
+    dataset: 'd',
+    hash: 'abc',
+    layout: 'folders',
+    spec: TrainSpecSchema.parse({}),
+    inputShape: [224, 224, 3],
+    records: { total: 3, used: 2, skipped: 1 },
+    splits: { train: 1, validation: 1, test: 0 },
     tasks: { class: { type: 'classification', labelled: 2, classes: { a: 1, b: 1 } } },
-    skipped: [{ key: 'datasets/d/a/x.jpg', reason: 'corrupt image data' }], shards: [{ key: 'prepared/d/abc/shards/train-0.bin', split: 'train', count: 1 }], createdAt: now,
+    skipped: [{ key: 'datasets/d/a/x.jpg', reason: 'corrupt image data' }],
+    shards: [{ key: 'prepared/d/abc/shards/train-0.bin', split: 'train', count: 1 }],
+    createdAt: now,
   };
   it('accepts a report', () => expect(DatasetReportSchema.parse(report).skipped).toHaveLength(1));
   it('rejects an unknown split and an unknown layout', () => {
@@ -154,9 +174,17 @@ describe('DatasetReportSchema', () => {
 });
 
 describe('BaseModelDescriptorSchema', () => {
-  const d = { name: 'b', inputShape: [224, 224, 3], normalization: { scale: 1 / 255, offset: 0 }, embedding: { layer: 'flatten_1', size: 1280 }, modelKey: 'base-models/b/model.json', provenance: { source: 'npm' } };
+  const d = {
+    name: 'b',
+    inputShape: [224, 224, 3],
+    normalization: { scale: 1 / 255, offset: 0 },
+    embedding: { layer: 'flatten_1', size: 1280 },
+    modelKey: 'base-models/b/model.json',
+    provenance: { source: 'npm' },
+  };
   it('accepts a descriptor and defaults pooling', () => expect(BaseModelDescriptorSchema.parse(d).embedding.pooling).toBe('none'));
-  it('rejects a descriptor without an embedding layer', () => expect(BaseModelDescriptorSchema.safeParse({ ...d, embedding: { size: 3 } }).success).toBe(false));
+  it('rejects a descriptor without an embedding layer', () =>
+    expect(BaseModelDescriptorSchema.safeParse({ ...d, embedding: { size: 3 } }).success).toBe(false));
 });
 
 describe('PlatformEnvSchema and TrainJobEnvSchema', () => {

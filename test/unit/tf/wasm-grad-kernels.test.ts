@@ -54,7 +54,18 @@ const CASES: Case[] = [
   // A numeric pad only with square kernels and strides: tfjs sizes the output from the
   // height alone there, and the wasm forward depthwise then writes past its output.
   { x: [2, 7, 6, 4], kernel: [3, 3], outChannels: 3, strides: 2, pad: 1 },
-  { x: [1, 8, 8, 3], kernel: [3, 3], outChannels: 2, strides: 2, pad: [[0, 0], [0, 1], [1, 0], [0, 0]] },
+  {
+    x: [1, 8, 8, 3],
+    kernel: [3, 3],
+    outChannels: 2,
+    strides: 2,
+    pad: [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [0, 0],
+    ],
+  },
   { x: [2, 4, 4, 3], kernel: [5, 5], outChannels: 2, strides: 1, pad: 'same' },
 ];
 
@@ -115,9 +126,17 @@ describe('registerWasmGradKernels', () => {
 
   it('still serves NCHW Conv2DBackpropInput through the shipped kernel', async () => {
     // Prepare
-    const run = () => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor4d(randomValues(2 * 3 * 4 * 4, 9), [2, 3, 4, 4]), filter: tf.tensor4d(randomValues(3 * 3 * 2 * 3, 10), [3, 3, 2, 3]) }, {
-      strides: 1, pad: 'same', dataFormat: 'NCHW', inputShape: [2, 2, 4, 4],
-    } as never) as never;
+    const run = () =>
+      tf.engine().runKernel<Tensor>(
+        'Conv2DBackpropInput',
+        { dy: tf.tensor4d(randomValues(2 * 3 * 4 * 4, 9), [2, 3, 4, 4]), filter: tf.tensor4d(randomValues(3 * 3 * 2 * 3, 10), [3, 3, 2, 3]) },
+        {
+          strides: 1,
+          pad: 'same',
+          dataFormat: 'NCHW',
+          inputShape: [2, 2, 4, 4],
+        },
+      );
 
     // Act
     const [wasm] = await on('wasm', run);
@@ -137,9 +156,17 @@ describe('registerWasmGradKernels', () => {
       const xv = randomValues(size(c.x), seed);
       const yShape = tf.backend_util.computeConv2DInfo(c.x, filterShape, c.strides, 1, c.pad, undefined, false, 'channelsLast').outShape;
       const dyv = randomValues(size(yShape), seed + 1);
-      const run = () => tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor4d(xv, c.x), dy: tf.tensor(dyv, yShape) }, {
-        strides: c.strides, pad: c.pad, dataFormat: 'NHWC', filterShape,
-      } as never) as never;
+      const run = () =>
+        tf.engine().runKernel<Tensor>(
+          'Conv2DBackpropFilter',
+          { x: tf.tensor4d(xv, c.x), dy: tf.tensor(dyv, yShape) },
+          {
+            strides: c.strides,
+            pad: c.pad,
+            dataFormat: 'NHWC',
+            filterShape,
+          },
+        );
 
       // Act
       const [wasm] = await on('wasm', run);
@@ -156,9 +183,17 @@ describe('registerWasmGradKernels', () => {
       const yShape = tf.backend_util.computeConv2DInfo(c.x, filterShape, c.strides, 1, c.pad, undefined, false, 'channelsLast').outShape;
       const dyv = randomValues(size(yShape), seed + 5);
       const wv = randomValues(size(filterShape), seed + 6);
-      const run = () => tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor(dyv, yShape), filter: tf.tensor4d(wv, filterShape) }, {
-        strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x,
-      } as never) as never;
+      const run = () =>
+        tf.engine().runKernel<Tensor>(
+          'Conv2DBackpropInput',
+          { dy: tf.tensor(dyv, yShape), filter: tf.tensor4d(wv, filterShape) },
+          {
+            strides: c.strides,
+            pad: c.pad,
+            dataFormat: 'NHWC',
+            inputShape: c.x,
+          },
+        );
 
       // Act
       const [wasm] = await on('wasm', run);
@@ -179,7 +214,7 @@ describe('registerWasmGradKernels', () => {
         const w = tf.tensor4d(wv, filterShape);
         // A weighted sum makes dy non-uniform, so a transposed index would show.
         const loss = (a: Tensor, b: Tensor) => {
-          const y = tf.depthwiseConv2d(a as Tensor4D, b as Tensor4D, c.strides, c.pad as 'same' | 'valid' | number);
+          const y = tf.depthwiseConv2d(a as Tensor4D, b as Tensor4D, c.strides, c.pad);
           return tf.sum(tf.mul(y, tf.tensor(randomValues(y.size, seed + 4), y.shape)));
         };
         return tf.grads(loss)([x, w]);
@@ -225,10 +260,12 @@ describe('registerWasmGradKernels', () => {
     const dy = tf.zeros([1, 4, 4, 2]);
 
     // Act / Assess
-    expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 2, 2] } as never))
-      .toThrow(/only NHWC/);
-    expect(() => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dilations: [2, 2], filterShape: [3, 3, 2, 1] } as never))
-      .toThrow(/dilations must be 1/);
+    expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 2, 2] })).toThrow(
+      /only NHWC/,
+    );
+    expect(() =>
+      tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dilations: [2, 2], filterShape: [3, 3, 2, 1] }),
+    ).toThrow(/dilations must be 1/);
     tf.dispose([x, dy]);
   });
 

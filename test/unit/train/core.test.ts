@@ -1,7 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildModelCard } from '../../../shared/models/model-card.js';
+import { engineOf } from '../../../shared/ml/onnx/runtime.js';
+import { tempStore } from '../../helpers/temp-store.js';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { readJobStatus, updateJobStatus } from '../../../shared/jobs/status.js';
 import { readAlias, readMetadata } from '../../../shared/models/registry.js';
@@ -12,16 +12,16 @@ import { loadEmbedder } from '../../../shared/ml/embedder.js';
 import { resolveBase } from '../../../shared/ml/base-models.js';
 import { predictTasks } from '../../../shared/ml/predict.js';
 import { checkpointPrefix, runTrainingJob } from '../../../functions/train/core.js';
+import { VersionReportSchema } from '../../../shared/schemas/version-report.js';
 import { CLASSES, recordingStore, SHAPE, writePreparedDataset } from './fixtures.js';
 
 describe('runTrainingJob', () => {
-  let dir: string;
+  let cleanup: () => Promise<void>;
   let store: FsObjectStore;
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'tl-train-'));
-    store = new FsObjectStore({ root: dir });
+    ({ store, cleanup } = await tempStore('tl-train-'));
   });
-  afterEach(async () => rm(dir, { recursive: true, force: true }));
+  afterEach(async () => cleanup());
 
   it('trains on base none, publishes a complete version, then moves latest', async () => {
     // Prepare
@@ -41,7 +41,7 @@ describe('runTrainingJob', () => {
     // the status went submitted → running through the phases, epochs reported with losses
     const statuses = rec.puts.filter((p) => p.key === `jobs/${jobId}/status.json`).map((p) => JSON.parse(p.body));
     const phases = [...new Set(statuses.map((s) => s.phase))];
-    expect(phases).toEqual(['loading', 'embedding', 'training', 'evaluating', 'publishing', 'done']);
+    expect(phases).toEqual(['loading', 'embedding', 'training', 'evaluating', 'comparing', 'gating', 'publishing', 'done']);
     expect(statuses[0].state).toBe('running');
     const epochs = statuses.filter((s) => s.phase === 'training' && s.epoch > 0);
     expect(epochs.length).toBeGreaterThan(0);
@@ -74,8 +74,9 @@ describe('runTrainingJob', () => {
     expect(full.tasks.class.test.confusionMatrix.labels).toEqual(CLASSES);
     expect(full.tasks.class.test.perClass).toHaveLength(3);
     expect(full.training.history.length).toBe(full.training.epochsRun);
-    expect(full.timings).toHaveProperty('trainingMs');
-    expect(full.timings).toHaveProperty('totalMs');
+    expect(VersionReportSchema.parse(full).training.plan).toBe('heads');
+    for (const stage of ['load', 'embed', 'train', 'evaluate', 'compare', 'gate', 'publish']) expect(full.timings[`${stage}Ms`]).toBeGreaterThanOrEqual(0);
+    expect(full.timings.totalMs).toBeGreaterThanOrEqual(full.timings.trainMs);
 
     // the checkpoint is gone after success
     expect(await store.list(`${checkpointPrefix(jobId)}/`)).toEqual([]);
@@ -99,7 +100,7 @@ describe('runTrainingJob', () => {
 
     const other = await writePreparedDataset(store, { hash: 'beef01', dataset: 'other' });
     await updateJobStatus(store, other.jobId, { state: 'cancelled' });
-    expect(await runTrainingJob(other, { store })).toMatchObject({ ok: false, error: { code: 'cancelled' } });
+    expect(await runTrainingJob(other, { store })).toMatchObject({ ok: false, error: { code: 'JOB_CANCELLED' } });
     expect(await store.list('models/other/')).toEqual([]);
   });
 
@@ -124,7 +125,7 @@ describe('runTrainingJob', () => {
 
     // Assess
     expect(ok.ok).toBe(true);
-    expect(result).toMatchObject({ ok: false, error: { code: 'missing_data' } });
+    expect(result).toMatchObject({ ok: false, error: { code: 'MISSING_DATA' } });
     const status = await readJobStatus(store, second.jobId);
     expect(status?.state).toBe('failed');
     expect(status?.error?.message).toContain(second.report.shards[1].key);
@@ -135,8 +136,8 @@ describe('runTrainingJob', () => {
 
   it('fails readably for an unknown base and a single class', async () => {
     const cases = [
-      { opts: { hash: 'a1', spec: { base: 'resnet_9000' } }, code: 'unknown_base_model', message: /unknown base model "resnet_9000"/ },
-      { opts: { hash: 'a2', classes: ['only'], spec: { base: 'none' } }, code: 'invalid_dataset', message: /at least 2 classes/ },
+      { opts: { hash: 'a1', spec: { base: 'resnet_9000' } }, code: 'UNKNOWN_BASE_MODEL', message: /unknown base model "resnet_9000"/ },
+      { opts: { hash: 'a2', classes: ['only'], spec: { base: 'none' } }, code: 'INVALID_DATASET', message: /at least 2 classes/ },
     ];
     for (const c of cases) {
       const prepared = await writePreparedDataset(store, { ...c.opts, dataset: `d${c.opts.hash}` });
@@ -171,7 +172,10 @@ describe('runTrainingJob', () => {
   });
 
   it('trains on vector inputs with base none', async () => {
-    const prepared = await writePreparedDataset(store, { vectorSize: 6, spec: { input: { type: 'vector' }, base: 'none', training: { epochs: 20, learningRate: 0.01 } } });
+    const prepared = await writePreparedDataset(store, {
+      vectorSize: 6,
+      spec: { input: { type: 'vector' }, base: 'none', training: { epochs: 20, learningRate: 0.01 } },
+    });
     const result = await runTrainingJob(prepared, { store });
     expect(result.ok).toBe(true);
     const meta = await readMetadata(store, 'colours', (result as { version: string }).version);
@@ -182,7 +186,7 @@ describe('runTrainingJob', () => {
   it('refuses vector inputs with a pretrained base', async () => {
     const prepared = await writePreparedDataset(store, { vectorSize: 6, spec: { input: { type: 'vector' }, base: 'mobilenet_v2' } });
     const result = await runTrainingJob(prepared, { store });
-    expect(result).toMatchObject({ ok: false, error: { code: 'invalid_dataset', message: expect.stringMatching(/vector inputs need base "none"/) } });
+    expect(result).toMatchObject({ ok: false, error: { code: 'INVALID_DATASET', message: expect.stringMatching(/vector inputs need base "none"/) } });
   });
 
   it('trains on mobilenet_v2 embeddings (images resized to 224×224)', async () => {
@@ -193,7 +197,13 @@ describe('runTrainingJob', () => {
     const result = await runTrainingJob(prepared, { store });
     expect(result.ok).toBe(true);
     const meta = await readMetadata(store, 'colours', (result as { version: string }).version);
-    expect(meta?.base).toEqual({ name: 'mobilenet_v2', embeddingSize: 1280 });
+    // The engine this process runs the base on (onnx when onnxruntime-node loads) is recorded.
+    expect(meta?.base).toEqual({ name: 'mobilenet_v2', embeddingSize: 1280, engine: await engineOf('mobilenet_v2') });
     expect(meta?.input).toEqual({ type: 'image', shape: SHAPE });
+    // Its model card reads the job's report: records per split and per-class test metrics.
+    const card = await buildModelCard(store, meta!);
+    expect(card).toMatch(/Records per split: train \d+, validation \d+, test \d+\./);
+    expect(card).toMatch(/Test accuracy [\d.]+%, macro F1/);
+    expect(card).toContain('| class | precision | recall | F1 | test records |');
   });
 });

@@ -33,7 +33,10 @@ function image(c: number, i: number): Uint8Array {
 }
 
 /** Writes shards, the dataset report and a `submitted` job status; returns the prefix and job id. */
-export async function writePreparedDataset(store: ObjectStore, opts: FixtureOptions = {}): Promise<{ preparedPrefix: string; jobId: string; report: DatasetReport }> {
+export async function writePreparedDataset(
+  store: ObjectStore,
+  opts: FixtureOptions = {},
+): Promise<{ preparedPrefix: string; jobId: string; report: DatasetReport }> {
   const dataset = opts.dataset ?? 'colours';
   const hash = opts.hash ?? 'abc123';
   const classes = opts.classes ?? CLASSES;
@@ -83,13 +86,26 @@ export async function writePreparedDataset(store: ObjectStore, opts: FixtureOpti
   await putJson(store, `${prefix}/report.json`, report);
   const jobId = `train-${spec.model ?? dataset}-${hash}`;
   const t = new Date().toISOString();
-  const status: JobStatus = { jobId, model: spec.model ?? dataset, dataset, datasetHash: hash, state: 'submitted', progress: 0, metrics: {}, createdAt: t, updatedAt: t };
+  const status: JobStatus = {
+    jobId,
+    model: spec.model ?? dataset,
+    dataset,
+    datasetHash: hash,
+    state: 'submitted',
+    progress: 0,
+    metrics: {},
+    createdAt: t,
+    updatedAt: t,
+  };
   await putJson(store, jobStatusKey(jobId), status);
   return { preparedPrefix: prefix, jobId, report };
 }
 
 /** An ObjectStore that records every put key (in order) and can fail chosen puts. */
-export function recordingStore(inner: ObjectStore, failPut?: (key: string, n: number) => boolean): ObjectStore & { puts: Array<{ key: string; body: string }> } {
+export function recordingStore(
+  inner: ObjectStore,
+  failPut?: (key: string, n: number) => boolean,
+): ObjectStore & { puts: Array<{ key: string; body: string }> } {
   const puts: Array<{ key: string; body: string }> = [];
   let n = 0;
   return {

@@ -51,6 +51,6 @@ describe('train job entry point', () => {
     const { preparedPrefix, jobId } = await writePreparedDataset(store, { spec: { base: 'nope' } });
     const { code } = await runMain({ STORE_KIND: 'local', BUCKET_DIR: dir, TL_JOB_ID: jobId, TL_PREPARED_PREFIX: preparedPrefix });
     expect(code).toBe(1);
-    expect((await readJobStatus(store, jobId))?.error?.code).toBe('unknown_base_model');
+    expect((await readJobStatus(store, jobId))?.error?.code).toBe('UNKNOWN_BASE_MODEL');
   });
 });

@@ -10,6 +10,7 @@ import { baseModelPrefix, descriptorKey } from '../../../shared/ml/base-models.j
 import { saveModel } from '../../../shared/ml/model-io.js';
 import { putJson, type ObjectStore } from '../../../shared/ports/object-store.js';
 import type { JobStatus } from '../../../shared/schemas/job.js';
+import type { LabelValue } from '../../../shared/schemas/manifest.js';
 import type { DatasetReport, SplitName } from '../../../shared/schemas/report.js';
 import { TrainSpecSchema, type TrainSpecInput } from '../../../shared/schemas/spec.js';
 import { loadTf } from '../../../shared/tf/loader.js';
@@ -45,6 +46,12 @@ export interface DatasetOptions {
   spec?: TrainSpecInput;
   /** Offset of the noise seeds (same offset = same pixels). @default 0 */
   seed?: number;
+  /**
+   * Labels of a record from its class index, for datasets with other tasks than one
+   * classification (multilabel, regression); `tasks` is then the report's task summary.
+   */
+  labelsOf?: (classIndex: number) => Record<string, LabelValue>;
+  tasks?: DatasetReport['tasks'];
 }
 
 /** Writes shards, report and a submitted job status. */
@@ -63,7 +70,7 @@ export async function writeDataset(store: ObjectStore, o: DatasetOptions): Promi
       const label = o.classes[i % o.classes.length];
       data.set(image(o.imageClass ? o.imageClass(label) : i % o.classes.length, seed++), i * PER);
       counts[label]++;
-      return { key: `datasets/${o.dataset}/${label}/${split}-${i}.png`, labels: { [task]: label } };
+      return { key: `datasets/${o.dataset}/${label}/${split}-${i}.png`, labels: o.labelsOf ? o.labelsOf(i % o.classes.length) : { [task]: label } };
     });
     const key = `${prefix}/${split}-0.shard`;
     await store.put(key, encodeShard({ split, dtype: 'uint8', shape: [...SHAPE], records, data }));
@@ -78,7 +85,7 @@ export async function writeDataset(store: ObjectStore, o: DatasetOptions): Promi
     inputShape: [...SHAPE],
     records: { total, used: total, skipped: 0 },
     splits: { train: per.train, validation: per.validation, test: per.test },
-    tasks: { [task]: { type: 'classification', labelled: total, classes: counts } },
+    tasks: o.tasks ?? { [task]: { type: 'classification', labelled: total, classes: counts } },
     skipped: [],
     shards,
     createdAt: new Date().toISOString(),
@@ -104,7 +111,11 @@ export function splitImages(classes: string[], n: number, seedStart: number): { 
 }
 
 export async function png(pixels: Uint8Array): Promise<string> {
-  return (await sharp(Buffer.from(pixels), { raw: { width: SHAPE[1], height: SHAPE[0], channels: 3 } }).png().toBuffer()).toString('base64');
+  return (
+    await sharp(Buffer.from(pixels), { raw: { width: SHAPE[1], height: SHAPE[0], channels: 3 } })
+      .png()
+      .toBuffer()
+  ).toString('base64');
 }
 
 /**
@@ -114,9 +125,17 @@ export async function png(pixels: Uint8Array): Promise<string> {
 export async function writeTinyBase(store: ObjectStore): Promise<void> {
   const { tf } = await loadTf();
   const input = tf.input({ shape: SHAPE, name: 'pixels' });
-  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input);
+  let x = tf.layers
+    .conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) })
+    .apply(input);
   x = tf.layers.conv2d({ filters: 6, kernelSize: 1, name: 'c2', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(x);
-  x = tf.layers.batchNormalization({ name: 'bn2', movingMeanInitializer: tf.initializers.constant({ value: 0.1 }), movingVarianceInitializer: tf.initializers.constant({ value: 2 }) }).apply(x);
+  x = tf.layers
+    .batchNormalization({
+      name: 'bn2',
+      movingMeanInitializer: tf.initializers.constant({ value: 0.1 }),
+      movingVarianceInitializer: tf.initializers.constant({ value: 2 }),
+    })
+    .apply(x);
   x = tf.layers.reLU({ name: 'relu2' }).apply(x);
   x = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(x);
   const emb = tf.layers.dense({ units: 8, activation: 'relu', name: 'emb', kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }).apply(x);
@@ -136,6 +155,22 @@ export async function writeTinyBase(store: ObjectStore): Promise<void> {
 export const COLOURS = ['blue', 'green', 'red'];
 /** Training settings that make the tiny jobs of these tests converge in seconds. */
 export const FAST = { epochs: 15, batchSize: 8, learningRate: 0.01, patience: 15 };
+
+/**
+ * A "tone" task (dark / light) on the colour images, extending a published
+ * `colours` version: what the continual-learning tests add to a model.
+ */
+export function tonesExtending(from: string, hash: string, spec: Partial<TrainSpecInput> = {}): DatasetOptions {
+  return {
+    dataset: 'tones',
+    hash,
+    task: 'tone',
+    classes: ['dark', 'light'],
+    imageClass: (l) => (l === 'light' ? 1 : 0),
+    seed: 700,
+    spec: { model: 'colours', base: 'tiny', from, tasks: [{ name: 'tone' }], ...spec },
+  };
+}
 
 /** Writes a dataset, runs its training job to success, and returns the version, status and report. */
 export async function runJob(store: ObjectStore, o: DatasetOptions) {

@@ -1,31 +1,28 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempStore } from '../../helpers/temp-store.js';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { runTrainingJob } from '../../../functions/train/core.js';
 import { createModelCache } from '../../../functions/predict/model-cache.js';
 import { resolveBase } from '../../../shared/ml/base-models.js';
 import { loadEmbedder } from '../../../shared/ml/embedder.js';
-import { featureLayerOf, predictOutputs } from '../../../shared/ml/fine-tune.js';
+import { featureLayerOf } from '../../../shared/ml/fine-tune.js';
+import { predictOutputs } from '../../../shared/ml/inference.js';
 import { loadModel } from '../../../shared/ml/model-io.js';
 import { CANDIDATE_ALIAS, rollbackAlias } from '../../../shared/models/promotion.js';
 import { readAlias, readMetadata, versionPrefix } from '../../../shared/models/registry.js';
-import { COLOURS, FAST, png, runJob, SHAPE, splitImages, writeDataset, writeTinyBase } from './fixtures.js';
-
+import { COLOURS, FAST, png, runJob, SHAPE, splitImages, writeDataset, writeTinyBase, tonesExtending } from './fixtures.js';
 
 /** Jobs share one store, in order: each test builds on the versions before it. */
 describe('transfer in training jobs', () => {
-  let dir: string;
+  let cleanup: () => Promise<void>;
   let store: FsObjectStore;
   const run = (o: Parameters<typeof writeDataset>[1]) => runJob(store, o);
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'tl-transfer-'));
-    store = new FsObjectStore({ root: dir });
+    ({ store, cleanup } = await tempStore('tl-transfer-'));
     await writeTinyBase(store);
   });
-  afterAll(async () => rm(dir, { recursive: true, force: true }));
+  afterAll(async () => cleanup());
 
   it('reports the from-scratch baseline next to the transfer metric, and misses the embedding cache on new images', async () => {
     // Act
@@ -44,13 +41,20 @@ describe('transfer in training jobs', () => {
 
   it('hits the cache on a second job over the same images with other head settings', async () => {
     // Act: other spec (so another dataset hash), same pixels
-    const { status, report } = await run({ dataset: 'colours', hash: 'h2', classes: COLOURS, spec: { base: 'tiny', sharing: { method: 'hard', trunk: [16] }, training: FAST, promotion: { margin: 1 } } });
+    const { status, report } = await run({
+      dataset: 'colours',
+      hash: 'h2',
+      classes: COLOURS,
+      spec: { base: 'tiny', sharing: { method: 'hard', trunk: [16] }, training: FAST, promotion: { margin: 1 } },
+    });
 
     // Assess
     expect(status.embeddingCache).toBe('hit');
     expect(report.transfer.embeddingCache).toBe('hit');
     const cached = (await store.list('cache/embeddings/')).map((o) => o.key).filter((k) => /^cache\/embeddings\/tiny~[0-9a-f]{16}\//.test(k));
-    expect(cached).toHaveLength(3);
+    // One block and its index for the first job's images (all splits at once); the second job added none.
+    expect(cached.filter((k) => k.includes('/blocks/'))).toHaveLength(1);
+    expect(cached.filter((k) => k.includes('/index/'))).toHaveLength(1);
   });
 
   it('refuses to promote a worse version, keeps it as a candidate, and rolls back', async () => {
@@ -58,7 +62,12 @@ describe('transfer in training jobs', () => {
     const before = (await readAlias(store, 'colours', 'latest'))!.version;
 
     // Act: a hopeless learning rate on the same images
-    const { version, status, report } = await run({ dataset: 'colours', hash: 'h3', classes: COLOURS, spec: { base: 'tiny', training: { ...FAST, epochs: 1, learningRate: 1e-9 } } });
+    const { version, status, report } = await run({
+      dataset: 'colours',
+      hash: 'h3',
+      classes: COLOURS,
+      spec: { base: 'tiny', training: { ...FAST, epochs: 1, learningRate: 1e-9 } },
+    });
 
     // Assess: latest untouched, the version is the candidate, the reason names the task
     expect(status.promoted).toBe(false);
@@ -120,15 +129,13 @@ describe('transfer in training jobs', () => {
     const old = (await readAlias(store, 'colours', 'latest'))!.version;
 
     // Act: fineTune set with from = trunk unfrozen
-    const { report } = await run({
-      dataset: 'tones',
-      hash: 't1',
-      task: 'tone',
-      classes: ['dark', 'light'],
-      imageClass: (l) => (l === 'light' ? 1 : 0),
-      seed: 700,
-      spec: { model: 'colours', base: 'tiny', from: `colours@${old}`, tasks: [{ name: 'tone' }], fineTune: { layers: 1, learningRate: 0.001 }, training: { ...FAST, epochs: 5 }, promotion: { margin: 1 } },
-    });
+    const { report } = await run(
+      tonesExtending(`colours@${old}`, 't1', {
+        fineTune: { layers: 1, learningRate: 0.001 },
+        training: { ...FAST, epochs: 5 },
+        promotion: { margin: 1 },
+      }),
+    );
 
     // Assess: each old task measured before and after on the test split that taught it
     const c = report.transfer.continual;
@@ -137,12 +144,19 @@ describe('transfer in training jobs', () => {
     expect(c.tasks.warm.dataset).toBe('warmth@w1');
     expect(c.tasks.class.before).toBeGreaterThan(0);
     expect(Math.abs(c.tasks.class.difference)).toBeLessThanOrEqual(0.34);
-    expect(report.transfer.promotion.comparisons.map((x: { on: string }) => x.on)).toEqual(expect.arrayContaining(['test split of colours@h2', 'test split of warmth@w1']));
+    expect(report.transfer.promotion.comparisons.map((x: { on: string }) => x.on)).toEqual(
+      expect.arrayContaining(['test split of colours@h2', 'test split of warmth@w1']),
+    );
   });
 
   it('fine-tunes the top layers by name (batch norm frozen) and serves the fine-tuned model', async () => {
     // Act: unfreeze emb and c2; bn2 sits between them and stays frozen
-    const { version, report } = await run({ dataset: 'colours-ft', hash: 'f1', classes: COLOURS, spec: { base: 'tiny', fineTune: { layers: 2, epochs: 3, learningRate: 0.001 }, training: FAST } });
+    const { version, report } = await run({
+      dataset: 'colours-ft',
+      hash: 'f1',
+      classes: COLOURS,
+      spec: { base: 'tiny', fineTune: { layers: 2, epochs: 3, learningRate: 0.001 }, training: FAST },
+    });
 
     // Assess
     const ft = report.transfer.fineTune;
@@ -182,7 +196,7 @@ describe('transfer in training jobs', () => {
     ] as const) {
       const { preparedPrefix, jobId } = await writeDataset(store, { dataset: 'bad', hash, classes: COLOURS, spec });
       const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
-      expect(result).toMatchObject({ ok: false, error: { code: 'invalid_spec', message: expect.stringMatching(pattern) } });
+      expect(result).toMatchObject({ ok: false, error: { code: 'INVALID_SPEC', message: expect.stringMatching(pattern) } });
     }
   });
 

@@ -8,10 +8,13 @@ import { compareWithBaseline } from '../../../shared/ml/baseline.js';
 import { decodeEmbeddings, embedCached, embeddingBaseKey, embeddingKeyFor, encodeEmbeddings } from '../../../shared/ml/embedding-cache.js';
 import { resolveBase } from '../../../shared/ml/base-models.js';
 import { loadEmbedder } from '../../../shared/ml/embedder.js';
-import { planFineTune, predictOutputs, trainTopModel } from '../../../shared/ml/fine-tune.js';
+import { planFineTune } from '../../../shared/ml/fine-tune.js';
+import { trainModel } from '../../../shared/ml/train.js';
+import { predictOutputs } from '../../../shared/ml/inference.js';
 import { loadTf } from '../../../shared/tf/loader.js';
 import { loadModel } from '../../../shared/ml/model-io.js';
-import { buildPrototypes, leaveOneOutAccuracy, prototypeScores, publishPrototypeModel } from '../../../shared/ml/prototype.js';
+import { buildPrototypes, leaveOneOutAccuracy, prototypeScores } from '../../../shared/ml/prototype-classifier.js';
+import { publishPrototypeModel } from '../../../shared/ml/prototype-job.js';
 import { decidePromotion, NoPreviousVersionError, rollbackAlias } from '../../../shared/models/promotion.js';
 import { readAlias, setAlias, writeMetadata } from '../../../shared/models/registry.js';
 import { readReport } from '../../../shared/data/shards.js';
@@ -46,13 +49,22 @@ describe('prototype classifier', () => {
       const store = new FsObjectStore({ root: dir });
       await writeTinyBase(store);
       const classes = ['blue', 'green', 'red'];
-      const { preparedPrefix } = await writeDataset(store, { dataset: 'few', hash: 'p1', classes, perSplit: { train: 3, validation: 0, test: 0 }, spec: { base: 'none', mode: 'prototype' } });
+      const { preparedPrefix } = await writeDataset(store, {
+        dataset: 'few',
+        hash: 'p1',
+        classes,
+        perSplit: { train: 3, validation: 0, test: 0 },
+        spec: { base: 'none', mode: 'prototype' },
+      });
       // Act
       const published = await publishPrototypeModel({ store, report: await readReport(store, preparedPrefix) });
       const cache = createModelCache(store);
       const { pixels } = splitImages(classes, 3, 0);
       const per = SHAPE[0] * SHAPE[1] * SHAPE[2];
-      const out = await cache.predict(published.metadata, { instances: await Promise.all([0, 1, 2].map(async (i) => ({ image: await png(pixels.subarray(i * per, (i + 1) * per)) }))), topK: 3 });
+      const out = await cache.predict(published.metadata, {
+        instances: await Promise.all([0, 1, 2].map(async (i) => ({ image: await png(pixels.subarray(i * per, (i + 1) * per)) }))),
+        topK: 3,
+      });
       // Assess
       expect(published.metadata).toMatchObject({ kind: 'prototype', base: { name: 'none', embeddingSize: 32 * 32 * 3 } });
       expect(published.promotion.promote).toBe(true);
@@ -66,7 +78,14 @@ describe('prototype classifier', () => {
 });
 
 describe('promotion gate', () => {
-  const c = (task: string, previous: number, candidate: number) => ({ task, metric: 'accuracy', previous, candidate, delta: candidate - previous, on: 'test split of this job' });
+  const c = (task: string, previous: number, candidate: number) => ({
+    task,
+    metric: 'accuracy',
+    previous,
+    candidate,
+    delta: candidate - previous,
+    on: 'test split of this job',
+  });
 
   it('promotes a first version and one within the margin', () => {
     expect(decidePromotion([], 0.01).promote).toBe(true);
@@ -83,7 +102,10 @@ describe('promotion gate', () => {
 
   it('refuses when nothing could be compared with the version it would replace, naming lost classes', () => {
     const none = decidePromotion([], 0.01, 'v1', { notCompared: 'this job has no test records' });
-    expect(none).toMatchObject({ promote: false, reason: expect.stringMatching(/not promoted: it could not be compared with v1 .*this job has no test records/) });
+    expect(none).toMatchObject({
+      promote: false,
+      reason: expect.stringMatching(/not promoted: it could not be compared with v1 .*this job has no test records/),
+    });
     expect(decidePromotion([], 0.01, 'v1', { lostClasses: { class: ['red'] } }).reason).toMatch(/task "class" loses class "red"/);
     expect(decidePromotion([], 0.01, 'v1', { unmeasurable: true }).promote).toBe(true);
   });
@@ -92,7 +114,18 @@ describe('promotion gate', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'tl-rollback-'));
     try {
       const store = new FsObjectStore({ root: dir });
-      const meta = (version: string) => ({ model: 'm', version, createdAt: '2026-01-01T00:00:00Z', kind: 'train' as const, input: { type: 'vector' as const, size: 2 }, base: { name: 'none' }, tasks: [{ name: 'class', type: 'classification' as const, auxiliary: false, labels: ['a', 'b'] }], dataset: { name: 'd', hash: 'h' }, spec: { model: 'm' } as never, metrics: {} });
+      const meta = (version: string) => ({
+        model: 'm',
+        version,
+        createdAt: '2026-01-01T00:00:00Z',
+        kind: 'train' as const,
+        input: { type: 'vector' as const, size: 2 },
+        base: { name: 'none' },
+        tasks: [{ name: 'class', type: 'classification' as const, auxiliary: false, labels: ['a', 'b'] }],
+        dataset: { name: 'd', hash: 'h' },
+        spec: { model: 'm' } as never,
+        metrics: {},
+      });
       const [v1, v2] = ['v20260101000000-aaaaaa', 'v20260102000000-bbbbbb'];
       await writeMetadata(store, { ...meta(v1), spec: (await import('../../../shared/schemas/spec.js')).TrainSpecSchema.parse({}) });
       await writeMetadata(store, { ...meta(v2), spec: (await import('../../../shared/schemas/spec.js')).TrainSpecSchema.parse({}) });
@@ -110,8 +143,10 @@ describe('promotion gate', () => {
 describe('baseline comparison', () => {
   const base = (accuracy: number, count = 20) => ({ method: 'm', test: { class: { accuracy, count } }, epochsRun: 3, ms: 1 });
   it('says tie within half a point, not compared without test records, with the count and advice fitting the job', () => {
-    expect(compareWithBaseline({ class: { accuracy: 0.8 } }, base(0.8)).verdict).toMatch(/^Transfer learning ties with the from-scratch baseline.*20 test records/);
-    expect(compareWithBaseline({ class: { accuracy: 0.9 } }, base(0.8)).verdict).toMatch(/^Transfer learning beats .*\+10\.0 points, 20 test records/);
+    expect(compareWithBaseline({ class: { accuracy: 0.8 } }, base(0.8)).verdict).toMatch(
+      /^Transfer learning ties with the from-scratch baseline.*20 test records/,
+    );
+    expect(compareWithBaseline({ class: { accuracy: 0.9 } }, base(0.8)).verdict).toMatch(/^Transfer learning beats .*\+10\.0 points\), 20 test records/);
     expect(compareWithBaseline({ class: { accuracy: 0 } }, base(0, 0)).verdict).toMatch(/not compared/);
     const lost = (ctx: Parameters<typeof compareWithBaseline>[2]) => compareWithBaseline({ class: { accuracy: 0.5 } }, base(0.8), ctx).verdict;
     expect(lost({ base: 'none' })).toMatch(/base "none".*pretrained base/);
@@ -124,7 +159,33 @@ describe('baseline comparison', () => {
     expect(r.baselineWins).toBe(true);
     expect(r.tasks.class.difference).toBeCloseTo(-0.15, 6);
     expect(r.verdict).toMatch(/^The from-scratch baseline beats transfer learning/);
-    expect(compareWithBaseline({ class: { accuracy: 0.9 } }, { method: 'm', test: { class: { accuracy: 0.75, count: 20 } }, epochsRun: 3, ms: 1 }).baselineWins).toBe(false);
+    expect(
+      compareWithBaseline({ class: { accuracy: 0.9 } }, { method: 'm', test: { class: { accuracy: 0.75, count: 20 } }, epochsRun: 3, ms: 1 }).baselineWins,
+    ).toBe(false);
+  });
+});
+
+describe('baseline comparison of multilabel and regression tasks', () => {
+  const result = (test: Parameters<typeof compareWithBaseline>[1]['test']) => ({ method: 'm', test, epochsRun: 3, ms: 1 });
+
+  it('compares multilabel tasks by micro-F1, with macro-F1 beside it', () => {
+    const r = compareWithBaseline({ tags: { microF1: 0.9, macroF1: 0.85 } }, result({ tags: { type: 'multilabel', microF1: 0.7, macroF1: 0.6, count: 12 } }));
+    expect(r.tasks.tags).toMatchObject({ metric: 'microF1', better: 'transfer', figures: { macroF1: { difference: expect.closeTo(0.25, 6) } } });
+    expect(r.baselineWins).toBe(false);
+    expect(r.verdict).toMatch(/^Transfer learning beats .*micro-F1 0\.900 vs 0\.700 \(\+20\.0 points\), macro-F1 0\.850 vs 0\.600/);
+  });
+
+  it('compares regression tasks by R² and MAE, and says so when transfer does no better than the train mean', () => {
+    const mean = { r2: -0.02, mae: 1.5 };
+    const beaten = compareWithBaseline({ y: { r2: 0.8, mae: 0.3 } }, result({ y: { type: 'regression', r2: 0.5, mae: 0.7, count: 10, trainMean: mean } }));
+    expect(beaten.tasks.y).toMatchObject({ metric: 'r2', better: 'transfer', trainMean: { beaten: true } });
+    expect(beaten.baselineWins).toBe(false);
+    expect(beaten.verdict).toMatch(/R² 0\.800 vs 0\.500.*MAE 0\.300 vs 0\.700 \(−0\.400\).*train mean: R² −0\.020|train mean: R² -0\.020/);
+
+    // Both models as bad as the mean: a tie with the baseline, but transfer did not pay.
+    const flat = compareWithBaseline({ y: { r2: -0.02, mae: 1.5 } }, result({ y: { type: 'regression', r2: -0.02, mae: 1.5, count: 10, trainMean: mean } }));
+    expect(flat.baselineWins).toBe(true);
+    expect(flat.verdict).toMatch(/^Transfer learning does not pay: on task "y" transfer learning does no better than predicting the train mean/);
   });
 });
 
@@ -178,7 +239,17 @@ describe('embedding cache and fine-tune plan', () => {
       expect(second.x).toEqual(first.x);
 
       const errors: unknown[] = [];
-      const refusing = { ...store, get: store.get.bind(store), list: store.list.bind(store), delete: store.delete.bind(store), presignPut: store.presignPut.bind(store), putIfAbsent: store.putIfAbsent.bind(store), put: async () => { throw new Error('AccessDenied'); } };
+      const refusing = {
+        ...store,
+        get: store.get.bind(store),
+        list: store.list.bind(store),
+        delete: store.delete.bind(store),
+        presignPut: store.presignPut.bind(store),
+        putIfAbsent: store.putIfAbsent.bind(store),
+        put: async () => {
+          throw new Error('AccessDenied');
+        },
+      };
       const third = await embedCached({ ...opts, store: refusing, baseKey: 'other', onCacheError: (e) => errors.push(e) });
       expect(third.cache).toBe('miss');
       expect(third.x).toEqual(first.x);
@@ -223,7 +294,11 @@ describe('distillation by task kind', () => {
     const x = Float32Array.from({ length: count * 2 }, (_, i) => (i % 2 ? 1 : (i % 5) / 5));
     const soft = { score: new Float32Array(count).fill(3), tags: Float32Array.from({ length: count * 2 }, () => 0.9) };
     // Act
-    await trainTopModel(model, { train: { x, count, targets: {}, soft } }, { heads, epochs: 200, batchSize: 16, learningRate: 0.05, patience: 200 });
+    await trainModel(
+      model,
+      { train: { x, count, targets: {}, soft } },
+      { tasks: heads, epochs: 200, batchSize: 16, learningRate: 0.05, patience: 200, inferenceMode: true },
+    );
     const [score, tags] = await predictOutputs(model, x, count);
     model.dispose();
     // Assess: a softmax over one unit (or over two independent ones) could not reach these

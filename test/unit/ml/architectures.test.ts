@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '@tensorflow/tfjs';
 import { loadTf } from '../../../shared/tf/loader.js';
-import { buildHeadModel, outputTaskNames, UnsupportedArchitectureError } from '../../../shared/ml/heads.js';
+import { buildHeadModel, outputTaskNames, UnsupportedArchitectureError } from '../../../shared/ml/architectures.js';
 import { UnsupportedTaskTypeError, LabelError } from '../../../shared/ml/task-kinds.js';
 import type { TaskHead } from '../../../shared/schemas/model.js';
 
@@ -22,7 +22,10 @@ describe('buildHeadModel (hard sharing)', () => {
     expect(model.getLayer('trunk_0').outputShape).toEqual([null, 8]);
     expect(model.getLayer('trunk_1').outputShape).toEqual([null, 4]);
     const out = model.predict(tf.ones([5, 16])) as Tensor[];
-    expect(out.map((o) => o.shape)).toEqual([[5, 3], [5, 2]]);
+    expect(out.map((o) => o.shape)).toEqual([
+      [5, 3],
+      [5, 2],
+    ]);
     const sums = (await out[0].sum(-1).data()) as Float32Array;
     sums.forEach((s) => expect(s).toBeCloseTo(1, 5));
     out.forEach((o) => o.dispose());
@@ -45,7 +48,15 @@ describe('buildHeadModel (hard sharing)', () => {
 
   it('refuses unknown sharing methods, unknown task types and single-class tasks with readable errors', async () => {
     await expect(buildHeadModel({ embeddingSize: 4, tasks, sharing: { method: 'cross-stitch' } as never })).rejects.toThrow(UnsupportedArchitectureError);
-    await expect(buildHeadModel({ embeddingSize: 4, tasks: [{ name: 'box', type: 'ranking' as never, auxiliary: false }], sharing: { method: 'hard', trunk: [] } })).rejects.toThrow(UnsupportedTaskTypeError);
-    await expect(buildHeadModel({ embeddingSize: 4, tasks: [{ name: 'x', type: 'classification', auxiliary: false, labels: ['only'] }], sharing: { method: 'hard', trunk: [] } })).rejects.toThrow(LabelError);
+    await expect(
+      buildHeadModel({ embeddingSize: 4, tasks: [{ name: 'box', type: 'ranking' as never, auxiliary: false }], sharing: { method: 'hard', trunk: [] } }),
+    ).rejects.toThrow(UnsupportedTaskTypeError);
+    await expect(
+      buildHeadModel({
+        embeddingSize: 4,
+        tasks: [{ name: 'x', type: 'classification', auxiliary: false, labels: ['only'] }],
+        sharing: { method: 'hard', trunk: [] },
+      }),
+    ).rejects.toThrow(LabelError);
   });
 });

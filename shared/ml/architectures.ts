@@ -11,12 +11,16 @@ import type { TaskHead } from '../schemas/model.js';
 import type { Sharing } from '../schemas/spec.js';
 import { loadTf, type Tf } from '../tf/loader.js';
 import { taskKind } from './task-kinds.js';
+import { UserError } from '../errors.js';
 
 export const EMBEDDING_INPUT = 'embedding';
 export const headLayerName = (task: string) => `head_${task}`;
 
-export class UnsupportedArchitectureError extends Error {
+export class UnsupportedArchitectureError extends UserError {
   override name = 'UnsupportedArchitectureError';
+  constructor(message: string) {
+    super('UNSUPPORTED_SPEC', message);
+  }
 }
 
 export interface ArchitectureContext {
@@ -93,7 +97,7 @@ export const softSharing: Architecture<Extract<Sharing, { method: 'soft' }>> = {
         }
       }
     });
-    return tf.mul(tf.addN(terms), sharing.l2) as Scalar;
+    return tf.mul<Scalar>(tf.addN(terms), sharing.l2);
   },
 };
 
@@ -147,7 +151,12 @@ export async function buildHeadModel(opts: BuildHeadModelOptions): Promise<Layer
     // position would always drop the same units instead of a fresh random subset.
     if (dropout > 0) x = tf.layers.dropout({ rate: dropout, name: `dropout_${task.name}` }).apply(x) as SymbolicTensor;
     return tf.layers
-      .dense({ units: kind.outputUnits(task), activation: kind.activation, name: headLayerName(task.name), kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 200 + i }) })
+      .dense({
+        units: kind.outputUnits(task),
+        activation: kind.activation,
+        name: headLayerName(task.name),
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 200 + i }),
+      })
       .apply(x) as SymbolicTensor;
   });
   return tf.model({ inputs: input, outputs, name: 'heads' });

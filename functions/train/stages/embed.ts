@@ -1,0 +1,104 @@
+/**
+ * Stage `embed`: the frozen base runs once per record, here, through the embedding
+ * cache; everything after reads only these arrays. The embedder comes in through
+ * the deps (images in, embeddings out), so another engine plugs in here.
+ */
+import type { Shard } from '../../../shared/data/shards.js';
+import type { ImageShape } from '../../../shared/ml/embedder.js';
+import { withTargetStatistics } from '../../../shared/ml/mtl-evaluate.js';
+import { SPLITS, subsetRows, type Split } from '../../../shared/ml/split.js';
+import { countLabelled, isLabelled, selectTargets, taskKind, type TaskTargets } from '../../../shared/ml/task-kinds.js';
+import { embedJobSplits } from '../../../shared/ml/transfer-job.js';
+import { engineOf } from '../../../shared/ml/onnx/runtime.js';
+import type { TaskHead } from '../../../shared/schemas/model.js';
+import type { SplitName } from '../../../shared/schemas/report.js';
+import { tasksOf } from '../../../shared/schemas/spec.js';
+import type { EmbeddedJob, LoadedJob, StageDeps } from '../context.js';
+import { NoTrainLabelsError, TrainingInputError } from '../errors.js';
+import { PROGRESS } from '../progress.js';
+
+export async function embed(ctx: LoadedJob, deps: StageDeps): Promise<EmbeddedJob> {
+  const { data, embeddingSize, embedded, engine } = ctx.inputSpec.type === 'vector' ? vectorSplits(ctx, ctx.inputSpec.size) : await imageSplits(ctx, deps);
+  if (data.train.count < 2)
+    throw new TrainingInputError(`the train split has ${data.train.count} labelled record${data.train.count === 1 ? '' : 's'}; add more data`);
+  checkTrainLabels(
+    ctx.heads,
+    tasksOf(ctx.spec).map((t) => t.name),
+    data,
+  );
+  // Regression heads are standardised with the train split's mean and std (stored in the head).
+  const heads = withTargetStatistics(ctx.heads, data.train);
+  return { ...ctx, heads, data, embeddingSize, embedded, engine };
+}
+
+/** Vectors are their own embeddings: only the labelled records are kept. */
+function vectorSplits(ctx: LoadedJob, size: number): Pick<EmbeddedJob, 'data' | 'embeddingSize' | 'embedded' | 'engine'> {
+  const data = {} as Record<SplitName, Split>;
+  for (const split of SPLITS) {
+    const shard = ctx.shards[split];
+    const sel = selectLabelled(shard, ctx.heads);
+    const x = shard.data instanceof Float32Array ? shard.data : Float32Array.from(shard.data);
+    data[split] = { count: sel.index.length, targets: sel.targets, x: subsetRows(x, size, sel.index) };
+  }
+  return { data, embeddingSize: size };
+}
+
+async function imageSplits(ctx: LoadedJob, deps: StageDeps): Promise<Pick<EmbeddedJob, 'data' | 'embeddingSize' | 'embedded' | 'engine'>> {
+  const { shards, jobBase } = ctx;
+  const total = SPLITS.reduce((a, s) => a + shards[s].records.length, 0);
+  const offset = { train: 0, validation: shards.train.records.length, test: shards.train.records.length + shards.validation.records.length };
+  // Through the embedding cache: a job on the same images skips the base's forward pass.
+  const embedded = await embedJobSplits({
+    store: deps.store,
+    jobBase,
+    shards,
+    sourceShape: ctx.report.inputShape as ImageShape,
+    select: (shard) => selectLabelled(shard, ctx.heads),
+    embedder: deps.embedder,
+    onCacheError: (err) => deps.log(`embedding cache unavailable (${err instanceof Error ? err.message : String(err)}); embedding without it`),
+    onProgress: (split, n, count) => {
+      deps.progress.tick({ progress: PROGRESS.loaded + ((PROGRESS.embedded - PROGRESS.loaded) * (offset[split] + n)) / Math.max(1, total) });
+      deps.log(`embedding ${split}: ${n}/${count}`);
+    },
+  });
+  await deps.progress.update({ embeddingCache: embedded.cache });
+  deps.log(
+    `embedding cache: ${embedded.cache}, ${embedded.images.cached} images cached, ${embedded.images.embedded} embedded (base ${jobBase.baseName}${jobBase.cut ? ` cut at ${jobBase.cut.layer}` : ''})`,
+  );
+  // After embedding: a base whose export failed is known by now to keep tfjs.
+  return { data: embedded.prepared, embeddingSize: embedded.size, embedded, engine: await engineOf(jobBase.base.name) };
+}
+
+/** Records with a label for at least one task; a record without any teaches nothing. */
+function selectLabelled(shard: Shard, heads: TaskHead[]): { index: number[]; targets: Record<string, TaskTargets> } {
+  const all = Object.fromEntries(
+    heads.map((h) => [
+      h.name,
+      taskKind(h.type).encodeLabels(
+        shard.records.map((r) => r.labels[h.name]),
+        h,
+      ),
+    ]),
+  );
+  const index: number[] = [];
+  const n = shard.records.length;
+  for (let i = 0; i < n; i++) if (heads.some((h) => isLabelled(all[h.name], n, i))) index.push(i);
+  const targets = Object.fromEntries(heads.map((h) => [h.name, selectTargets(all[h.name], n, index)]));
+  return { index, targets };
+}
+
+/**
+ * Every task the spec declares needs labelled train records: with none, a regression
+ * head would be standardised with a made-up mean 0 and std 1 and a head of any type
+ * would train on nothing. @throws NoTrainLabelsError naming the task and its label counts per split
+ */
+function checkTrainLabels(heads: TaskHead[], declared: string[], data: Record<SplitName, Split>): void {
+  for (const h of heads) {
+    if (!declared.includes(h.name)) continue;
+    const counts = Object.fromEntries(SPLITS.map((s) => [s, countLabelled(data[s].targets[h.name], data[s].count)]));
+    if (counts.train > 0) continue;
+    throw new NoTrainLabelsError(
+      `${h.auxiliary ? 'auxiliary ' : ''}task "${h.name}" has no labelled record in the train split (labelled: ${SPLITS.map((s) => `${s} ${counts[s]}`).join(', ')}); label some train records or remove the task`,
+    );
+  }
+}

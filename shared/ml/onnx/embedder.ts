@@ -1,0 +1,199 @@
+/**
+ * The frozen part of a pretrained base run by ONNX Runtime (onnxruntime-node, CPU
+ * execution provider), behind the same `Embedder` interface as the tfjs engine.
+ *
+ * The base's tfjs model is exported once (export.ts) and the graph written to the
+ * store beside the base, at `base-models/<name>/onnx/<hash>.onnx`, where the hash
+ * covers the model's files, the cuts, the normalisation and the exporter version:
+ * the training job, the preprocess step (prototypes) and the predict function all
+ * reuse the same file, and a changed base gets a new one. Sessions are cached per
+ * process, one per (graph), so a cached embedder costs one session creation.
+ *
+ * One graph can have several outputs ("cuts"): `embedCuts` returns all of them
+ * from one forward pass (comparing representations needs that).
+ */
+import { createHash } from 'node:crypto';
+import type { InferenceSession } from 'onnxruntime-common';
+import { NotFoundError, type ObjectStore } from '../../ports/object-store.js';
+import type { BaseModelDescriptor } from '../../schemas/base-model.js';
+import { loadTf } from '../../tf/loader.js';
+import { UserError } from '../../errors.js';
+import type { EmbedOptions, Embedder, ImageShape } from '../embedder.js';
+import { objectStoreIO } from '../model-io.js';
+import { exportLayersModelToOnnx, type OnnxOutput } from './export.js';
+import { engineThreads, frozenEngine, type Ort } from './runtime.js';
+
+/** Bumped when the exporter's output changes for the same model, so stored graphs are rebuilt. */
+export const EXPORTER_VERSION = 1;
+
+export type Cut = Pick<BaseModelDescriptor['embedding'], 'layer' | 'pooling'>;
+
+export interface OnnxBase {
+  name: string;
+  descriptor: BaseModelDescriptor;
+}
+
+const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
+const cutName = (i: number) => `cut_${i}`;
+
+/** Content hash of the base's model files and what is exported from them. */
+async function graphKey(store: ObjectStore, base: OnnxBase, cuts: Cut[]): Promise<{ key: string; prefix: string }> {
+  const prefix = base.descriptor.modelKey.replace(/\/model\.json$/, '');
+  const modelJson = await store.get(base.descriptor.modelKey);
+  const h = createHash('sha256').update(modelJson);
+  const manifest = (JSON.parse(modelJson.toString('utf8')) as { weightsManifest?: Array<{ paths: string[] }> }).weightsManifest ?? [];
+  for (const group of manifest) for (const p of group.paths) h.update(await store.get(`${prefix}/${p}`));
+  h.update(JSON.stringify({ cuts: cuts.map((c) => [c.layer, c.pooling ?? 'none']), norm: base.descriptor.normalization, v: EXPORTER_VERSION }));
+  return { key: `${prefix}/onnx/${h.digest('hex').slice(0, 32)}.onnx`, prefix };
+}
+
+/** The stored graph, exported from the tfjs model and written first when missing. */
+async function storedGraph(store: ObjectStore, base: OnnxBase, cuts: Cut[]): Promise<{ key: string; bytes: Uint8Array }> {
+  const { key, prefix } = await graphKey(store, base, cuts);
+  try {
+    return { key, bytes: await store.get(key) };
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  const { tf } = await loadTf();
+  const model = await tf.loadLayersModel(objectStoreIO(store, prefix));
+  try {
+    const outputs: OnnxOutput[] = cuts.map((c, i) => ({ name: cutName(i), layer: c.layer, pooling: c.pooling }));
+    const bytes = exportLayersModelToOnnx(model, {
+      outputs,
+      inputName: 'image',
+      normalization: base.descriptor.normalization,
+      graphName: base.name,
+      metadata: { 'tl.base': base.name, 'tl.cuts': JSON.stringify(cuts) },
+    });
+    // Concurrent first uses export identical bytes; whichever lands first is kept.
+    await store.putIfAbsent(key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { contentType: 'application/octet-stream' });
+    return { key, bytes };
+  } finally {
+    model.dispose();
+  }
+}
+
+interface CachedSession {
+  session: InferenceSession;
+  sizes: number[];
+}
+const sessions = new Map<string, Promise<CachedSession>>();
+
+async function createSession(ort: Ort, bytes: Uint8Array, inputShape: ImageShape, cuts: number): Promise<CachedSession> {
+  const session = await ort.InferenceSession.create(bytes, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: engineThreads(),
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // Worker threads that spin while waiting burn the cores other work needs: measured
+    // on this 2-core machine under load (load average ~10), MobileNetV2 at batch 8 ran at
+    // 24 images/s with spinning and 49 without (2 threads), so spinning is off.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  // One pass on a blank image gives the output sizes (and warms the session up).
+  const r = await session.run({ image: new ort.Tensor('float32', new Float32Array(prod(inputShape)), [1, ...inputShape]) });
+  return { session, sizes: Array.from({ length: cuts }, (_, i) => r[cutName(i)].data.length) };
+}
+
+/** One session per stored graph and process. */
+function sessionFor(ort: Ort, key: string, bytes: Uint8Array, inputShape: ImageShape, cuts: number): Promise<CachedSession> {
+  let s = sessions.get(key);
+  if (!s) {
+    s = createSession(ort, bytes, inputShape, cuts);
+    sessions.set(key, s);
+    s.catch(() => sessions.delete(key));
+  }
+  return s;
+}
+
+/** uint8 HWC images → float32 NHWC in the model's input shape (0–255; the graph normalises). */
+async function toFloatInput(pixels: Uint8Array, n: number, source: ImageShape, target: ImageShape): Promise<Float32Array> {
+  if (source.every((d, i) => d === target[i])) return Float32Array.from(pixels);
+  if (source[2] !== target[2] && !(source[2] === 1 && target[2] === 3)) {
+    throw new UserError('BASE_MODEL_ERROR', `cannot feed ${source[2]}-channel images to a ${target[2]}-channel input`);
+  }
+  // Resizing as the tfjs engine does (bilinear, align corners), so both engines see the same input.
+  const { tf } = await loadTf();
+  const y = tf.tidy(() => {
+    let x = tf.tensor4d(Float32Array.from(pixels), [n, ...source]);
+    if (source[2] === 1 && target[2] === 3) x = tf.tile(x, [1, 1, 1, 3]);
+    if (source[0] !== target[0] || source[1] !== target[1]) x = tf.image.resizeBilinear(x, [target[0], target[1]], true);
+    return x;
+  });
+  try {
+    return (await y.data()) as Float32Array;
+  } finally {
+    y.dispose();
+  }
+}
+
+export class OnnxEmbedder implements Embedder {
+  readonly engine = 'onnx' as const;
+  readonly inputShape: ImageShape;
+  /** Size of each cut's embedding, in cut order; `size` is the first. */
+  readonly sizes: number[];
+  readonly size: number;
+  constructor(
+    private readonly ort: Ort,
+    private readonly session: InferenceSession,
+    inputShape: ImageShape,
+    sizes: number[],
+    /** The stored graph's key. */
+    readonly graphKey: string,
+  ) {
+    this.inputShape = inputShape;
+    this.sizes = sizes;
+    this.size = sizes[0];
+  }
+
+  async embed(pixels: Uint8Array, count: number, opts: EmbedOptions = {}): Promise<Float32Array> {
+    return (await this.run(pixels, count, opts, [cutName(0)]))[0];
+  }
+
+  /** Every cut's embeddings from one forward pass per batch, in cut order. */
+  embedCuts(pixels: Uint8Array, count: number, opts: EmbedOptions = {}): Promise<Float32Array[]> {
+    return this.run(
+      pixels,
+      count,
+      opts,
+      this.sizes.map((_, i) => cutName(i)),
+    );
+  }
+
+  private async run(pixels: Uint8Array, count: number, opts: EmbedOptions, fetches: string[]): Promise<Float32Array[]> {
+    const source = opts.sourceShape ?? this.inputShape;
+    const per = prod(source);
+    if (pixels.length !== count * per)
+      throw new UserError('BASE_MODEL_ERROR', `expected ${count}×${source.join('×')} = ${count * per} pixel values, got ${pixels.length}`);
+    // Batch 8 was the best of 1/8/32 for MobileNetV2 with onnxruntime on 2 cores (issue 9's table).
+    const batch = Math.max(1, opts.batchSize ?? 8);
+    const sizes = fetches.map((f) => this.sizes[Number(f.slice(4))]);
+    const out = sizes.map((s) => new Float32Array(count * s));
+    for (let start = 0; start < count; start += batch) {
+      const n = Math.min(batch, count - start);
+      const x = await toFloatInput(pixels.subarray(start * per, (start + n) * per), n, source, this.inputShape);
+      const feeds = { image: new this.ort.Tensor('float32', x, [n, ...this.inputShape]) };
+      const result = await this.session.run(feeds, fetches);
+      fetches.forEach((f, i) => out[i].set(result[f].data as Float32Array, start * sizes[i]));
+      opts.onProgress?.(start + n, count);
+    }
+    return out;
+  }
+
+  /** The session stays cached for the next embedder of the same graph; nothing to free per embedder. */
+  dispose(): void {}
+}
+
+/**
+ * The ONNX embedder of a pretrained base cut at `cuts` (the first is what `embed` returns).
+ * @throws UnsupportedLayerError (export.ts) when a layer cannot be exported; the caller keeps tfjs.
+ */
+export async function loadOnnxEmbedder(store: ObjectStore, base: OnnxBase, cuts: Cut[]): Promise<OnnxEmbedder> {
+  const { ort } = await frozenEngine();
+  if (!ort) throw new UserError('BASE_MODEL_ERROR', 'the onnx engine is not available in this process');
+  const { key, bytes } = await storedGraph(store, base, cuts);
+  const { session, sizes } = await sessionFor(ort, key, bytes, base.descriptor.inputShape, cuts.length);
+  return new OnnxEmbedder(ort, session, base.descriptor.inputShape, sizes, key);
+}

@@ -1,0 +1,69 @@
+/**
+ * The embedder of a model trained on this platform used as the base of another
+ * (`base: "model:<name>[@version]"`, resolved in base-models.ts): the source
+ * model's own embedder followed by the source's stored model cut at a named layer
+ * (by default the shared trunk its heads read), so what the source learned on its
+ * task becomes the features of the new one. A cat detector's trunk can then serve
+ * to locate cat faces.
+ */
+import type { LayersModel } from '@tensorflow/tfjs';
+import { versionPrefix } from '../models/registry.js';
+import type { ObjectStore } from '../ports/object-store.js';
+import type { ModelMetadata } from '../schemas/model.js';
+import { loadTf } from '../tf/loader.js';
+import { resolveBase, UnknownBaseModelError, type ModelBase, type ResolvedBase } from './base-models.js';
+import type { EmbedOptions, Embedder, ImageShape, LoadEmbedderOptions } from './embedder.js';
+import { predictOutputs } from './inference.js';
+import { loadModel } from './model-io.js';
+
+/** Loads the embedder of any base: how the source's own base is loaded (passed in, so this module does not import the dispatcher that imports it). */
+export type LoadBaseEmbedder = (store: ObjectStore, base: ResolvedBase, opts: LoadEmbedderOptions) => Promise<Embedder>;
+
+/** The source's base, resolved as its own metadata says (and cut where it says). */
+async function parentOf(store: ObjectStore, source: ModelMetadata): Promise<{ base: ResolvedBase; opts: LoadEmbedderOptions }> {
+  return { base: await resolveBase(store, source.base.name), opts: source.base.cut ? { embedding: source.base.cut } : {} };
+}
+
+class ModelEmbedder implements Embedder {
+  readonly size: number;
+  readonly inputShape: ImageShape;
+  get engine() {
+    return this.parent.engine;
+  }
+  constructor(
+    private readonly parent: Embedder,
+    private readonly stored: LayersModel,
+    private readonly cut: LayersModel | undefined,
+  ) {
+    this.inputShape = parent.inputShape;
+    this.size = cut ? (cut.outputs[0].shape.slice(1) as number[]).reduce((a, b) => a * b, 1) : parent.size;
+  }
+  async embed(pixels: Uint8Array, count: number, opts?: EmbedOptions): Promise<Float32Array> {
+    const e = await this.parent.embed(pixels, count, opts);
+    return this.cut ? (await predictOutputs(this.cut, e, count))[0] : e;
+  }
+  dispose(): void {
+    this.parent.dispose();
+    this.stored.dispose();
+  }
+}
+
+/** Loads the embedder of a `model:` base, cut at `opts.embedding.layer` or the base's feature layer. */
+export async function loadModelEmbedder(store: ObjectStore, base: ModelBase, opts: LoadEmbedderOptions, loadParent: LoadBaseEmbedder): Promise<Embedder> {
+  const { tf } = await loadTf();
+  const parent = await parentOf(store, base.source);
+  const parentEmbedder = await loadParent(store, parent.base, parent.opts);
+  let stored: LayersModel | undefined;
+  try {
+    stored = await loadModel(store, versionPrefix(base.source.model, base.source.version));
+    const layerName = opts.embedding?.layer ?? base.layer;
+    const layer = stored.layers.find((l) => l.name === layerName);
+    if (!layer) throw new UnknownBaseModelError(`base ${base.name} has no layer "${layerName}"`);
+    const cut = layer.getClassName() === 'InputLayer' ? undefined : tf.model({ inputs: stored.inputs, outputs: layer.output });
+    return new ModelEmbedder(parentEmbedder, stored, cut);
+  } catch (err) {
+    parentEmbedder.dispose();
+    stored?.dispose();
+    throw err;
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * The dashboard in a real browser: Debian's Chromium, headless, driven by
+ * playwright-core through the data-testids of the design. Without a Chromium the
+ * suite says it skipped and how to enable it; in CI (CI=true) a missing browser fails.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { generateShapesImages } from '../../shared/local/demo-data.js';
+import { jobStatusKey, modelJobPointerKey } from '../../shared/jobs/status.js';
+import { putJson } from '../../shared/ports/object-store.js';
+import type { JobStatus } from '../../shared/schemas/job.js';
+import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
+
+const CHROMIUM = process.env.TL_CHROMIUM ?? '/usr/bin/chromium';
+const HAVE_CHROMIUM = existsSync(CHROMIUM);
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+/** A label a careless page would turn into markup that runs script. */
+const XSS_LABEL = '<img src=x onerror=alert(1)>';
+const CLASSES = ['circle', 'square', XSS_LABEL] as const;
+
+if (!HAVE_CHROMIUM) {
+  process.stderr.write(
+    `\nSKIPPED the dashboard browser tests: no Chromium at ${CHROMIUM}. Enable them with \`apt-get install -y chromium\` (as root) or TL_CHROMIUM=<path>.\n\n`,
+  );
+}
+
+describe('a missing Chromium in CI', () => {
+  it('fails instead of skipping silently', () => {
+    if (process.env.CI === 'true' || process.env.CI === '1') expect(HAVE_CHROMIUM, `CI must run the browser tests: install chromium (${CHROMIUM})`).toBe(true);
+  });
+});
+
+describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
+  let t: TestPlatform;
+  let browser: Browser;
+  let page: Page;
+  const dialogs: string[] = [];
+  const requests: string[] = [];
+  const consoleLines: string[] = [];
+  let heldOut: Awaited<ReturnType<typeof generateShapesImages>>;
+
+  beforeAll(async () => {
+    t = await startTestPlatform();
+    // A small, fast model: dense heads straight on the pixels (base "none") on the wasm backend.
+    const images = await generateShapesImages({ perClass: 10, seed: 31, classes: ['circle', 'square', 'triangle'], minSize: 48, maxSize: 64 });
+    const labelOf = (l: string) => (l === 'triangle' ? XSS_LABEL : l);
+    await t.upload('dash', [
+      ...images.map((img, i) => ({ path: `${labelOf(img.label)}/${i}.${img.format === 'jpeg' ? 'jpg' : img.format}`, data: img.buffer })),
+      { path: 'circle/broken.png', data: Buffer.from('not a png at all') },
+      { path: 'train.json', data: JSON.stringify({ model: 'dash', base: 'none', training: { epochs: 6, patience: 6 } }) },
+    ]);
+    heldOut = await generateShapesImages({ perClass: 1, seed: 4242, classes: ['circle'], minSize: 48, maxSize: 64 });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('console', (m) => consoleLines.push(m.text()));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  async function signIn(): Promise<void> {
+    await page.goto(t.platform.url);
+    await page.getByTestId('api-key').fill(t.apiKey);
+    await page.getByTestId('sign-in').click();
+  }
+
+  it('refuses a wrong key, then signs in keeping the key out of URLs, cookies and logs', async () => {
+    await page.goto(t.platform.url);
+    await page.getByTestId('api-key').fill('tl_not_the_key');
+    await page.getByTestId('sign-in').click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('INVALID_API_KEY');
+
+    await signIn();
+    await page.getByRole('heading', { name: 'Models' }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem('tl.apiKey'))).toBe(t.apiKey);
+    expect(await page.evaluate(() => JSON.stringify(localStorage) + document.cookie)).not.toContain(t.apiKey);
+    expect(await page.context().cookies()).toEqual([]);
+    expect(requests.filter((u) => u.includes(t.apiKey))).toEqual([]);
+    expect(consoleLines.filter((l) => l.includes(t.apiKey))).toEqual([]);
+  });
+
+  it('shows the trained model: row, curves with ≥2 points per series, a labels² confusion matrix, and the XSS label as text', async () => {
+    const job = await t.waitForJob('dash');
+    expect(job.state, `${job.error?.message}\n${t.jobOutput.slice(-20).join('\n')}`).toBe('succeeded');
+    expect(job.history?.length ?? 0).toBeGreaterThanOrEqual(2);
+
+    await page.goto(`${t.platform.url}/#/`);
+    const row = page.locator('[data-testid="model-row"][data-model="dash"]');
+    await row.waitFor({ timeout: 15_000 });
+    await row.getByRole('link', { name: 'dash' }).click();
+
+    const curve = page.getByTestId('learning-curve').first();
+    await curve.waitFor();
+    expect(await curve.locator('canvas').count()).toBeGreaterThan(0);
+    const points = await curve.getByTestId('curve-point').all();
+    expect(points.length).toBeGreaterThanOrEqual(2);
+    // Every series has a number at every epoch ("–" marks a missing one).
+    for (const p of points) expect(await p.locator('td').allTextContents()).not.toContain('–');
+    const headers = await curve.locator('thead th').allTextContents();
+    expect(headers).toEqual(expect.arrayContaining(['training loss', 'validation loss']));
+
+    const matrix = page.getByTestId('confusion-matrix');
+    await matrix.waitFor();
+    expect(await matrix.getByTestId('matrix-cell').count()).toBe(CLASSES.length ** 2);
+    const columnLabels = await matrix.locator('thead th').allTextContents();
+    expect(columnLabels.slice(1).sort()).toEqual([...CLASSES].sort());
+
+    // The hostile label is text: no <img src=x> was made from it, and nothing ran.
+    expect(await page.locator('img[src="x"]').count()).toBe(0);
+    expect(await page.getByText(XSS_LABEL, { exact: true }).count()).toBeGreaterThan(0);
+    expect(dialogs).toEqual([]);
+
+    // The dataset panel names the skipped file and why.
+    expect(await page.getByTestId('skipped').textContent()).toContain('circle/broken.png');
+  });
+
+  it('try-it predicts a held-out image with top-k bars, as the API does', async () => {
+    const tryIt = page.getByTestId('try-it');
+    await tryIt.locator('input[type="file"]').setInputFiles({ name: 'held-out.png', mimeType: 'image/png', buffer: heldOut[0].buffer });
+    const prediction = page.getByTestId('prediction');
+    await prediction.waitFor({ timeout: 20_000 });
+    const bars = await prediction.getByRole('meter').count();
+    expect(bars).toBe(CLASSES.length);
+    const api = await t.call('POST', '/models/dash/predict', { instances: [{ image: heldOut[0].buffer.toString('base64') }], topK: 5 });
+    const top = (api.body.predictions[0].class as { label: string }).label;
+    expect((await prediction.locator('.bar-label').first().textContent()) ?? '').toBe(top);
+    expect(dialogs).toEqual([]);
+    if (process.env.TL_SCREENSHOTS) {
+      await mkdir(path.resolve('bench/results'), { recursive: true });
+      await page.screenshot({ path: path.resolve('bench/results/dashboard-model.png'), fullPage: true });
+      await page.goto(`${t.platform.url}/#/`);
+      await page.getByTestId('model-row').first().waitFor();
+      await page.screenshot({ path: path.resolve('bench/results/dashboard-models.png') });
+    }
+  });
+
+  it('promotes another version and rolls back from the versions table', async () => {
+    // Prepare: a second version of "dash" (its metadata under a newer id), kept out of latest.
+    const store = t.platform.defaultTenant.store;
+    const serving = (await t.call('GET', '/models/dash')).body as { version: string };
+    const other = 'v20990101000000-abcdef';
+    const meta = JSON.parse((await store.get(`models/dash/${serving.version}/metadata.json`)).toString()) as Record<string, unknown>;
+    await putJson(store, `models/dash/${other}/metadata.json`, { ...meta, version: other });
+    await page.goto(`${t.platform.url}/#/models/dash`);
+    await page.reload();
+    const rows = page.getByTestId('version-row');
+    await expect.poll(() => rows.count()).toBe(2);
+
+    // Act: promote the other version, then roll back.
+    await rows.filter({ hasText: other }).getByTestId('promote').click();
+    await expect.poll(() => page.getByRole('status').first().textContent()).toContain(`latest now serves ${other}`);
+    expect((await t.call('GET', '/models/dash')).body.version).toBe(other);
+    await page.getByTestId('rollback').click();
+    await expect.poll(() => page.getByRole('status').first().textContent()).toContain(`latest now serves ${serving.version}`);
+
+    // Assess
+    expect((await t.call('GET', '/models/dash')).body.version).toBe(serving.version);
+    await expect.poll(() => rows.filter({ hasText: serving.version }).locator('.alias-latest').count()).toBe(1);
+  });
+
+  it('draws a running job live, at most 2 s behind its status', async () => {
+    // Prepare: a job recorded as running with three epochs (its status is what a training job writes).
+    const store = t.platform.defaultTenant.store;
+    const now = new Date().toISOString();
+    const history = [1, 2, 3].map((epoch) => ({ epoch, loss: 1 / epoch, val_loss: 1.2 / epoch, val_acc: 0.3 * epoch }));
+    const status: JobStatus = {
+      jobId: 'train-live-0',
+      model: 'live',
+      dataset: 'live',
+      datasetHash: 'h',
+      state: 'running',
+      phase: 'training',
+      progress: 0.5,
+      epoch: 3,
+      epochs: 10,
+      metrics: {},
+      history,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await putJson(store, jobStatusKey(status.jobId), status);
+    await putJson(store, modelJobPointerKey('live'), { jobId: status.jobId });
+
+    // Act
+    await page.goto(`${t.platform.url}/#/models/live`);
+    const curve = page.getByTestId('learning-curve');
+    await curve.waitFor();
+    expect(await curve.locator('.live').count()).toBe(1);
+    expect(await curve.getByTestId('curve-point').count()).toBe(3);
+    await putJson(store, jobStatusKey(status.jobId), { ...status, epoch: 4, history: [...history, { epoch: 4, loss: 0.2, val_loss: 0.3, val_acc: 0.95 }] });
+    const written = Date.now();
+
+    // Assess
+    await expect.poll(() => curve.getByTestId('curve-point').count(), { timeout: 2_500, interval: 100 }).toBe(4);
+    expect(Date.now() - written).toBeLessThanOrEqual(2_500);
+    expect(await page.getByTestId('job-state').textContent()).toBe('running');
+  });
+
+  it('uploads a folder from the page through presigned PUTs, train.json last, and ends in a served model', async () => {
+    // Prepare: a folder of <label>/<image> files on disk, as a person would pick it.
+    const root = await mkdtemp(path.join(tmpdir(), 'tl-browser-upload-'));
+    try {
+      const images = await generateShapesImages({ perClass: 8, seed: 77, classes: ['circle', 'square'], minSize: 48, maxSize: 64 });
+      for (const [i, img] of images.entries()) {
+        await mkdir(path.join(root, 'mine', img.label), { recursive: true });
+        await writeFile(path.join(root, 'mine', img.label, `${i}.${img.format === 'jpeg' ? 'jpg' : img.format}`), img.buffer);
+      }
+
+      // Act
+      await page.goto(`${t.platform.url}/#/upload`);
+      await page.getByTestId('upload-model').fill('mine');
+      await page.getByLabel('Base model').selectOption('none');
+      await page.getByLabel('Epochs (optional)').fill('4');
+      await page.getByTestId('upload-folder').setInputFiles(path.join(root, 'mine'));
+      await page.getByText(`${images.length} files chosen`).waitFor();
+      await page.getByTestId('upload-start').click();
+
+      // Assess: every file (and train.json last) went up, then the model page follows the job to a served version.
+      await page.waitForURL(/#\/models\/mine$/, { timeout: 20_000 });
+      await expect.poll(() => page.getByTestId('job-state').textContent(), { timeout: 60_000, interval: 500 }).toBe('succeeded');
+      await page.getByTestId('try-it').waitFor({ timeout: 10_000 });
+      const listed = await t.call('GET', '/models/mine/versions');
+      expect(listed.body.versions).toHaveLength(1);
+      const stored = await t.platform.defaultTenant.store.list('datasets/mine/');
+      expect(stored.map((o) => o.key).sort()).toEqual(
+        [...images.map((img, i) => `datasets/mine/${img.label}/${i}.${img.format === 'jpeg' ? 'jpg' : img.format}`), 'datasets/mine/train.json'].sort(),
+      );
+      expect(requests.filter((u) => u.includes(t.apiKey))).toEqual([]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('stays readable at phone width: no page-wide horizontal scrolling', async () => {
+    await page.setViewportSize({ width: 390, height: 800 });
+    try {
+      for (const route of ['#/', '#/models/dash', '#/upload']) {
+        await page.goto(`${t.platform.url}/${route}`);
+        await page.locator('main h1').first().waitFor();
+        await page.waitForTimeout(300);
+        const width = await page.evaluate(() => document.documentElement.scrollWidth);
+        expect(width, route).toBeLessThanOrEqual(390);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
+  });
+});
