@@ -1,4 +1,4 @@
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../shared/local/cli.js';
@@ -49,15 +49,27 @@ describe('a disk that fills during a job, then frees', () => {
 
   const store = () => t.platform.defaultTenant.store;
 
-  /** Runs a job, fills the disk when it reaches `phase`, frees it once the process is gone; returns the recorded end. */
-  async function failAt(model: string, phase: string, code: 'ENOSPC' | 'EROFS'): Promise<{ stuck: JobStatus; ended: JobStatus }> {
+  /**
+   * Runs a job and breaks the disk at `when`: once it reaches that phase, or at the
+   * first write of a key matching a regex (armed before the upload, so no race with
+   * a fast stage); frees the disk once the process is gone; returns the recorded end.
+   */
+  async function failAt(model: string, when: { phase: string } | { key: RegExp }, code: 'ENOSPC' | 'EROFS'): Promise<{ stuck: JobStatus; ended: JobStatus }> {
+    if ('key' in when) await writeFile(faultFile, `${code}@${when.key.source}`);
     await t.upload(model, await files(model, 3));
-    await until(async () => ((await readLatestJobOfModel(store(), model))?.phase === phase ? true : undefined), 180_000, `phase ${phase}`);
-    await writeFile(faultFile, code);
+    if ('phase' in when) {
+      const { phase } = when;
+      await until(async () => ((await readLatestJobOfModel(store(), model))?.phase === phase ? true : undefined), 180_000, `phase ${phase}`);
+      await writeFile(faultFile, code);
+    } else {
+      await until(async () => ((await readFile(faultFile, 'utf8')) === code ? true : undefined), 180_000, `a write of ${when.key.source}`);
+    }
     // The process dies unable to write anything, its end included.
     await until(async () => (t.platform.runner.idle ? true : undefined), 120_000, 'the job process to end');
     await new Promise((r) => setTimeout(r, 600));
     const stuck = (await readLatestJobOfModel(store(), model))!;
+    // What the job left, before the disk frees and the platform sweeps it.
+    const left = (await filesUnder(path.join(bucket, 'models', model))).map((f) => path.basename(f));
     await rm(faultFile, { force: true });
     const ended = await until(
       async () => {
@@ -67,11 +79,12 @@ describe('a disk that fills during a job, then frees', () => {
       30_000,
       'the end of the job to be recorded',
     );
-    await t.platform.collectGarbage();
-    return { stuck, ended };
+    return { stuck, ended, left };
   }
 
+  /** Sweeps leftovers, then checks that no temporary file or incomplete version remains and the model is unknown. */
   const expectNothingHalfWritten = async (model: string) => {
+    await t.platform.collectGarbage();
     const all = await filesUnder(bucket);
     expect(
       all.filter((f) => path.basename(f).startsWith('.tmp-')),
@@ -104,7 +117,7 @@ describe('a disk that fills during a job, then frees', () => {
   };
 
   it('fails a job whose disk filled during training with a code once space returns, and a new upload trains it', async () => {
-    const { stuck, ended } = await failAt('fill-train', 'training', 'ENOSPC');
+    const { stuck, ended } = await failAt('fill-train', { phase: 'training' }, 'ENOSPC');
 
     // While the disk was full nothing could be written: the status still said "running".
     expect(stuck.state).toBe('running');
@@ -126,10 +139,16 @@ describe('a disk that fills during a job, then frees', () => {
   });
 
   it('fails a job whose disk turned read-only while publishing, never lists the half-written version, and trains on the next upload', async () => {
-    const { ended } = await failAt('ro-publish', 'publishing', 'EROFS');
+    // The model files of the version are written; its report.json is the write that fails.
+    const { stuck, ended, left } = await failAt('ro-publish', { key: /^models\/ro-publish\/[^/]+\/report\.json$/ }, 'EROFS');
 
+    // From that write on the whole disk is read-only: the job could not record its own end.
+    expect(stuck.state).toBe('running');
     expect(ended.state).toBe('failed');
     expect(ended.error?.code).toBe('STORAGE_UNAVAILABLE');
+    // Half a version was on disk: its model files without report.json or metadata.json.
+    expect(left).toContain('model.json');
+    expect(left).not.toContain('metadata.json');
     await expectNothingHalfWritten('ro-publish');
 
     const described = await retrainSucceeds('ro-publish');

@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createReadStream, existsSync, promises as fs, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isSafeRelativePath, RESERVED_KEY_PREFIX } from '../../schemas/common.js';
@@ -19,6 +19,11 @@ export interface FsObjectStoreOptions {
    * the job's environment): while this file exists, every write fails with the
    * errno named in it (`ENOSPC`, `EROFS`), in every process that shares the path,
    * the way a real full disk fails the server and the training child alike.
+   *
+   * `CODE@<regex>` arms the fault instead: writes go through until the first one
+   * whose key matches the regex, which fails and turns the file into plain `CODE`
+   * for every process from then on. Tests use it to fail a precise write (say
+   * the second file of a version) rather than race a job to a phase.
    */
   faultFile?: string;
 }
@@ -94,7 +99,14 @@ export class FsObjectStore implements ObjectStore {
   private checkFault(op: string, file: string): void {
     const f = this.options.faultFile;
     if (!f || !existsSync(f)) return;
-    const code = readFileSync(f, 'utf8').trim() || 'ENOSPC';
+    const text = readFileSync(f, 'utf8').trim();
+    const at = text.indexOf('@');
+    const code = (at >= 0 ? text.slice(0, at) : text) || 'ENOSPC';
+    if (at >= 0) {
+      const key = path.relative(this.root, file).split(path.sep).join('/');
+      if (!new RegExp(text.slice(at + 1)).test(key)) return;
+      writeFileSync(f, code);
+    }
     const err: NodeJS.ErrnoException = new Error(`${code}: injected fault, ${op} '${file}'`);
     err.code = code;
     throw err;
