@@ -54,7 +54,11 @@ describe('a disk that fills during a job, then frees', () => {
    * first write of a key matching a regex (armed before the upload, so no race with
    * a fast stage); frees the disk once the process is gone; returns the recorded end.
    */
-  async function failAt(model: string, when: { phase: string } | { key: RegExp }, code: 'ENOSPC' | 'EROFS'): Promise<{ stuck: JobStatus; ended: JobStatus }> {
+  async function failAt(
+    model: string,
+    when: { phase: string } | { key: RegExp },
+    code: 'ENOSPC' | 'EROFS',
+  ): Promise<{ stuck: JobStatus; ended: JobStatus; left: string[] }> {
     if ('key' in when) await writeFile(faultFile, `${code}@${when.key.source}`);
     await t.upload(model, await files(model, 3));
     if ('phase' in when) {
