@@ -1,10 +1,15 @@
 /**
- * Structured logs and metrics of the Lambda entry points, with Powertools for AWS
- * Lambda: Logger writes one JSON object per line (service, tenant, request id and
- * whatever a handler appends: model, version, job id), Metrics writes CloudWatch
- * embedded-metric-format (EMF) lines that CloudWatch turns into metrics without API
- * calls. Only the `handler` exports use this; the cores and the embedded default
- * take plain functions, so tests and the local platform stay quiet.
+ * Structured logs and metrics, with Powertools for AWS Lambda: Logger writes one
+ * JSON object per line (service, tenant, request id and whatever the caller
+ * appends: model, version, job id), Metrics writes CloudWatch embedded-metric-format
+ * (EMF) lines that CloudWatch turns into metrics without API calls.
+ *
+ * The Lambda `handler` exports and the training job's entry point use them; the
+ * embedded default logs the same structure through `structuredLog` (one `request`
+ * line per API call with the same keys as on Lambda, the job's own lines passed
+ * through as they are), indented for people when it runs in a terminal
+ * (`POWERTOOLS_DEV`, Powertools' own switch). The cores take plain functions, so
+ * tests stay quiet.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -28,6 +33,41 @@ export function createObservability(service: string, env: NodeJS.ProcessEnv = pr
   const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: service, defaultDimensions: { tenant } });
   return { logger, metrics };
 }
+
+/** Attributes of a structured log line; an `error` that is an Error makes it an ERROR line with the error's name, message and stack. */
+export type LogAttributes = Record<string, unknown> & { error?: unknown };
+
+/** Where the embedded platform and the job write their lines: a message and its attributes. */
+export type LogFn = (message: string, attributes?: LogAttributes) => void;
+
+/** A LogFn over a Powertools Logger. */
+export function structuredLog(logger: Logger): LogFn {
+  return (message, attributes = {}) => {
+    // Powertools' JSON replacer writes an Error as its name, message and stack.
+    if (attributes.error instanceof Error) logger.error(message, attributes);
+    else logger.info(message, attributes);
+  };
+}
+
+/** What a request log line says of an API answer: its error code, and for a prediction the version and the number of instances. */
+export function describeAnswer(
+  route: string,
+  result: Pick<APIGatewayProxyResult, 'statusCode' | 'body'>,
+): { code?: string; version?: string; instances?: number } {
+  if (result.statusCode >= 400) {
+    const code = errorCodeOf(result.body);
+    return code ? { code } : {};
+  }
+  if (route !== PREDICT_ROUTE || result.statusCode !== 200) return {};
+  try {
+    const body = JSON.parse(result.body) as { version?: string; predictions?: unknown[] };
+    return { version: body.version, instances: body.predictions?.length ?? 0 };
+  } catch {
+    return {};
+  }
+}
+
+const PREDICT_ROUTE = 'POST /models/{model}/predict';
 
 type ApiHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
 
@@ -62,15 +102,13 @@ export function observeApi(
     try {
       const result = await handler(event);
       const latencyMs = performance.now() - started;
-      const code = result.statusCode >= 400 ? errorCodeOf(result.body) : undefined;
+      const { code, version, instances } = describeAnswer(route, result);
       metrics.addDimensions({ route });
       metrics.addMetric('Requests', MetricUnit.Count, 1);
       metrics.addMetric('Latency', MetricUnit.Milliseconds, latencyMs);
       if (code) metrics.singleMetric().addDimensions({ route, code }).addMetric('Errors', MetricUnit.Count, 1);
-      if (route === 'POST /models/{model}/predict' && result.statusCode === 200) {
-        const body = JSON.parse(result.body) as { version?: string; predictions?: unknown[] };
-        const instances = body.predictions?.length ?? 0;
-        logger.appendKeys({ version: body.version });
+      if (instances !== undefined) {
+        logger.appendKeys({ version });
         metrics
           .singleMetric()
           .addDimensions({ model: model ?? '' })

@@ -3,6 +3,7 @@ import type { JobRunner } from './ports/job-runner.js';
 import type { ObjectStore } from './ports/object-store.js';
 import { loadEnv, PlatformEnvSchema, type PlatformEnv } from './schemas/env.js';
 import { configureEngine, engineConfigFromEnv } from './ml/onnx/runtime.js';
+import { setTfLog } from './tf/loader.js';
 
 /**
  * The one place that turns an environment into adapters. Handlers call it once
@@ -32,9 +33,13 @@ export async function createJobRunner(env: PlatformEnv): Promise<JobRunner> {
   return new ChildProcessJobRunner();
 }
 
-/** Chooses how the frozen part of models runs in this process (TL_ENGINE, TL_ONNX_THREADS); at cold start. */
-export function configureFrozenEngine(env: PlatformEnv): void {
-  configureEngine(engineConfigFromEnv(env));
+/**
+ * Chooses how the frozen part of models runs in this process (TL_ENGINE, TL_ONNX_THREADS); at cold start.
+ * `log` receives the engine chosen (ONNX Runtime or TensorFlow.js, and which backend) and any fallback.
+ */
+export function configureFrozenEngine(env: PlatformEnv, log?: (line: string) => void): void {
+  configureEngine({ ...engineConfigFromEnv(env), log });
+  if (log) setTfLog(log);
 }
 
 export async function createDeps(raw: NodeJS.ProcessEnv = process.env): Promise<Deps> {

@@ -33,7 +33,8 @@ import { train } from './stages/train.js';
 export type { TrainJobDeps, TrainJobInput } from './context.js';
 export { checkpointPrefix } from './checkpoint.js';
 
-export type TrainJobResult = { ok: true; model: string; version: string } | { ok: false; error: ErrorBody };
+/** How the job ended, with the milliseconds of each stage it finished (`<stage>Ms`, `totalMs`) for the job's metrics. */
+export type TrainJobResult = ({ ok: true; model: string; version: string } | { ok: false; error: ErrorBody }) & { timings?: Record<string, number> };
 
 /** The status phase each stage shows, and the share of the progress bar it ends at. */
 const STAGE_STATUS: Record<StageName, { phase: string; done: number }> = {
@@ -112,7 +113,7 @@ export async function runTrainingJob(input: TrainJobInput, jobDeps: TrainJobDeps
       promotionReason: done.promotion.reason,
       metrics: flatMetrics(done.testMetrics),
     });
-    return { ok: true, model: done.model, version: done.version };
+    return { ok: true, model: done.model, version: done.version, timings: deps.timings() };
   } catch (err) {
     return await recordFailure(err, { input, deps, hasReport: report !== undefined });
   } finally {
@@ -132,7 +133,7 @@ async function recordFailure(err: unknown, job: { input: TrainJobInput; deps: St
     deps.log(`could not record the failure: ${statusErr instanceof Error ? statusErr.message : String(statusErr)}`);
     throw statusErr;
   }
-  return { ok: false, error };
+  return { ok: false, error, timings: deps.timings() };
 }
 
 /** The status object is written by preprocessing; create it if a job was started by hand. */

@@ -21,6 +21,8 @@ const LocalEnvSchema = z.object({
 
 async function main(): Promise<void> {
   const env = loadEnv(LocalEnvSchema);
+  // Log lines are JSON (the structure the Lambda functions log); in a terminal, Powertools' dev mode indents them for people.
+  if (process.stdout.isTTY && process.env.POWERTOOLS_DEV === undefined) process.env.POWERTOOLS_DEV = 'true';
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let platform: Platform;
   try {

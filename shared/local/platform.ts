@@ -16,6 +16,8 @@ import { InProcessQueue, s3EventBody } from './queue.js';
 import { createLocalGateway, listen, PayloadTooLargeError, type LocalGatewayTenant } from './server.js';
 import { loadOrCreateTenants, type Tenant } from './tenants.js';
 import { retryingLazy } from '../lazy.js';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { structuredLog, type LogFn } from '../observability.js';
 
 export interface PlatformOptions {
   /** @default ".data" */
@@ -24,7 +26,8 @@ export interface PlatformOptions {
   port?: number;
   /** @default "127.0.0.1" */
   host?: string;
-  log?: (line: string) => void;
+  /** Where the platform's own lines go. @default JSON lines through a Powertools Logger (service `platform`), indented in a terminal */
+  log?: LogFn;
   /** Overrides for the job runner (tests run jobs with other commands or output sinks). */
   runner?: ChildProcessJobRunnerOptions;
   /** Models kept loaded per tenant. @default 4 */
@@ -73,7 +76,7 @@ const TEMP_FILE_MAX_AGE_MS = 15 * 60 * 1000;
  * training jobs run as child processes.
  */
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = options.log ?? structuredLog(new Logger({ serviceName: 'platform' }));
   const dataDir = path.resolve(options.dataDir);
   const file = await loadOrCreateTenants(dataDir);
   const byKeyHash: Array<{ hash: Buffer; rt: TenantRuntime }> = [];
@@ -117,7 +120,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
   });
   const runner = new ChildProcessJobRunner({
     ...options.runner,
-    onOutput: options.runner?.onOutput ?? ((id, line) => log(`[${id}] ${line}`)),
+    onOutput: options.runner?.onOutput ?? ((id, line) => passJobLine(log, id, line)),
     onExit: (d, request) => {
       const store = storesByBucketDir.get(request.env.BUCKET_DIR ?? '');
       // Jobs stopped because the platform stops are not failures: they stay
@@ -137,13 +140,17 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
           const g = await collectGarbage(t.store);
           const swept = await t.store.sweep(TEMP_FILE_MAX_AGE_MS);
           if (g.objectsDeleted || swept.tempFiles) {
-            log(
-              `cleaned ${t.id}: ${g.incompleteVersions.length} incomplete version(s), ${g.preparedCopies.length} unused prepared cop${g.preparedCopies.length === 1 ? 'y' : 'ies'}, ${swept.tempFiles} temporary file(s), ${swept.folders} empty folder(s)`,
-            );
+            log('cleaned', {
+              tenant: t.id,
+              incompleteVersions: g.incompleteVersions.length,
+              unusedPreparedCopies: g.preparedCopies.length,
+              temporaryFiles: swept.tempFiles,
+              emptyFolders: swept.folders,
+            });
           }
         }
       } catch (err) {
-        log(`cleaning up failed (will try again after the next job): ${(err as Error).message}`);
+        log('cleaning up failed (will try again after the next job)', { error: err });
       } finally {
         collecting = undefined;
       }
@@ -158,8 +165,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     byKeyHash.push({ hash: sha256(tenant.apiKey), rt });
     byId.set(tenant.id, rt);
     // What a crash or a full disk left behind, before anything runs again.
-    await store.sweep().catch((err: unknown) => log(`could not sweep ${bucketDir}: ${(err as Error).message}`));
-    await collectGarbage(store).catch((err: unknown) => log(`could not clean ${bucketDir}: ${(err as Error).message}`));
+    await store.sweep().catch((err: unknown) => log('could not sweep', { tenant: tenant.id, bucketDir, error: err }));
+    await collectGarbage(store).catch((err: unknown) => log('could not clean', { tenant: tenant.id, bucketDir, error: err }));
     await resumeUnfinishedJobs(rt, jobs, log);
   }
 
@@ -200,7 +207,7 @@ interface TenantContext {
   uploadSecret: string;
   runner: ChildProcessJobRunner;
   options: PlatformOptions;
-  log: (line: string) => void;
+  log: LogFn;
 }
 
 /** One tenant of the embedded default: its folder bucket, queue, preprocess consumer and API handlers. */
@@ -212,7 +219,7 @@ function createTenantRuntime(tenant: Tenant, { dataDir, url, uploadSecret, runne
     consumer: (event) => preprocess(event, {} as never),
     retryDelayMs: options.retryDelayMs,
     queueArn: `arn:aws:sqs:local:000000000000:${bucketName}-ingest`,
-    onDeadLetter: (record, reason) => log(`dead letter (${tenant.id}): ${record.body.slice(0, 200)}: ${reason}`),
+    onDeadLetter: (record, reason) => log('dead letter', { tenant: tenant.id, body: record.body.slice(0, 200), reason }),
   });
   const store = new FsObjectStore({
     root: bucketDir,
@@ -232,6 +239,11 @@ function createTenantRuntime(tenant: Tenant, { dataDir, url, uploadSecret, runne
           STORE_KIND: 'local',
           BUCKET_DIR: bucketDir,
           JOB_RUNNER: 'local',
+          TL_TENANT: tenant.id,
+          // No CloudWatch to read EMF here: the job's metrics stay off unless asked for.
+          POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+          // One JSON object per line, which passJobLine reads; it indents them itself in dev mode.
+          POWERTOOLS_DEV: '',
           ...(options.faultFile ? { TL_FS_FAULT_FILE: options.faultFile } : {}),
         },
       }),
@@ -246,7 +258,7 @@ function createTenantRuntime(tenant: Tenant, { dataDir, url, uploadSecret, runne
     queue,
     bucketDir,
     predict: createPredictHandler({ store, models: createModelCache(store, { capacity: options.modelCacheSize ?? 4 }) }, (m, e) =>
-      log(`${m}: ${(e as Error | undefined)?.stack ?? String(e)}`),
+      log(m, { tenant: tenant.id, error: e instanceof Error ? e : new Error(String(e)) }),
     ),
     uploads: createUploadsHandler({ store }),
     verifyUpload: (key, expires, sig) => verifyLocalUploadSignature(uploadSecret, tenant.id, key, expires, sig),
@@ -268,13 +280,7 @@ function createTenantRuntime(tenant: Tenant, { dataDir, url, uploadSecret, runne
  * that write fails (the disk is still full), it is tried again until it lands, so
  * no job stays "running" with no process behind it.
  */
-function createJobEndRecorder(o: {
-  log: (line: string) => void;
-  retryMs: number;
-  later: (ms: number, fn: () => void) => void;
-  stopped: () => boolean;
-  onRecorded: () => void;
-}) {
+function createJobEndRecorder(o: { log: LogFn; retryMs: number; later: (ms: number, fn: () => void) => void; stopped: () => boolean; onRecorded: () => void }) {
   const recordEnd = async (store: ObjectStore, d: JobDescription): Promise<void> => {
     const status = await readJobStatus(store, d.jobId);
     if (!status || TERMINAL_STATES.includes(status.state) || (status.runnerJobId && status.runnerJobId !== d.runnerJobId)) return;
@@ -287,7 +293,7 @@ function createJobEndRecorder(o: {
   const recordEndUntilDone = (store: ObjectStore, d: JobDescription, attempt = 0): void => {
     if (o.stopped()) return;
     recordEnd(store, d).then(o.onRecorded, (err: unknown) => {
-      if (attempt === 0) o.log(`could not record the end of job ${d.jobId} (${(err as Error).message}); retrying every ${o.retryMs} ms`);
+      if (attempt === 0) o.log(`could not record the end of the job; retrying every ${o.retryMs} ms`, { jobId: d.jobId, error: err });
       o.later(o.retryMs, () => recordEndUntilDone(store, d, attempt + 1));
     });
   };
@@ -298,7 +304,7 @@ function createJobEndRecorder(o: {
  * Jobs that were queued or running when the platform last stopped are started
  * again, so nothing submitted is lost; a training job resumes from its checkpoint.
  */
-async function resumeUnfinishedJobs(rt: TenantRuntime, jobs: JobRunner, log: (line: string) => void): Promise<void> {
+async function resumeUnfinishedJobs(rt: TenantRuntime, jobs: JobRunner, log: LogFn): Promise<void> {
   const keys = (await rt.store.list('jobs/')).filter((o) => /^jobs\/[^/]+\/status\.json$/.test(o.key));
   for (const { key } of keys) {
     const jobId = key.split('/')[1];
@@ -314,6 +320,27 @@ async function resumeUnfinishedJobs(rt: TenantRuntime, jobs: JobRunner, log: (li
     const prepared = `prepared/${status.dataset}/${status.datasetHash}`;
     const { runnerJobId } = await jobs.submit({ jobId, env: { TL_JOB_ID: jobId, TL_PREPARED_PREFIX: prepared } });
     await updateJobStatus(rt.store, jobId, { state: 'submitted', runnerJobId });
-    log(`resumed job ${jobId} (tenant ${rt.id}) left unfinished by the last run`);
+    log('resumed a job left unfinished by the last run', { tenant: rt.id, jobId });
   }
+}
+
+/**
+ * A line the training job printed. Its JSON log lines (tenant, jobId, model on each)
+ * go out as they are, indented when Powertools' dev mode is on, so the platform's
+ * output is one stream of the same structure; anything else (a crash's stack) is
+ * wrapped in a line of the platform's own.
+ */
+export function passJobLine(log: LogFn, jobId: string, line: string, write: (text: string) => void = (t) => void process.stdout.write(t)): void {
+  if (!line.trim()) return;
+  if (line.startsWith('{')) {
+    try {
+      const entry: unknown = JSON.parse(line);
+      const pretty = process.env.POWERTOOLS_DEV === 'true' || process.env.POWERTOOLS_DEV === '1';
+      write(`${pretty ? JSON.stringify(entry, null, 4) : line}\n`);
+      return;
+    } catch {
+      // Not JSON after all: logged as text below.
+    }
+  }
+  log('job output', { jobId, line });
 }

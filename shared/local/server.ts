@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { MAX_REQUEST_BYTES, storageErrorStatus } from '../http/api.js';
+import { describeAnswer, type LogFn } from '../observability.js';
 
 export type ApiHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
 
@@ -67,13 +68,28 @@ export const DASHBOARD_HEADERS: Record<string, string> = {
   'cache-control': 'no-cache',
 };
 
+/** What the request log line says, filled in as the request is handled. */
+interface RequestInfo {
+  path: string;
+  tenant?: string;
+  route?: string;
+  requestId?: string;
+  model?: string;
+  code?: string;
+  version?: string;
+  instances?: number;
+}
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
 export interface LocalGatewayOptions {
   /** The dashboard's files by path (`index.html`, `assets/app.js`), built on first use. Without it `/` is 404. */
   dashboard?: () => Promise<Map<string, StaticAsset>>;
   /** Finds the tenant that owns an API key. */
   tenantByApiKey(apiKey: string): LocalGatewayTenant | undefined;
   tenantById(id: string): LocalGatewayTenant | undefined;
-  log?: (line: string) => void;
+  /** One `request` line per request, with the keys the Lambda functions log (route, status, latency, tenant, request id, model, version, error code). */
+  log?: LogFn;
   /** Uploads streamed at once; more wait their turn (each holds one small buffer, so memory stays flat). @default 4 */
   maxConcurrentUploads?: number;
   /**
@@ -351,7 +367,7 @@ export function createLocalGateway(options: LocalGatewayOptions): Server {
     return (await options.dashboard()).get(rel);
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, started: number, method: string): Promise<number> => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, method: string, info: RequestInfo): Promise<number> => {
     const url = parseTarget(req.url);
     if (url.pathname === '/health') {
       send(res, 200, { ok: true });
@@ -386,6 +402,10 @@ export function createLocalGateway(options: LocalGatewayOptions): Server {
     if (typeof apiKey !== 'string' || !apiKey) throw new HttpError(403, 'INVALID_API_KEY', 'send your API key in the x-api-key header');
     const tenant = options.tenantByApiKey(apiKey);
     if (!tenant) throw new HttpError(403, 'INVALID_API_KEY', 'the API key is not valid');
+    info.tenant = tenant.id;
+    const route = `${method} ${matched.route.resource}`;
+    info.route = route;
+    info.model = matched.params.model;
     const isPredict = matched.route.resource === '/models/{model}/predict';
     if (isPredict && predictsInFlight >= maxPredicts) {
       throw new HttpError(429, 'TOO_MANY_REQUESTS', `${maxPredicts} predictions are already running; retry in a second`, { 'retry-after': '1' });
@@ -395,10 +415,12 @@ export function createLocalGateway(options: LocalGatewayOptions): Server {
     try {
       const body = await readBody(req, MAX_REQUEST_BYTES);
       const event = toProxyEvent(req, url, matched.route, matched.params, body, tenant.id);
+      info.requestId = event.requestContext.requestId;
       result = await tenant[matched.route.handler](event);
     } finally {
       if (isPredict) predictsInFlight--;
     }
+    Object.assign(info, describeAnswer(route, result));
     // Binary bodies (the ONNX export) come base64-encoded, as API Gateway expects them.
     const payload = result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;
     res.writeHead(result.statusCode, { 'content-length': Buffer.byteLength(payload), ...(result.headers as Record<string, string>) });
@@ -406,7 +428,7 @@ export function createLocalGateway(options: LocalGatewayOptions): Server {
     return result.statusCode;
   };
 
-  const fail = async (req: IncomingMessage, res: ServerResponse, method: string, err: unknown): Promise<number> => {
+  const fail = async (req: IncomingMessage, res: ServerResponse, method: string, info: RequestInfo, err: unknown): Promise<number> => {
     const storage = storageErrorStatus(err);
     const e =
       err instanceof HttpError
@@ -414,7 +436,8 @@ export function createLocalGateway(options: LocalGatewayOptions): Server {
         : storage
           ? new HttpError(storage.status, storage.code, storage.message)
           : new HttpError(500, 'INTERNAL', 'internal error');
-    if (!(err instanceof HttpError)) log(`${method} ${String(req.url).slice(0, 200)} failed: ${(err as Error)?.stack ?? String(err)}`);
+    info.code = e.code;
+    if (!(err instanceof HttpError)) log('request failed', { method, path: info.path, error: asError(err) });
     if (res.headersSent) {
       res.destroy();
       return e.status;
@@ -429,15 +452,19 @@ export function createLocalGateway(options: LocalGatewayOptions): Server {
   const timeouts = options.timeouts ?? { headersMs: HEADERS_TIMEOUT_MS, requestMs: REQUEST_TIMEOUT_MS };
   // Node checks the timeouts every connectionsCheckingInterval (30 s by default): often enough for short ones too.
   const server = createServer({ connectionsCheckingInterval: Math.min(30_000, Math.max(50, timeouts.headersMs / 4)) }, (req, res) => {
-    const started = Date.now();
+    const started = performance.now();
     const method = (req.method ?? 'GET').toUpperCase();
-    const where = String(req.url).slice(0, 200);
-    handle(req, res, started, method)
-      .catch((err: unknown) => fail(req, res, method, err))
-      .then((status) => log(`${method} ${where} ${status} ${Date.now() - started}ms`))
+    // The path without its query: signed upload URLs carry their signature there.
+    const info: RequestInfo = { path: String(req.url).split('?')[0].slice(0, 200) };
+    handle(req, res, method, info)
+      .catch((err: unknown) => fail(req, res, method, info, err))
+      .then((status) => {
+        const { path: where, ...keys } = info;
+        log('request', { method, path: where, status, latencyMs: Math.round(performance.now() - started), ...keys });
+      })
       // Last resort: nothing a request does may end the process.
       .catch((err: unknown) => {
-        log(`${method} ${where}: could not answer: ${(err as Error)?.stack ?? String(err)}`);
+        log('could not answer', { method, path: info.path, error: asError(err) });
         if (!res.headersSent && !res.destroyed) send(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
         else res.destroy();
       });

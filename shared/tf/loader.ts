@@ -67,11 +67,18 @@ async function load(log: (msg: string) => void): Promise<TfRuntime> {
   return rt;
 }
 
+let defaultLog = (m: string): void => void process.stderr.write(`${m}\n`);
+
+/** Where `loadTf` reports its choice when its caller names no sink: an entry point's structured logger. */
+export function setTfLog(log: (msg: string) => void): void {
+  defaultLog = log;
+}
+
 /**
  * Loads TensorFlow.js once per process and returns the same runtime afterwards.
  * @param log where to report the choice; defaults to stderr so stdout stays clean for JSON.
  */
-export function loadTf(log: (msg: string) => void = (m) => process.stderr.write(`${m}\n`)): Promise<TfRuntime> {
+export function loadTf(log: (msg: string) => void = defaultLog): Promise<TfRuntime> {
   runtime ??= load(log);
   return runtime;
 }

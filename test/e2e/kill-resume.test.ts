@@ -19,24 +19,26 @@ const ROOT = path.resolve(__dirname, '../..');
 interface ChildRun {
   code: number | null;
   signal: NodeJS.Signals | null;
-  stderr: string;
+  output: string;
 }
 
-/** Runs the training job as a child process; with `killWhen`, sends SIGKILL as soon as stderr matches it. */
+/** Runs the training job as a child process; with `killWhen`, sends SIGKILL as soon as its output (JSON log lines on stdout, errors on stderr) matches it. */
 function runJobProcess(env: Record<string, string>, killWhen?: RegExp): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/helpers/stall-rename.ts', 'functions/train/main.ts'], {
       cwd: ROOT,
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-      if (killWhen?.test(stderr) && child.exitCode === null) child.kill('SIGKILL');
-    });
+    let output = '';
+    const watch = (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      if (killWhen?.test(output) && child.exitCode === null) child.kill('SIGKILL');
+    };
+    child.stdout.on('data', watch);
+    child.stderr.on('data', watch);
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+    child.on('close', (code, signal) => resolve({ code, signal, output }));
   });
 }
 
@@ -64,7 +66,7 @@ describe('kill -9 of a training job, then its retry', () => {
       retry: async () => {
         const retried = await runJobProcess(env);
         const status = (await readJobStatus(store, jobId))!;
-        expect(retried.code, `${retried.stderr}\n${JSON.stringify(status.error)}`).toBe(0);
+        expect(retried.code, `${retried.output}\n${JSON.stringify(status.error)}`).toBe(0);
         const report = await getJson<Record<string, any>>(store, `${versionPrefix(status.model, status.version!)}/report.json`);
         return { retried, status, report };
       },
@@ -85,7 +87,7 @@ describe('kill -9 of a training job, then its retry', () => {
     expect(status.state).toBe('succeeded');
     expect(report.training.resumedFromEpoch).toBeGreaterThanOrEqual(3);
     expect(report.training.history).toHaveLength(30);
-    expect(retried.stderr).not.toMatch(/\bepoch 1\/30 /);
+    expect(retried.output).not.toMatch(/\bepoch 1\/30 /);
     expect(await store.list(`jobs/${status.jobId}/checkpoint/`)).toEqual([]);
     headsVersion = status.version!;
   }, 240_000);
@@ -106,9 +108,9 @@ describe('kill -9 of a training job, then its retry', () => {
     // Assess: the heads came whole from their checkpoint, fine-tuning from its own
     expect(run.killed.signal).toBe('SIGKILL');
     expect(status.state).toBe('succeeded');
-    expect(retried.stderr).toMatch(/resuming from the checkpoint after epoch 15/);
-    expect(retried.stderr).toMatch(/resuming fine-tuning from the checkpoint after epoch [2-8]/);
-    expect(retried.stderr).not.toMatch(/fine-tuning [^\n]*: epoch 1 /);
+    expect(retried.output).toMatch(/resuming from the checkpoint after epoch 15/);
+    expect(retried.output).toMatch(/resuming fine-tuning from the checkpoint after epoch [2-8]/);
+    expect(retried.output).not.toMatch(/fine-tuning [^\n]*: epoch 1 /);
     const ft = report.transfer.fineTune;
     expect(ft.resumedFromEpoch).toBeGreaterThanOrEqual(2);
     expect(ft.history.length).toBeGreaterThanOrEqual(ft.resumedFromEpoch);
@@ -132,7 +134,7 @@ describe('kill -9 of a training job, then its retry', () => {
     expect(status.state).toBe('succeeded');
     expect(report.training.resumedFromEpoch).toBeGreaterThanOrEqual(3);
     expect(report.training.history).toHaveLength(20);
-    expect(retried.stderr).not.toMatch(/\bepoch 1\/20 /);
+    expect(retried.output).not.toMatch(/\bepoch 1\/20 /);
     expect(report.transfer.continual).toMatchObject({ added: ['tone'] });
   }, 240_000);
 
@@ -150,7 +152,7 @@ describe('kill -9 of a training job, then its retry', () => {
 
     // Assess: the half-written version is on disk, and nothing lists or serves it
     expect(run.killed.signal).toBe('SIGKILL');
-    const half = run.killed.stderr.match(/models\/colours\/(v\d{14}-[0-9a-f]{6})\/metadata\.json/)![1];
+    const half = run.killed.output.match(/models\/colours\/(v\d{14}-[0-9a-f]{6})\/metadata\.json/)![1];
     expect((await store.list(`${versionPrefix('colours', half)}/`)).map((o) => o.key)).toEqual(
       expect.arrayContaining([`${versionPrefix('colours', half)}/model.json`, `${versionPrefix('colours', half)}/report.json`]),
     );

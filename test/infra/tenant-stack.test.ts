@@ -193,6 +193,8 @@ describe('TenantStack', () => {
           Environment: Match.arrayWith([
             { Name: 'STORE_KIND', Value: 's3' },
             { Name: 'BUCKET_NAME', Value: { Ref: bucketId } },
+            // The tenant on every log line and metric of the job.
+            { Name: 'TL_TENANT', Value: 'acme' },
           ]),
         }),
         RetryStrategy: {

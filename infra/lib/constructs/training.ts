@@ -18,6 +18,8 @@ export type TrainingCapacity = 'spot' | 'on-demand' | 'spot-then-on-demand';
 
 export interface TrainingProps {
   bucket: s3.IBucket;
+  /** The tenant, a key of every log line and a dimension of every metric the job writes (TL_TENANT). */
+  tenantId?: string;
   /** @default "spot" */
   capacity?: TrainingCapacity;
   /** @default 16 */
@@ -115,7 +117,7 @@ export class Training extends Construct {
         // Fits a g4dn.xlarge (16 GiB) after the ECS agent's share.
         memory: Size.mebibytes(14_336),
         jobRole: this.jobRole,
-        environment: { STORE_KIND: 's3', BUCKET_NAME: props.bucket.bucketName },
+        environment: { STORE_KIND: 's3', BUCKET_NAME: props.bucket.bucketName, ...(props.tenantId ? { TL_TENANT: props.tenantId } : {}) },
         logging: ecs.LogDriver.awsLogs({ streamPrefix: 'train', logRetention: logs.RetentionDays.ONE_MONTH }),
       }),
       retryAttempts: props.attempts ?? 3,

@@ -38,6 +38,7 @@ export class TenantStack extends Stack {
     const bucket = this.ingest.bucket;
     this.training = new Training(this, 'Training', {
       bucket,
+      tenantId: tenant.id,
       capacity: tenant.capacity,
       maxvCpus: tenant.maxvCpus,
       jobTimeout: Duration.minutes(Math.round(tenant.jobTimeoutHours * 60)),

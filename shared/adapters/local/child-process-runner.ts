@@ -110,7 +110,7 @@ export class ChildProcessJobRunner implements JobRunner {
         while ((i = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, i);
           out(e.request.jobId, line);
-          if (line.trim()) e.tail = [...e.tail.slice(-4), line.slice(0, 500)];
+          if (line.trim()) e.tail = [...e.tail.slice(-4), readable(line).slice(0, 500)];
           buf = buf.slice(i + 1);
         }
       });
@@ -135,5 +135,21 @@ export class ChildProcessJobRunner implements JobRunner {
       this.options.onExit?.({ jobId: e.request.jobId, runnerJobId: e.runnerJobId, state: e.state, reason: e.reason }, e.request);
       this.pump();
     });
+  }
+}
+
+/**
+ * A job's output line as a person reads it: for the job's JSON log lines, the
+ * message and the error's message (which names the errno of a full or read-only
+ * disk); other lines as they are.
+ */
+function readable(line: string): string {
+  if (!line.startsWith('{')) return line;
+  try {
+    const entry = JSON.parse(line) as { message?: unknown; code?: unknown; error?: { message?: unknown } };
+    const parts = [entry.message, entry.code, entry.error?.message].filter((p): p is string => typeof p === 'string' && p !== '');
+    return parts.length ? parts.join(': ') : line;
+  } catch {
+    return line;
   }
 }

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalGateway, listen, type LocalGatewayTenant } from '../../../shared/local/server.js';
+import type { LogAttributes } from '../../../shared/observability.js';
 
 /** Sends raw bytes (what no HTTP client library would send) and returns the whole answer. */
 function raw(port: number, request: string): Promise<string> {
@@ -24,7 +25,7 @@ const jsonOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\
 describe('local gateway under hostile request targets', () => {
   let server: Server;
   let port: number;
-  const logged: string[] = [];
+  const logged: Array<{ message: string; attributes?: LogAttributes }> = [];
   const handled: string[] = [];
   const tenant: LocalGatewayTenant = {
     id: 't',
@@ -39,7 +40,11 @@ describe('local gateway under hostile request targets', () => {
   };
 
   beforeAll(async () => {
-    server = createLocalGateway({ tenantByApiKey: (k) => (k === 'good-key' ? tenant : undefined), tenantById: () => undefined, log: (l) => logged.push(l) });
+    server = createLocalGateway({
+      tenantByApiKey: (k) => (k === 'good-key' ? tenant : undefined),
+      tenantById: () => undefined,
+      log: (message, attributes) => logged.push({ message, attributes }),
+    });
     const url = await listen(server, 0);
     port = Number(new URL(url).port);
   });
@@ -84,7 +89,19 @@ describe('local gateway under hostile request targets', () => {
     const res = await fetch(`http://127.0.0.1:${port}/models/explode/predict`, { method: 'POST', headers: { 'x-api-key': 'good-key' }, body: '{}' });
     expect(res.status).toBe(500);
     expect(await res.json()).toEqual({ error: { code: 'INTERNAL', message: 'internal error' } });
-    expect(logged.some((l) => l.includes('a bug in a handler'))).toBe(true);
+    // Logged twice, structured: the error with its stack, then the request line with the keys Lambda logs.
+    const failure = logged.find((l) => l.message === 'request failed');
+    expect((failure?.attributes?.error as Error | undefined)?.message).toBe('a bug in a handler');
+    expect(logged.find((l) => l.message === 'request' && l.attributes?.model === 'explode')?.attributes).toMatchObject({
+      method: 'POST',
+      path: '/models/explode/predict',
+      route: 'POST /models/{model}/predict',
+      tenant: 't',
+      status: 500,
+      code: 'INTERNAL',
+      requestId: expect.any(String),
+      latencyMs: expect.any(Number),
+    });
     await stillAnswers();
   });
 
