@@ -34,9 +34,10 @@ export function setApiBase(base: string): void {
   apiBase = base.replace(/\/+$/, '');
 }
 
-export async function call<T>(path: string, init: { method?: string; body?: unknown; key?: string } = {}): Promise<T> {
+/** Sends a request with the key header; an error answer becomes an ApiCallError with the platform's code. */
+async function send(path: string, init: { method?: string; body?: unknown; key?: string; accept?: string } = {}): Promise<Response> {
   const key = init.key ?? session.key();
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { accept: init.accept ?? 'application/json' };
   if (key) headers['x-api-key'] = key;
   if (init.body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(`${apiBase}${path}`, {
@@ -46,18 +47,31 @@ export async function call<T>(path: string, init: { method?: string; body?: unkn
     credentials: 'omit',
     cache: 'no-store',
   });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = undefined;
-  }
   if (!res.ok) {
-    const err = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+    const text = await res.text();
+    let err: { code?: string; message?: string } | undefined;
+    try {
+      err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+    } catch {
+      err = undefined;
+    }
     throw new ApiCallError(res.status, err?.code ?? `HTTP_${res.status}`, err?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`));
   }
-  return parsed as T;
+  return res;
+}
+
+export async function call<T>(path: string, init: { method?: string; body?: unknown; key?: string } = {}): Promise<T> {
+  const text = await (await send(path, init)).text();
+  try {
+    return (text ? JSON.parse(text) : undefined) as T;
+  } catch {
+    return undefined as T;
+  }
+}
+
+/** A file the API answers with (the ONNX export, the model card), fetched with the key header: a plain link could not carry it. */
+export async function download(path: string, accept: string): Promise<Blob> {
+  return (await send(path, { accept })).blob();
 }
 
 const enc = encodeURIComponent;
@@ -109,5 +123,7 @@ export const api = {
   rollback: (m: string) => call<{ version: string; previous: string }>(`/models/${enc(m)}/rollback`, { method: 'POST' }),
   predict: (m: string, instance: { image: string } | { features: number[] }) =>
     call<PredictResponse>(`/models/${enc(m)}/predict`, { body: { instances: [instance], topK: 5 } }),
+  exportOnnx: (m: string, v: string) => download(`/models/${enc(m)}/export?format=onnx&version=${enc(v)}`, 'application/octet-stream'),
+  card: (m: string, v: string) => download(`/models/${enc(m)}/card?version=${enc(v)}`, 'text/markdown'),
   uploadUrls: (dataset: string, files: Array<{ path: string }>) => call<UploadUrls>(`/datasets/${enc(dataset)}/uploads`, { body: { files } }),
 };

@@ -24,3 +24,15 @@ export function when(iso: string | undefined): string {
 /** A headline metric: accuracy and F1 as percentages, errors as plain numbers. */
 export const metric = (m: { metric: string; value: number } | undefined): string =>
   !m ? '–' : m.metric === 'mae' ? `MAE ${number(m.value)}` : `${m.metric === 'microF1' ? 'micro-F1' : m.metric} ${percent(m.value)}`;
+
+const units = ['bytes', 'kB', 'MB', 'GB'];
+/** A size for people: 1.2 MB rather than 1234567 bytes. */
+export function bytes(n: number): string {
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : num.format(Number(v.toPrecision(3)))} ${units[i]}`;
+}

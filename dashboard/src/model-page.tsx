@@ -4,6 +4,7 @@ import type { ModelMetadata } from '../../shared/schemas/model.js';
 import type { VersionReport } from '../../shared/schemas/version-report.js';
 import { api, ApiCallError, type DatasetView, type VersionList } from './api.js';
 import { ConfusionMatrix } from './confusion-matrix.js';
+import { ExportPanel } from './export.js';
 import { LearningCurve } from './learning-curve.js';
 import { Baselines, Dataset, JobPanel, Phases, Versions } from './panels.js';
 import { TryIt } from './try-it.js';
@@ -152,6 +153,7 @@ export function ModelPage({ model }: { model: string }) {
         />
       ) : null}
       {report ? <Baselines report={report} /> : null}
+      {selected && versions?.versions.some((v) => v.version === selected && !v.error) ? <ExportPanel model={model} version={selected} /> : null}
       {report ? <Phases report={report} /> : null}
       <Dataset dataset={dataset} />
     </main>

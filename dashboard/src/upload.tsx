@@ -36,6 +36,44 @@ export function relativePaths(files: Array<{ name: string; webkitRelativePath: s
     .filter((p) => p.path && !p.path.split('/').some((seg) => seg.startsWith('.')));
 }
 
+/** Reads every file under a dropped folder entry, with its path inside the drop. */
+async function walk(entry: FileSystemEntry, out: Array<{ path: string; file: File }>): Promise<void> {
+  if (entry.isFile) {
+    const file = await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject));
+    out.push({ path: entry.fullPath.replace(/^\/+/, ''), file });
+    return;
+  }
+  const reader = (entry as FileSystemDirectoryEntry).createReader();
+  // readEntries answers in batches (100 at a time in Chromium) until it answers none.
+  for (;;) {
+    const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
+    if (!batch.length) return;
+    for (const child of batch) await walk(child, out);
+  }
+}
+
+/**
+ * The files of a drop with their paths, through the File and Directory Entries API:
+ * the only way a page can read a dropped folder (a file input needs `webkitdirectory`,
+ * a drop has no such switch). One dropped folder counts as the dataset's folder, as when
+ * it is picked (its own name is left out); dropped label folders or files keep their paths.
+ */
+export async function droppedFiles(items: DataTransferItemList): Promise<Array<{ path: string; file: File }>> {
+  // Entries must be taken while the drop event runs; the list is emptied after it.
+  const taken = Array.from(items)
+    .filter((i) => i.kind === 'file')
+    .map((i) => ({ entry: i.webkitGetAsEntry(), file: i.getAsFile() }));
+  const out: Array<{ path: string; file: File }> = [];
+  for (const { entry, file } of taken) {
+    if (entry) await walk(entry, out);
+    else if (file) out.push({ path: file.name, file });
+  }
+  const oneFolder = taken.length === 1 && taken[0].entry?.isDirectory;
+  return out
+    .map((f) => ({ ...f, path: oneFolder ? f.path.split('/').slice(1).join('/') : f.path }))
+    .filter((f) => f.path && !f.path.split('/').some((seg) => seg.startsWith('.')));
+}
+
 /** PUT with upload progress (fetch reports none). */
 function put(url: string, headers: Record<string, string>, body: Blob, onProgress: (loaded: number) => void): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -90,6 +128,15 @@ export function UploadPage() {
     const files = list ? Array.from(list) : [];
     setPicked(relativePaths(files).map((p) => ({ path: p.path, file: files[p.index] })));
   };
+  const [dragging, setDragging] = useState(false);
+  const drop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    if (!e.dataTransfer) return;
+    droppedFiles(e.dataTransfer.items).then(setPicked, (err: unknown) =>
+      setError(`could not read the dropped files: ${String((err as Error).message ?? err)}`),
+    );
+  };
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(undefined);
@@ -134,8 +181,17 @@ export function UploadPage() {
           Epochs (optional)
           <input type="number" min={1} max={1000} value={epochs} onInput={(e) => setEpochs(e.currentTarget.value)} />
         </label>
-        <label class="dropzone">
-          A folder with one sub-folder per label (or a manifest.jsonl beside the files)
+        <label
+          class={`dropzone${dragging ? ' dragging' : ''}`}
+          data-testid="upload-drop"
+          onDragOver={(e) => {
+            e.preventDefault();
+            setDragging(true);
+          }}
+          onDragLeave={() => setDragging(false)}
+          onDrop={drop}
+        >
+          Choose or drop a folder with one sub-folder per label (or a manifest.jsonl beside the files)
           <input data-testid="upload-folder" type="file" multiple {...{ webkitdirectory: true }} onChange={(e) => choose(e.currentTarget.files)} />
         </label>
         <p>{picked.length} files chosen</p>

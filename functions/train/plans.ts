@@ -97,7 +97,12 @@ async function trainHeads(ctx: EmbeddedJob, deps: StageDeps): Promise<{ model: L
         await checkpoint.save(model, cp);
         await deps.progress.epoch(
           { epoch: epoch + 1, ...logs },
-          { epoch: epoch + 1, epochs: opts.epochs, metrics: pick(logs, ['loss', 'val_loss', 'val_acc']), progress: trainingProgress(epoch, opts.epochs) },
+          {
+            epoch: epoch + 1,
+            epochs: opts.epochs,
+            metrics: pick(logs, ['loss', 'acc', 'val_loss', 'val_acc']),
+            progress: trainingProgress(epoch, opts.epochs),
+          },
         );
         deps.log(`epoch ${epoch + 1}/${opts.epochs} ${describe(logs)}`);
       },

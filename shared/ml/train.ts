@@ -27,8 +27,8 @@ export interface TrainData {
   validation?: Split;
 }
 /**
- * Figures of one epoch: loss (the whole objective), loss_<task>, penalty (soft
- * sharing), weight_<task>, val_loss (Σ static weight × task loss, comparable across
+ * Figures of one epoch: loss (the whole objective), loss_<task>, acc and acc_<task>
+ * (training accuracy, dropout off), penalty (soft sharing), weight_<task>, val_loss (Σ static weight × task loss, comparable across
  * epochs whatever the weighting), val_loss_<task>, val_acc (mean over the
  * classification tasks) and val_acc_<task>.
  */
@@ -304,6 +304,7 @@ async function epochLogs(fit: Fit, data: TrainData, epoch: number): Promise<Epoc
   }
   fit.combiner.endEpoch(epochLosses);
   for (const [name, w] of Object.entries(fit.combiner.weights())) logs[`weight_${name}`] = w;
+  Object.assign(logs, await accuracyLogs(model, fit.train, data.train, tasks, ''));
   if (fit.validation) Object.assign(logs, await validationLogs(tf, model, fit.validation, data.validation!, tasks, fit.opts.temperature ?? 2));
   if (!Number.isFinite(logs.loss))
     throw new TrainingDivergedError(`training diverged at epoch ${epoch + 1} (loss ${logs.loss}); ${fit.opts.divergenceHint ?? 'try a lower learningRate'}`);
@@ -435,6 +436,16 @@ async function validationLogs(tf: Tf, model: LayersModel, data: SplitTensors, sp
   });
   logs.val_loss = tasks.reduce((a, t, i) => a + t.weight * losses[i], 0);
   tasks.forEach((t, i) => (logs[`val_loss_${t.name}`] = losses[i]));
+  return Object.assign(logs, await accuracyLogs(model, data, split, tasks, 'val_'));
+}
+
+/**
+ * Accuracy of each classification task on a split (dropout off), as `<prefix>acc_<task>`, and
+ * their mean as `<prefix>acc`: on the validation split, and on the training split so the
+ * learning curves can show both (a gap between them is overfitting a person can see).
+ */
+async function accuracyLogs(model: LayersModel, data: SplitTensors, split: Split, tasks: TrainTask[], prefix: '' | 'val_'): Promise<EpochLogs> {
+  const logs: EpochLogs = {};
   const classification = tasks.map((t, i) => ({ t, i })).filter(({ t, i }) => t.head.type === 'classification' && !data.soft[i]);
   if (classification.length === 0) return logs;
   const outs = asList(model.predict(data.x));
@@ -453,13 +464,13 @@ async function validationLogs(tf: Tf, model: LayersModel, data: SplitTensors, sp
         if (pred[r] === targets[r]) correct++;
       }
       if (n > 0) {
-        logs[`val_acc_${t.name}`] = correct / n;
+        logs[`${prefix}acc_${t.name}`] = correct / n;
         accs.push(correct / n);
       }
     }
   } finally {
     outs.forEach((o) => o.dispose());
   }
-  if (accs.length) logs.val_acc = accs.reduce((a, b) => a + b, 0) / accs.length;
+  if (accs.length) logs[`${prefix}acc`] = accs.reduce((a, b) => a + b, 0) / accs.length;
   return logs;
 }

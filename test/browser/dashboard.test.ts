@@ -4,7 +4,7 @@
  * suite says it skipped and how to enable it; in CI (CI=true) a missing browser fails.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -116,7 +116,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
     // Every series has a number at every epoch ("–" marks a missing one).
     for (const p of points) expect(await p.locator('td').allTextContents()).not.toContain('–');
     const headers = await curve.locator('thead th').allTextContents();
-    expect(headers).toEqual(expect.arrayContaining(['training loss', 'validation loss']));
+    expect(headers).toEqual(expect.arrayContaining(['training loss', 'validation loss', 'training accuracy', 'validation accuracy']));
 
     const matrix = page.getByTestId('confusion-matrix');
     await matrix.waitFor();
@@ -150,6 +150,112 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
       await page.goto(`${t.platform.url}/#/`);
       await page.getByTestId('model-row').first().waitFor();
       await page.screenshot({ path: path.resolve('bench/results/dashboard-models.png') });
+    }
+  });
+
+  it('exports the serving version as an ONNX file that ONNX Runtime loads, and its model card', async () => {
+    const serving = (await t.call('GET', '/models/dash')).body as { version: string };
+    await page.goto(`${t.platform.url}/#/models/dash`);
+    const panel = page.getByTestId('export');
+    await panel.waitFor();
+
+    const [onnx] = await Promise.all([page.waitForEvent('download'), panel.getByTestId('export-onnx').click()]);
+    expect(onnx.suggestedFilename()).toBe(`dash-${serving.version}.onnx`);
+    const onnxBytes = await readFile((await onnx.path()));
+    const fromApi = Buffer.from(
+      await (await fetch(`${t.platform.url}/models/dash/export?format=onnx&version=${serving.version}`, { headers: { 'x-api-key': t.apiKey } })).arrayBuffer(),
+    );
+    expect(onnxBytes.equals(fromApi)).toBe(true);
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(onnxBytes);
+    expect(session.inputNames).toEqual(['image']);
+    expect(session.outputNames).toEqual(['class']);
+    await session.release();
+    await expect.poll(() => panel.getByTestId('export-note').textContent()).toMatch(new RegExp(`saved dash-${serving.version}\\.onnx \\(.+B\\)`));
+
+    const [card] = await Promise.all([page.waitForEvent('download'), panel.getByTestId('export-card').click()]);
+    expect(card.suggestedFilename()).toBe(`dash-${serving.version}.md`);
+    const text = await readFile((await card.path()), 'utf8');
+    expect(text).toContain(serving.version);
+    expect(text).toContain(XSS_LABEL); // the card is markdown text, saved as it is
+    expect(dialogs).toEqual([]);
+    expect(requests.filter((u) => u.includes(t.apiKey))).toEqual([]);
+  });
+
+  it('works from the keyboard alone, and every control has a name', async () => {
+    // A fresh tab: signed out.
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await tab.goto(t.platform.url);
+      const focusedTestId = () => tab.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? document.activeElement?.textContent ?? '');
+      await tab.keyboard.press('Tab');
+      expect(await focusedTestId()).toBe('api-key');
+      await tab.keyboard.type(t.apiKey);
+      await tab.keyboard.press('Enter');
+      await tab.getByRole('heading', { name: 'Models' }).waitFor();
+      await tab.locator('[data-testid="model-row"][data-model="dash"]').waitFor({ timeout: 15_000 });
+      // Tab along the page to the model's link, then open it with Enter.
+      let found = false;
+      for (let i = 0; i < 30 && !found; i++) {
+        await tab.keyboard.press('Tab');
+        found = await tab.evaluate(() => document.activeElement?.tagName === 'A' && document.activeElement.textContent === 'dash');
+      }
+      expect(found, 'the model link is reachable with Tab').toBe(true);
+      await tab.keyboard.press('Enter');
+      await tab.waitForURL(/#\/models\/dash$/);
+      await tab.getByTestId('try-it').waitFor();
+      await tab.getByTestId('export').waitFor();
+      // Every control on the model and upload pages says what it is to a screen reader.
+      for (const route of ['#/models/dash', '#/upload']) {
+        await tab.goto(`${t.platform.url}/${route}`);
+        await tab.locator('main h1').first().waitFor();
+        await tab.waitForTimeout(300);
+        const unnamed = await tab.evaluate(() =>
+          Array.from(document.querySelectorAll('input, select, textarea, button, a[href]'))
+            .filter((el) => {
+              const labels = (el as HTMLInputElement).labels;
+              const name = el.getAttribute('aria-label') ?? (labels && labels.length ? labels[0].textContent : el.textContent);
+              return !name || !name.trim();
+            })
+            .map((el) => el.outerHTML.slice(0, 120)),
+        );
+        expect(unnamed, route).toEqual([]);
+      }
+    } finally {
+      await tab.close();
+    }
+  });
+
+  it('takes a folder dropped on the upload page, with the paths under it', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'tl-browser-drop-'));
+    try {
+      const images = await generateShapesImages({ perClass: 3, seed: 78, classes: ['circle', 'square'], minSize: 48, maxSize: 64 });
+      const ext = (img: (typeof images)[number]) => (img.format === 'jpeg' ? 'jpg' : img.format);
+      for (const [i, img] of images.entries()) {
+        await mkdir(path.join(root, 'dropped', img.label), { recursive: true });
+        await writeFile(path.join(root, 'dropped', img.label, `${i}.${ext(img)}`), img.buffer);
+      }
+      await writeFile(path.join(root, 'dropped', '.DS_Store'), 'hidden');
+      await page.goto(`${t.platform.url}/#/upload`);
+      await page.getByTestId('upload-model').fill('dropped');
+      await page.getByLabel('Base model').selectOption('none');
+      await page.getByLabel('Epochs (optional)').fill('2');
+      const zone = page.getByTestId('upload-drop');
+      const box = (await zone.boundingBox())!;
+      // A real drag of a folder from the desktop, as Chromium receives one (DevTools protocol: Input.dispatchDragEvent).
+      const cdp = await page.context().newCDPSession(page);
+      const data = { items: [], files: [path.join(root, 'dropped')], dragOperationsMask: 1 };
+      const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+      for (const type of ['dragEnter', 'dragOver', 'drop'] as const) await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+      await page.getByText(`${images.length} files chosen`).waitFor({ timeout: 10_000 });
+      await page.getByTestId('upload-start').click();
+      await page.waitForURL(/#\/models\/dropped$/, { timeout: 20_000 });
+      const stored = await t.platform.defaultTenant.store.list('datasets/dropped/');
+      expect(stored.map((o) => o.key).sort()).toEqual(
+        [...images.map((img, i) => `datasets/dropped/${img.label}/${i}.${ext(img)}`), 'datasets/dropped/train.json'].sort(),
+      );
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 

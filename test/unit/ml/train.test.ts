@@ -40,6 +40,10 @@ describe('trainModel', () => {
     expect(losses[losses.length - 1]).toBeLessThan(losses[0] * 0.5);
     expect(result.history[result.bestEpoch].val_acc).toBeGreaterThan(0.9);
     expect(result.history[0]).toHaveProperty('val_acc_class');
+    // Training accuracy per epoch too (what the learning curves draw beside the validation one): it rises to the training data's fit.
+    expect(result.history.every((h) => h.acc_class >= 0 && h.acc_class <= 1 && h.acc === h.acc_class)).toBe(true);
+    expect(result.history.at(-1)!.acc).toBeGreaterThan(0.9);
+    expect(result.history.at(-1)!.acc).toBeGreaterThan(result.history[0].acc);
     model.dispose();
     expect(tf.memory().numTensors).toBe(tensorsBefore); // no data, optimizer or best-weight tensors left behind
   });

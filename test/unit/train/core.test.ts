@@ -46,7 +46,7 @@ describe('runTrainingJob', () => {
     const epochs = statuses.filter((s) => s.phase === 'training' && s.epoch > 0);
     expect(epochs.length).toBeGreaterThan(0);
     expect(epochs[0]).toMatchObject({ epoch: 1, epochs: 15 });
-    expect(Object.keys(epochs[0].metrics)).toEqual(expect.arrayContaining(['loss', 'val_loss', 'val_acc']));
+    expect(Object.keys(epochs[0].metrics)).toEqual(expect.arrayContaining(['loss', 'acc', 'val_loss', 'val_acc']));
     const progress = statuses.map((s) => s.progress);
     expect([...progress].sort((a, b) => a - b)).toEqual(progress);
 
