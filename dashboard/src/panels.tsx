@@ -224,7 +224,7 @@ export function Dataset({ dataset }: { dataset: DatasetView | undefined }) {
       )}
       {dataset.skipped.length ? (
         <details open={dataset.skipped.length <= 5}>
-          <summary>{dataset.records.skipped} files skipped</summary>
+          <summary>{dataset.records.skipped === 1 ? '1 file skipped' : `${dataset.records.skipped} files skipped`}</summary>
           <ul data-testid="skipped">
             {dataset.skipped.map((s) => (
               <li key={s.key}>
