@@ -161,7 +161,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
 
     const [onnx] = await Promise.all([page.waitForEvent('download'), panel.getByTestId('export-onnx').click()]);
     expect(onnx.suggestedFilename()).toBe(`dash-${serving.version}.onnx`);
-    const onnxBytes = await readFile((await onnx.path()));
+    const onnxBytes = await readFile(await onnx.path());
     const fromApi = Buffer.from(
       await (await fetch(`${t.platform.url}/models/dash/export?format=onnx&version=${serving.version}`, { headers: { 'x-api-key': t.apiKey } })).arrayBuffer(),
     );
@@ -175,7 +175,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
 
     const [card] = await Promise.all([page.waitForEvent('download'), panel.getByTestId('export-card').click()]);
     expect(card.suggestedFilename()).toBe(`dash-${serving.version}.md`);
-    const text = await readFile((await card.path()), 'utf8');
+    const text = await readFile(await card.path(), 'utf8');
     expect(text).toContain(serving.version);
     expect(text).toContain(XSS_LABEL); // the card is markdown text, saved as it is
     expect(dialogs).toEqual([]);
