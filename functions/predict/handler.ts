@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { withCors } from '../../shared/http/cors.js';
 import { ApiError, errorResult, json, parseBody, routeKey, unexpectedErrorResult } from '../../shared/http/api.js';
 import { PredictRequestSchema, PromoteRequestSchema } from '../../shared/schemas/predict.js';
 import { retryingLazy } from '../../shared/lazy.js';
@@ -56,11 +57,16 @@ export function createHandler(deps: ApiDeps | (() => Promise<ApiDeps>), log: (ms
   };
 }
 
-/** Lambda entry: deps are built once per container, on the first request; logs and metrics per request. */
-export const handler = observeApi(
-  createHandler(async () => {
-    const { env, store } = await createDeps();
-    return { store, models: createModelCache(store, { capacity: env.MODEL_CACHE_SIZE }) };
-  }),
-  () => createObservability('predict'),
+/**
+ * Lambda entry: deps are built once per container, on the first request; logs and metrics per request.
+ * The dashboard, served from its own origin (CloudFront), reads these answers: CORS for that origin only.
+ */
+export const handler = withCors(
+  observeApi(
+    createHandler(async () => {
+      const { env, store } = await createDeps();
+      return { store, models: createModelCache(store, { capacity: env.MODEL_CACHE_SIZE }) };
+    }),
+    () => createObservability('predict'),
+  ),
 );

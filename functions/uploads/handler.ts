@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { withCors } from '../../shared/http/cors.js';
 import { ApiError, errorResult, json, parseBody, routeKey, unexpectedErrorResult } from '../../shared/http/api.js';
 import { retryingLazy } from '../../shared/lazy.js';
 import { createObservability, observeApi } from '../../shared/observability.js';
@@ -24,7 +25,10 @@ export function createHandler(deps: UploadsDeps | (() => Promise<UploadsDeps>), 
   };
 }
 
-export const handler = observeApi(
-  createHandler(async () => ({ store: await createStore(loadEnv(PlatformEnvSchema)) })),
-  () => createObservability('uploads'),
+// The dashboard, served from its own origin (CloudFront), reads these answers: CORS for that origin only.
+export const handler = withCors(
+  observeApi(
+    createHandler(async () => ({ store: await createStore(loadEnv(PlatformEnvSchema)) })),
+    () => createObservability('uploads'),
+  ),
 );

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { MAX_REQUEST_BYTES, storageErrorStatus } from '../http/api.js';
+import { DASHBOARD_OTHER_HEADERS, dashboardCsp } from '../http/dashboard-headers.js';
 import { describeAnswer, type LogFn } from '../observability.js';
 
 export type ApiHandler = (event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult>;
@@ -53,19 +54,10 @@ export interface StaticAsset {
   contentType: string;
 }
 
-/**
- * Headers of every dashboard file. The policy allows scripts and styles from this
- * origin only (no inline script, no eval, no inline <style>; styles set through
- * the DOM, as Preact and uPlot do, are not affected), API calls to this origin,
- * images from this origin and the blob: previews of try-it; nothing may frame the page.
- */
+/** Headers of every dashboard file: the policy and headers of shared/http/dashboard-headers.ts, API calls to this origin. */
 export const DASHBOARD_HEADERS: Record<string, string> = {
-  'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-  'cache-control': 'no-cache',
+  'content-security-policy': dashboardCsp(),
+  ...DASHBOARD_OTHER_HEADERS,
 };
 
 /** What the request log line says, filled in as the request is handled. */

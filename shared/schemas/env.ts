@@ -47,6 +47,24 @@ export const PlatformEnvSchema = z
   });
 export type PlatformEnv = z.infer<typeof PlatformEnvSchema>;
 
+/**
+ * The one browser origin allowed to read the API's answers: the tenant's dashboard
+ * (`https://<distribution>.cloudfront.net` on AWS). Unset on the embedded default,
+ * where the dashboard and the API share an origin and no CORS header is needed.
+ */
+export const CorsEnvSchema = z.object({
+  TL_ALLOWED_ORIGIN: z
+    .string()
+    .url()
+    // An origin is scheme, host and port: no path, and never the `*` wildcard.
+    .refine(
+      (value) => URL.canParse(value) && new URL(value).origin === value,
+      'must be an origin such as https://d111111abcdef8.cloudfront.net (no path, no trailing slash)',
+    )
+    .optional(),
+});
+export type CorsEnv = z.infer<typeof CorsEnvSchema>;
+
 /** What a training job gets besides the platform environment (Batch parameters or a child's env). */
 export const TrainJobEnvSchema = z.object({
   TL_JOB_ID: z.string().min(1),

@@ -51,6 +51,12 @@ describe('cdk-nag AwsSolutions', () => {
         'AwsSolutions-APIG3',
         'AwsSolutions-APIG4',
         'AwsSolutions-COG4',
+        // The dashboard's distribution (geo restriction, WAF, TLS policy of the default
+        // certificate) and CDK's BucketDeployment handler runtime: infra/lib/constructs/dashboard.ts.
+        'AwsSolutions-CFR1',
+        'AwsSolutions-CFR2',
+        'AwsSolutions-CFR4',
+        'AwsSolutions-L1',
       ]),
     );
   });

@@ -20,6 +20,12 @@ export interface InferenceApiProps {
   quota?: { limit: number; period: 'DAY' | 'WEEK' | 'MONTH' };
   /** Reserved concurrency per function. @default predict 20, uploads 5, authorizer 5 */
   concurrency?: { predict: number; uploads: number; authorizer: number };
+  /**
+   * The one browser origin allowed to call the API (the tenant's dashboard,
+   * `https://<distribution domain>`): preflight answers, the functions' answers and
+   * API Gateway's own error answers name it. Never `*`. @default no CORS
+   */
+  allowedOrigin?: string;
 }
 
 /** The access log line: who (key, authorizer principal, address) did what, and how it ended. */
@@ -74,6 +80,8 @@ export class InferenceApi extends Construct {
     const quota = props.quota ?? { limit: 10_000, period: 'DAY' as const };
     const concurrency = props.concurrency ?? { predict: 20, uploads: 5, authorizer: 5 };
     const storeEnv = { STORE_KIND: 's3', BUCKET_NAME: props.bucket.bucketName };
+    // Read by withCors (shared/http/cors.ts) on the functions' answers.
+    const corsEnv: Record<string, string> = props.allowedOrigin ? { TL_ALLOWED_ORIGIN: props.allowedOrigin } : {};
 
     this.predictFunction = new PlatformFunction(this, 'PredictFunction', {
       name: 'predict',
@@ -83,7 +91,7 @@ export class InferenceApi extends Construct {
       // Lambda's CPU share grows with memory; wasm inference is CPU-bound and models stay cached.
       memorySize: 3008,
       layers: [props.mlRuntime],
-      environment: { ...storeEnv, MODEL_CACHE_SIZE: '4' },
+      environment: { ...storeEnv, ...corsEnv, MODEL_CACHE_SIZE: '4' },
       reservedConcurrentExecutions: concurrency.predict,
     });
     grantPrefix(props.bucket, this.predictFunction, 'models/', ['list', 'read']);
@@ -95,7 +103,7 @@ export class InferenceApi extends Construct {
     this.uploadsFunction = new PlatformFunction(this, 'UploadsFunction', {
       name: 'uploads',
       description: 'Presigned upload URLs under datasets/<dataset>/',
-      environment: storeEnv,
+      environment: { ...storeEnv, ...corsEnv },
       reservedConcurrentExecutions: concurrency.uploads,
     });
     // A presigned URL carries the signer's rights: only PUT, only under datasets/.
@@ -108,6 +116,16 @@ export class InferenceApi extends Construct {
       endpointTypes: [apigw.EndpointType.REGIONAL],
       apiKeySourceType: apigw.ApiKeySourceType.HEADER,
       defaultMethodOptions: { apiKeyRequired: true },
+      // Browsers send a preflight (OPTIONS, no key) before calls with x-api-key; API Gateway
+      // answers it itself (mock integration), for the dashboard's origin only.
+      defaultCorsPreflightOptions: props.allowedOrigin
+        ? {
+            allowOrigins: [props.allowedOrigin],
+            allowMethods: ['GET', 'POST', 'OPTIONS'],
+            allowHeaders: ['content-type', 'x-api-key'],
+            maxAge: Duration.hours(1),
+          }
+        : undefined,
       // The ONNX export answers base64 from Lambda; API Gateway sends it as bytes to clients
       // that accept this type (`tl export` does), as text otherwise.
       binaryMediaTypes: ['application/octet-stream'],
@@ -130,7 +148,7 @@ export class InferenceApi extends Construct {
       cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
     });
     acknowledgeApiFindings(this.api);
-    addErrorResponses(this.api);
+    addErrorResponses(this.api, props.allowedOrigin);
 
     // Parameters too: path parameters are always required, and no route declares others.
     const validator = new apigw.RequestValidator(this, 'BodyValidator', { restApi: this.api, validateRequestBody: true, validateRequestParameters: true });
@@ -203,7 +221,9 @@ export class InferenceApi extends Construct {
 }
 
 /** Errors API Gateway answers itself, in the platform's error shape. */
-function addErrorResponses(api: apigw.RestApi): void {
+function addErrorResponses(api: apigw.RestApi, allowedOrigin: string | undefined): void {
+  // Without the header a browser hides these answers, and the page could not say "invalid key".
+  const responseHeaders = allowedOrigin ? { 'Access-Control-Allow-Origin': `'${allowedOrigin}'`, Vary: "'Origin'" } : undefined;
   // Codes are typed by the one vocabulary, so a gateway answer cannot drift from the functions' spelling.
   const responses: { id: string; type: apigw.ResponseType; statusCode: string; code: ErrorCode; message: string }[] = [
     {
@@ -229,7 +249,8 @@ function addErrorResponses(api: apigw.RestApi): void {
       message: '"this route changes the tenant\'s data: call it with the admin key"',
     },
   ];
-  for (const r of responses) api.addGatewayResponse(r.id, { type: r.type, statusCode: r.statusCode, templates: errorTemplate(r.code, r.message) });
+  for (const r of responses)
+    api.addGatewayResponse(r.id, { type: r.type, statusCode: r.statusCode, templates: errorTemplate(r.code, r.message), responseHeaders });
 }
 
 /** The predict body, validated by API Gateway before the function runs. */
@@ -284,6 +305,13 @@ function acknowledgeMethodFindings(api: apigw.RestApi, readMethods: apigw.Method
       id: 'AwsSolutions-APIG4',
       reason:
         "Reads and predictions are authorised by the tenant's API key (required on every method, throttled and capped by the usage plan); routes that change data also need the admin key through the Lambda authorizer.",
+    });
+  }
+  for (const method of api.methods.filter((m) => m.httpMethod === 'OPTIONS')) {
+    Validations.of(method).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason:
+        'CORS preflight: browsers send OPTIONS without credentials by design (Fetch standard), so it cannot require the key. API Gateway answers it itself (mock integration, no function runs) with the headers that let only the dashboard origin in.',
     });
   }
   for (const method of api.methods) {

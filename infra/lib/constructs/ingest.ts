@@ -74,8 +74,7 @@ export class Ingest extends Construct {
       autoDeleteObjects: props.destroyData ?? false,
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'tenant-bucket/',
-      // Presigned uploads from browsers; the signature is the authorisation.
-      cors: [{ allowedMethods: [s3.HttpMethods.PUT], allowedOrigins: ['*'], allowedHeaders: ['content-type'], maxAge: 3600 }],
+      // No CORS rule here: the dashboard adds one for its own origin (presigned uploads from the page).
       lifecycleRules: [
         // Shards can be rebuilt from the dataset by uploading train.json again.
         { id: 'ExpirePreparedData', prefix: 'prepared/', expiration: Duration.days(props.preparedRetentionDays ?? 30) },

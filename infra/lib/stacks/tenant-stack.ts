@@ -1,7 +1,8 @@
-import { CfnOutput, Duration, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Lazy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { TenantConfig } from '../tenants.js';
 import { Alerts } from '../constructs/alerts.js';
+import { Dashboard } from '../constructs/dashboard.js';
 import { InferenceApi } from '../constructs/inference-api.js';
 import { Ingest } from '../constructs/ingest.js';
 import { MlRuntimeLayer } from '../constructs/ml-runtime-layer.js';
@@ -17,6 +18,7 @@ export class TenantStack extends Stack {
   public readonly training: Training;
   public readonly inference: InferenceApi;
   public readonly alerts: Alerts;
+  public readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
     super(scope, id, props);
@@ -45,6 +47,10 @@ export class TenantStack extends Stack {
       runnableTimeout: Duration.minutes(tenant.runnableTimeoutMinutes),
       jobEventsConcurrency: tenant.concurrency.jobEvents,
     });
+    // The API and the dashboard name each other (CORS origin; config.json and CSP), which
+    // CloudFormation resolves; of the two constructs one must come first: the API, with
+    // the dashboard's origin filled in at synthesis.
+    const dashboardOrigin = Lazy.string({ produce: () => this.dashboard.origin });
     this.inference = new InferenceApi(this, 'Inference', {
       apiName: `tl-${tenant.id}`,
       bucket,
@@ -52,6 +58,13 @@ export class TenantStack extends Stack {
       throttle: tenant.throttle,
       quota: tenant.quota,
       concurrency: tenant.concurrency,
+      allowedOrigin: dashboardOrigin,
+    });
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      api: this.inference.api,
+      uploadBucket: bucket,
+      accessLogsBucket: this.ingest.accessLogsBucket,
+      destroyData: tenant.destroyData,
     });
     // Every log line and metric says which tenant it is about (shared/observability.ts).
     for (const fn of [
@@ -93,6 +106,10 @@ export class TenantStack extends Stack {
     preprocess.addEnvironment('JOB_DEFINITION', this.training.jobDefinition.jobDefinitionArn);
     this.training.grantSubmit(preprocess);
 
+    new CfnOutput(this, 'DashboardUrl', {
+      value: `${this.dashboard.origin}/`,
+      description: 'The web dashboard: sign in with the API key (admin key to promote, roll back, upload)',
+    });
     new CfnOutput(this, 'ApiUrl', { value: this.inference.api.url, description: 'Base URL of the API (tl --endpoint)' });
     new CfnOutput(this, 'ApiKeyId', {
       value: this.inference.apiKey.keyId,

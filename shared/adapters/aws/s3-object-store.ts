@@ -14,9 +14,21 @@ import { NotFoundError, type ObjectInfo, type ObjectStore, type PresignedPut, ty
 /** 16 MiB: below it one PutObject is cheapest; above it a multipart upload retries parts, not the whole body. */
 const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 
+/**
+ * Checksums only where S3 requires them, as SDK v3 did before 3.729. Since then it
+ * adds a CRC32 to every PutObject by default, and a presigned PUT URL carries the
+ * CRC32 of the empty body it was signed with (`x-amz-checksum-crc32=AAAAAA==`): S3
+ * then refuses every real upload to it (BadDigest), from the dashboard and from `tl
+ * upload` alike. TLS and SigV4 protect the bytes in transit either way.
+ */
+export const S3_CLIENT_DEFAULTS = { requestChecksumCalculation: 'WHEN_REQUIRED' } as const;
+
 export interface S3ObjectStoreOptions {
   bucket: string;
-  /** @default new S3Client({}) (region and credentials from the Lambda or Batch environment) */
+  /**
+   * Pass one made with `S3_CLIENT_DEFAULTS` where `presignPut` URLs go to browsers or `tl`.
+   * @default new S3Client(S3_CLIENT_DEFAULTS) (region and credentials from the Lambda or Batch environment)
+   */
   client?: S3Client;
   /** Bodies larger than this many bytes go through `@aws-sdk/lib-storage` multipart upload. @default 16 MiB */
   multipartThreshold?: number;
@@ -68,7 +80,7 @@ export class S3ObjectStore implements ObjectStore {
 
   constructor(options: S3ObjectStoreOptions) {
     this.bucket = options.bucket;
-    this.client = options.client ?? new S3Client({});
+    this.client = options.client ?? new S3Client(S3_CLIENT_DEFAULTS);
     this.multipartThreshold = options.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD;
     this.conditionalWrites = options.conditionalWrites ?? 'native';
     this.conflictAttempts = options.conflictAttempts ?? 3;

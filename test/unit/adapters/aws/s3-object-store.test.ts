@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-vitest/extend';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { S3ObjectStore } from '../../../../shared/adapters/aws/s3-object-store.js';
 import { NotFoundError } from '../../../../shared/ports/object-store.js';
 import { createS3ObjectStore } from '../../../../shared/adapters/aws/index.js';
@@ -184,5 +184,24 @@ describe('createS3ObjectStore', () => {
     const env = PlatformEnvSchema.parse({ STORE_KIND: 's3', BUCKET_NAME: 'acme-bucket' });
 
     expect(createS3ObjectStore(env).bucket).toBe('acme-bucket');
+  });
+
+  it('presigns PUT URLs that accept any body: no checksum of the empty body they were signed with', async () => {
+    // Prepare: the Lambda environment the default client reads.
+    vi.stubEnv('AWS_REGION', 'eu-west-1');
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'AKIDTEST');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'secret');
+    const store = createS3ObjectStore(PlatformEnvSchema.parse({ STORE_KIND: 's3', BUCKET_NAME: 'acme-bucket' }));
+
+    try {
+      // Act
+      const url = new URL((await store.presignPut('datasets/d/cat.jpg', { expiresIn: 300, contentType: 'image/jpeg' })).url);
+
+      // Assess: the SDK's default (since 3.729) would add x-amz-checksum-crc32=AAAAAA== and S3 would refuse the upload.
+      expect(url.hostname).toBe('acme-bucket.s3.eu-west-1.amazonaws.com');
+      expect([...url.searchParams.keys()].filter((k) => /checksum/i.test(k))).toEqual([]);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });
