@@ -83,7 +83,7 @@ export function takePerClass(set: ImageSet, perClass: number, skip = 0): ImageSe
   return { pixels, labels: Uint8Array.from(idx.map((j) => set.labels[j])), count: idx.length, shape: set.shape };
 }
 
-async function withStore<T>(fn: (store: ObjectStore) => Promise<T>): Promise<T> {
+export async function withStore<T>(fn: (store: ObjectStore) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(tmpdir(), 'tl-bench-ml-'));
   try {
     return await fn(new FsObjectStore({ root: dir }));
@@ -130,7 +130,7 @@ export function nearestMeanAccuracy(
 }
 
 /** Trains a softmax head (no hidden layer) on embeddings and returns test accuracy. */
-async function headAccuracy(
+export async function headAccuracy(
   train: Float32Array,
   trainLabels: Uint8Array,
   test: Float32Array,

@@ -1,0 +1,248 @@
+/**
+ * Multinomial logistic regression with an L2 penalty, fitted to its optimum: the
+ * reference a practitioner reaches for ("ten lines of scikit-learn"), against which the
+ * platform's models and its representation search are measured.
+ *
+ *   minimise  (1/n) Σ_i −log softmax(x_i W + b)[y_i]  +  (λ/2) ‖W‖²     (b unpenalised)
+ *
+ * The objective is convex, so its minimiser is unique; it is found with L-BFGS
+ * (Nocedal & Wright, Numerical Optimization, 2nd ed., algorithm 7.4 with a
+ * backtracking Armijo line search), the objective and gradient computed by TensorFlow.js.
+ * Written here because no maintained npm package fits a softmax model with L-BFGS on
+ * tfjs tensors; the gradient-at-the-optimum test (test/unit/ml/logistic.test.ts) checks it.
+ */
+import type { Tensor2D } from '@tensorflow/tfjs';
+import { loadTf } from '../tf/loader.js';
+import { foldSplit, stratifiedFolds } from './folds.js';
+
+export interface LogisticModel {
+  /** d×c weights, row-major. */
+  weights: Float64Array;
+  bias: Float64Array;
+  features: number;
+  classes: number;
+  /** L-BFGS iterations run, and the largest gradient component at the end. */
+  iterations: number;
+  gradientMax: number;
+}
+
+export interface LogisticOptions {
+  /** L2 strength λ. @default 1e-3 */
+  l2?: number;
+  /** Stop when every gradient component is below this. @default 1e-5 */
+  tolerance?: number;
+  /** @default 500 */
+  maxIterations?: number;
+  /** Correction pairs L-BFGS keeps. @default 10 */
+  memory?: number;
+}
+
+const dot = (a: Float64Array, b: Float64Array) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
+const maxAbs = (a: Float64Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+/**
+ * Fits the model on `count` rows of `x` (count×features, row-major) with labels 0..classes-1.
+ * Standardise the features first: L-BFGS converges in far fewer steps on them.
+ */
+export async function fitLogistic(x: Float32Array, labels: ArrayLike<number>, classes: number, opts: LogisticOptions = {}): Promise<LogisticModel> {
+  const { tf } = await loadTf();
+  const n = labels.length;
+  const d = x.length / n;
+  const l2 = opts.l2 ?? 1e-3;
+  const tolerance = opts.tolerance ?? 1e-5;
+  const maxIterations = opts.maxIterations ?? 500;
+  const memory = opts.memory ?? 10;
+  const size = d * classes + classes;
+
+  const X = tf.tensor2d(x, [n, d]);
+  const Y = tf.oneHot(tf.tensor1d(Array.from(labels), 'int32'), classes).toFloat() as Tensor2D;
+  /** The objective and its gradient at theta (weights then bias). */
+  const evaluate = (theta: Float64Array): { f: number; g: Float64Array } => {
+    const [f, gw, gb] = tf.tidy(() => {
+      const W = tf.tensor2d(Float32Array.from(theta.subarray(0, d * classes)), [d, classes]);
+      const b = tf.tensor1d(Float32Array.from(theta.subarray(d * classes)));
+      const logits = tf.add(tf.matMul(X, W), b);
+      const logP = tf.logSoftmax(logits);
+      const ce = tf.neg(tf.sum(tf.mul(Y, logP))).div(n);
+      const loss = tf.add(ce, tf.mul(l2 / 2, tf.sum(tf.square(W))));
+      const residual = tf.sub(tf.exp(logP), Y).div(n);
+      const gradW = tf.add(tf.matMul(X, residual, true, false), tf.mul(l2, W));
+      const gradB = tf.sum(residual, 0);
+      return [loss.dataSync()[0], gradW.dataSync(), gradB.dataSync()] as const;
+    });
+    const g = new Float64Array(size);
+    g.set(gw);
+    g.set(gb, d * classes);
+    return { f, g };
+  };
+
+  try {
+    let theta = new Float64Array(size);
+    let { f, g } = evaluate(theta);
+    const s: Float64Array[] = [];
+    const y: Float64Array[] = [];
+    let iterations = 0;
+    while (iterations < maxIterations && maxAbs(g) > tolerance) {
+      // Two-loop recursion: direction = −H·g with H built from the last `memory` pairs.
+      const q = Float64Array.from(g);
+      const alpha: number[] = [];
+      for (let i = s.length - 1; i >= 0; i--) {
+        const a = dot(s[i], q) / dot(y[i], s[i]);
+        alpha[i] = a;
+        for (let j = 0; j < size; j++) q[j] -= a * y[i][j];
+      }
+      const gamma = s.length ? dot(s.at(-1)!, y.at(-1)!) / dot(y.at(-1)!, y.at(-1)!) : 1 / Math.max(1, Math.sqrt(dot(g, g)));
+      for (let j = 0; j < size; j++) q[j] *= gamma;
+      for (let i = 0; i < s.length; i++) {
+        const beta = dot(y[i], q) / dot(y[i], s[i]);
+        for (let j = 0; j < size; j++) q[j] += s[i][j] * (alpha[i] - beta);
+      }
+      const direction = q.map((v) => -v);
+      let slope = dot(g, direction);
+      if (slope >= 0) {
+        // Not a descent direction (curvature information went stale): restart from steepest descent.
+        s.length = 0;
+        y.length = 0;
+        for (let j = 0; j < size; j++) direction[j] = -g[j] / Math.max(1, Math.sqrt(dot(g, g)));
+        slope = dot(g, direction);
+      }
+      // Backtracking until the Armijo condition holds.
+      let step = 1;
+      let next = theta;
+      let trial = { f, g };
+      for (let tries = 0; tries < 40; tries++) {
+        next = theta.map((v, j) => v + step * direction[j]);
+        trial = evaluate(next);
+        if (trial.f <= f + 1e-4 * step * slope) break;
+        step /= 2;
+      }
+      const sk = next.map((v, j) => v - theta[j]);
+      const yk = trial.g.map((v, j) => v - g[j]);
+      if (dot(sk, yk) > 1e-12) {
+        s.push(sk);
+        y.push(yk);
+        if (s.length > memory) {
+          s.shift();
+          y.shift();
+        }
+      }
+      const improved = f - trial.f;
+      theta = next;
+      ({ f, g } = trial);
+      iterations++;
+      if (improved <= 1e-14 * Math.max(1, Math.abs(f))) break;
+    }
+    return {
+      weights: theta.slice(0, d * classes),
+      bias: theta.slice(d * classes),
+      features: d,
+      classes,
+      iterations,
+      gradientMax: maxAbs(g),
+    };
+  } finally {
+    X.dispose();
+    Y.dispose();
+  }
+}
+
+/** Class probabilities, count×classes, row-major. */
+export function predictLogistic(model: LogisticModel, x: Float32Array): Float64Array {
+  const { features: d, classes: c } = model;
+  const n = x.length / d;
+  const out = new Float64Array(n * c);
+  for (let i = 0; i < n; i++) {
+    let max = -Infinity;
+    for (let k = 0; k < c; k++) {
+      let z = model.bias[k];
+      for (let j = 0; j < d; j++) z += x[i * d + j] * model.weights[j * c + k];
+      out[i * c + k] = z;
+      max = Math.max(max, z);
+    }
+    let sum = 0;
+    for (let k = 0; k < c; k++) sum += out[i * c + k] = Math.exp(out[i * c + k] - max);
+    for (let k = 0; k < c; k++) out[i * c + k] /= sum;
+  }
+  return out;
+}
+
+/** Fraction of rows whose most probable class is the label. */
+export function accuracyOf(probabilities: Float64Array, labels: ArrayLike<number>, classes: number): number {
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if (probabilities[i * classes + k] > probabilities[i * classes + best]) best = k;
+    if (best === labels[i]) correct++;
+  }
+  return labels.length ? correct / labels.length : 0;
+}
+
+/** Mean and standard deviation per feature, fitted on some rows: applied to any. */
+export function standardiser(x: Float32Array, count: number): (rows: Float32Array) => Float32Array {
+  const d = x.length / count;
+  const mean = new Float64Array(d);
+  const sd = new Float64Array(d);
+  for (let i = 0; i < count; i++) for (let j = 0; j < d; j++) mean[j] += x[i * d + j] / count;
+  for (let i = 0; i < count; i++) for (let j = 0; j < d; j++) sd[j] += (x[i * d + j] - mean[j]) ** 2 / count;
+  for (let j = 0; j < d; j++) sd[j] = Math.sqrt(sd[j]) || 1;
+  return (rows) => rows.map((v, i) => (v - mean[i % d]) / sd[i % d]);
+}
+
+const rowsOf = (x: Float32Array, d: number, index: number[]) => {
+  const out = new Float32Array(index.length * d);
+  index.forEach((r, n) => out.set(x.subarray(r * d, (r + 1) * d), n * d));
+  return out;
+};
+
+export interface CvScore {
+  l2: number;
+  mean: number;
+  sd: number;
+}
+
+/**
+ * The reference: stratified k-fold cross-validation over an L2 grid (features standardised
+ * on each fold's fitting rows), then a refit on every row with the best λ (ties go to the
+ * larger λ, the simpler model). Returns the scores per λ and the refitted model with its standardiser.
+ */
+export async function crossValidatedLogistic(
+  x: Float32Array,
+  labels: ArrayLike<number>,
+  classes: number,
+  opts: { l2Grid?: number[]; k?: number; seed?: number } = {},
+): Promise<{ scores: CvScore[]; best: CvScore; model: LogisticModel; standardise: (rows: Float32Array) => Float32Array }> {
+  const n = labels.length;
+  const d = x.length / n;
+  const grid = [...(opts.l2Grid ?? [1e-4, 1e-3, 1e-2, 1e-1, 1])].sort((a, b) => b - a);
+  const folds = stratifiedFolds(labels, opts.k ?? 5, opts.seed ?? 42);
+  const scores: CvScore[] = [];
+  for (const l2 of grid) {
+    const accs: number[] = [];
+    for (let f = 0; f < folds.k; f++) {
+      const { fit, held } = foldSplit(folds, f);
+      const xFit = rowsOf(x, d, fit);
+      const standardise = standardiser(xFit, fit.length);
+      const yFit = fit.map((i) => labels[i]);
+      const model = await fitLogistic(standardise(xFit), yFit, classes, { l2 });
+      accs.push(
+        accuracyOf(
+          predictLogistic(model, standardise(rowsOf(x, d, held))),
+          held.map((i) => labels[i]),
+          classes,
+        ),
+      );
+    }
+    const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
+    const sd = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs.length - 1));
+    scores.push({ l2, mean, sd });
+  }
+  // Strictly better only: on a tie the larger λ (earlier in the grid) stays.
+  const best = scores.reduce((a, b) => (b.mean > a.mean + 1e-12 ? b : a));
+  const standardise = standardiser(x, n);
+  const model = await fitLogistic(standardise(x), labels, classes, { l2: best.l2 });
+  return { scores, best, model, standardise };
+}
