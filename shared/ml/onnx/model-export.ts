@@ -4,9 +4,10 @@
  * cut, the heads, and per task one output named after it.
  *
  * Contract: input `image`, float32 NHWC `[N, H, W, 3]`, RGB 0–255 at the model's input
- * size (what predict decodes images to; normalisation, and any resize to the base, inside), or `features` `[N, F]` for vector models; outputs are
- * class probabilities in label order, or regression values in real units (the
- * head's standardisation undone inside); `metadata_props` `tl.tasks` lists the tasks.
+ * size (what predict decodes images to; normalisation, and any resize to the base,
+ * inside), or `features` `[N, F]` for vector models; outputs are class probabilities
+ * in label order, or regression values in real units (the head's standardisation
+ * undone inside); `metadata_props` `tl.tasks` lists the tasks.
  */
 import { UserError } from '../../errors.js';
 import { versionPrefix } from '../../models/registry.js';
