@@ -124,5 +124,7 @@ export async function benchEngines(opts: EngineBenchOptions = {}) {
       ...onnx,
     },
     onnxOverTfjs: Object.fromEntries(BATCHES.map((b) => [`batch${b}`, ratio(`batch${b}`)])),
+    // The same comparison in CPU time per image, which other work on the machine disturbs less than wall time.
+    cpuTfjsOverOnnx: Object.fromEntries(BATCHES.map((b) => [`batch${b}`, round(tfjs.cpuMsPerImage[`batch${b}`] / onnx.cpuMsPerImage[`batch${b}`], 1)])),
   };
 }

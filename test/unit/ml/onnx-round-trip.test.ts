@@ -16,7 +16,7 @@ import { decodeImage } from '../../../shared/data/images.js';
 import { encodeShard } from '../../../shared/data/shards.js';
 import { jobStatusKey } from '../../../shared/jobs/status.js';
 import { exportModelToOnnx } from '../../../shared/ml/onnx/model-export.js';
-import { resolveModel } from '../../../shared/models/registry.js';
+import { resolveModel, setAlias, versionPrefix, writeMetadata } from '../../../shared/models/registry.js';
 import { putJson, type ObjectStore } from '../../../shared/ports/object-store.js';
 import type { ModelMetadata } from '../../../shared/schemas/model.js';
 import type { DatasetReport, SplitName } from '../../../shared/schemas/report.js';
@@ -195,6 +195,30 @@ describe('an exported model run with onnxruntime-node gives the predictions of t
   it('classification on a convolutional base', async () => {
     await roundTrip({ dataset: 'colours', hash: 'c1', classes: COLOURS, perSplit: PER_SPLIT, spec: { base: 'tiny', training: FAST } });
   }, 120_000);
+
+  it('images larger than the base takes are resized inside the graph as predict resizes them', async () => {
+    // Prepare: the classification model above, served as taking 20×20 images (predict
+    // decodes at 20×20, and the embedder resizes to the base's 16×16), as a model
+    // extended onto another base keeps its own input size.
+    const from = await resolveModel(store, 'colours');
+    for (const o of await store.list(`${versionPrefix('colours', from.version)}/`)) {
+      await store.put(o.key.replace('models/colours/', 'models/colours-20/'), await store.get(o.key));
+    }
+    const meta: ModelMetadata = { ...from, model: 'colours-20', input: { type: 'image', shape: [20, 20, 3] } };
+    await writeMetadata(store, meta);
+    await setAlias(store, 'colours-20', 'latest', meta.version);
+    const x = new Float32Array(images.length * 20 * 20 * 3);
+    for (const [i, b64] of images.entries()) x.set(await decodeImage(Buffer.from(b64, 'base64'), [20, 20, 3]), i * 20 * 20 * 3);
+
+    // Act
+    const bytes = await exportModelToOnnx(store, meta);
+    const { outputs } = await runOnnx(bytes, 'image', x, [images.length, 20, 20, 3]);
+    const res = await handler(predictEvent('colours-20', { instances: images.map((image) => ({ image })), topK: 100 }));
+
+    // Assess
+    expect(res.statusCode).toBe(200);
+    expectSamePredictions(meta, (JSON.parse(res.body) as { predictions: Prediction[] }).predictions, outputs);
+  }, 60_000);
 
   it('multilabel on a convolutional base', async () => {
     await roundTrip({
