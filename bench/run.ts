@@ -246,7 +246,7 @@ async function main() {
   let embedding: Awaited<ReturnType<typeof benchEmbedding>> | undefined;
   if (sections.has('embedding')) {
     log('embedding: MobileNetV2 forward pass at batch 1 and 32...');
-    embedding = await benchEmbedding({ images: 32 });
+    embedding = await benchEmbedding({ images: numberOption('engine-images'), rounds: numberOption('rounds') });
     results.embedding = embedding;
     log(`embedding: ${embedding.batch1ImagesPerSecond} images/s at batch 1, ${embedding.batch32ImagesPerSecond} at batch 32`);
   }
