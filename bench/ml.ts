@@ -174,22 +174,35 @@ function synthetic(count: number): ImageSet {
   return { pixels, labels: new Uint8Array(count), count, shape: [224, 224, 3] };
 }
 
-/** Embedding throughput of the default base at batch 1 and 32 (images already 224×224×3). */
-export async function benchEmbedding(opts: { images?: number } = {}) {
-  const n = opts.images ?? 32;
+/**
+ * Embedding throughput of the default base, on the default engine, at batch 1 and 32
+ * (images already 224×224×3): the median of `rounds` passes of `images` images each,
+ * since one short pass swings by 2–4× on a shared machine (see bench/engines.ts).
+ */
+export async function benchEmbedding(opts: { images?: number; rounds?: number } = {}) {
+  const n = Math.max(32, Math.ceil((opts.images ?? 128) / 32) * 32);
+  const rounds = Math.max(1, opts.rounds ?? 3);
   const { backend } = await loadTf();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   return withStore(async (store) => {
     const embedder = await loadEmbedder(store, await resolveBase(store, 'mobilenet_v2'));
     try {
-      const b1 = await timeEmbed(embedder, synthetic(Math.min(n, 16)), 1);
-      const b32 = await timeEmbed(embedder, synthetic(n), 32);
+      const set = synthetic(n);
+      const b1: number[] = [];
+      const b32: number[] = [];
+      for (let r = 0; r < rounds; r++) {
+        b1.push((await timeEmbed(embedder, set, 1)).imagesPerSecond);
+        b32.push((await timeEmbed(embedder, set, 32)).imagesPerSecond);
+      }
       return {
         backend,
         engine: embedder.engine ?? 'tfjs',
         base: 'mobilenet_v2',
         images: n,
-        batch1ImagesPerSecond: b1.imagesPerSecond,
-        batch32ImagesPerSecond: b32.imagesPerSecond,
+        rounds,
+        statistic: 'median over rounds',
+        batch1ImagesPerSecond: median(b1),
+        batch32ImagesPerSecond: median(b32),
       };
     } finally {
       embedder.dispose();

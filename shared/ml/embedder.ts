@@ -19,7 +19,10 @@ import { frozenEngine, logModelFallback, type EngineName } from './onnx/runtime.
 export type ImageShape = [number, number, number];
 
 export interface EmbedOptions {
-  /** Images per forward pass. @default 32 (8 for pretrained bases, which need the memory) */
+  /**
+   * Images per forward pass. @default 32 (8 for pretrained bases, which need the memory;
+   * the onnx engine runs at most 4 per pass, see MAX_RUN in onnx/embedder.ts)
+   */
   batchSize?: number;
   /** Called after each batch with images done so far. */
   onProgress?: (done: number, total: number) => void;

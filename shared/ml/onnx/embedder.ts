@@ -129,6 +129,19 @@ async function toFloatInput(pixels: Uint8Array, n: number, source: ImageShape, t
   }
 }
 
+/**
+ * Images per `session.run`, whatever batch the caller asks for (its batch size is an
+ * upper bound). Large runs are slower per image on CPU: the activations of a run of
+ * 32 MobileNetV2 images (32×112×112×96 floats, 154 MB, in the first expanded block)
+ * do not stay in the caches, and CPU time per image grows. Measured on this 2-core
+ * machine under load (128 images per run size, two rounds), images/s at runs of
+ * 1 / 2 / 4 / 8 / 16 / 32: 66 / 88 / 122 / 76 / 37 / 37 and 90 / 76 / 95 / 66 / 64 / 55,
+ * CPU ms per image about 6 up to runs of 8, 7 to 11 at 32; issue 9's quieter
+ * measurement put 8 (219) ahead of 1 (184) and 32 (193). Runs of 4 were best in both
+ * rounds here and give away little against 8 on a quiet machine.
+ */
+export const MAX_RUN = 4;
+
 export class OnnxEmbedder implements Embedder {
   readonly engine = 'onnx' as const;
   readonly inputShape: ImageShape;
@@ -167,8 +180,7 @@ export class OnnxEmbedder implements Embedder {
     const per = prod(source);
     if (pixels.length !== count * per)
       throw new UserError('BASE_MODEL_ERROR', `expected ${count}×${source.join('×')} = ${count * per} pixel values, got ${pixels.length}`);
-    // Batch 8 was the best of 1/8/32 for MobileNetV2 with onnxruntime on 2 cores (issue 9's table).
-    const batch = Math.max(1, opts.batchSize ?? 8);
+    const batch = Math.min(Math.max(1, opts.batchSize ?? MAX_RUN), MAX_RUN);
     const sizes = fetches.map((f) => this.sizes[Number(f.slice(4))]);
     const out = sizes.map((s) => new Float32Array(count * s));
     for (let start = 0; start < count; start += batch) {

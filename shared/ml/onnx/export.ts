@@ -380,6 +380,45 @@ function normalize(g: GraphBuilder, x: string, norm: { scale: number; offset: nu
   return y;
 }
 
+/**
+ * A new graph input `name`, float32 NHWC `[N, ...source]` with values 0–255, brought to
+ * the front's `target` shape the way the platform's embedders bring images to a base
+ * (embedder.ts, onnx/embedder.ts): grey tiled to RGB, normalised, then resized
+ * bilinearly with aligned corners (tf.image.resizeBilinear(x, size, true); ONNX
+ * Resize, mode linear, coordinate_transformation_mode align_corners). Normalising
+ * before resizing gives the same values: bilinear weights sum to 1, so the affine
+ * normalisation commutes with them. Returns the image in `layout` (NCHW feeds the
+ * convolutions, NHWC is what a pixel model flattens).
+ */
+function imageInput(
+  g: GraphBuilder,
+  name: string,
+  source: number[],
+  target: number[],
+  norm: { scale: number; offset: number },
+  layout: 'nchw' | 'nhwc',
+): string {
+  g.fresh(name);
+  g.inputs.push({ name, shape: ['N', ...source] });
+  let x = name;
+  if (source[2] !== target[2]) {
+    if (source[2] !== 1 || target[2] !== 3)
+      throw new UnsupportedLayerError(name, 'input', `cannot feed ${source[2]}-channel images to a ${target[2]}-channel input`);
+    x = g.op('Tile', [x, g.addInitializer('input_repeats', [4], { int64: [1, 1, 1, 3] }).name], 'input_rgb');
+  }
+  x = normalize(g, x, norm);
+  const resize = source[0] !== target[0] || source[1] !== target[1];
+  if (!resize && layout === 'nhwc') return x;
+  x = g.op('Transpose', [x], 'input_nchw', { perm: [0, 3, 1, 2] });
+  if (resize) {
+    const int64 = (base: string, values: number[]) => g.addInitializer(base, [values.length], { int64: values }).name;
+    const batchAndChannels = g.op('Slice', [g.op('Shape', [x], 'input_shape'), int64('input_nc_start', [0]), int64('input_nc_end', [2])], 'input_nc');
+    const sizes = g.op('Concat', [batchAndChannels, int64('input_hw', [target[0], target[1]])], 'input_sizes', { axis: 0 });
+    x = g.op('Resize', [x, '', '', sizes], 'input_resized', { mode: 'linear', coordinate_transformation_mode: 'align_corners' });
+  }
+  return layout === 'nhwc' ? g.op('Transpose', [x], 'input_nhwc', { perm: [0, 2, 3, 1] }) : x;
+}
+
 /** A value as a flat [N, size] embedding, globally average-pooled first when asked. */
 function flatValue(g: GraphBuilder, v: Value, pooling: 'none' | 'avg' | undefined, name: string): Value {
   let x = v;
@@ -468,6 +507,13 @@ export interface ExportChainOptions {
     | { kind: 'pixels'; shape: number[]; scale: number };
   heads: LayersModel;
   outputs: ChainOutput[];
+  /**
+   * `[H, W, C]` of the images the file takes, when a front is given: the served model's
+   * input shape, which can differ from the front's (a pixel model's images are resized
+   * to its 32×32 input, a model extended onto another base keeps its own input size).
+   * The graph then resizes as the platform does. @default the front's own shape
+   */
+  inputShape?: number[];
   /** @default 'image' with a front, 'features' without */
   inputName?: string;
   metadata?: Record<string, string>;
@@ -485,16 +531,17 @@ export function exportChainToOnnx(opts: ExportChainOptions): Uint8Array {
   let input: Value | undefined;
   const front = opts.front;
   if (front?.kind === 'base') {
-    const values = addModel(g, front.model, new Set([front.cut.layer]), undefined, {
-      inputName: opts.inputName ?? 'image',
-      normalization: front.normalization,
-    });
+    if (front.model.inputs.length !== 1) throw new UnsupportedLayerError(front.model.name, 'Model', `${front.model.inputs.length} inputs; one is supported`);
+    const target = featureShape(front.model.inputs[0]);
+    if (target.length !== 3 || target.some((d) => d < 0))
+      throw new UnsupportedLayerError(front.model.inputLayers[0].name, 'InputLayer', 'needs a fixed [H, W, C] image input');
+    const source = opts.inputShape ?? target;
+    const image = imageInput(g, opts.inputName ?? 'image', source, target, front.normalization, 'nchw');
+    const values = addModel(g, front.model, new Set([front.cut.layer]), { name: image, shape: target }, {});
     input = flatValue(g, values.get(front.cut.layer)!, front.cut.pooling, 'embedding');
   } else if (front?.kind === 'pixels') {
-    const name = opts.inputName ?? 'image';
-    g.fresh(name);
-    g.inputs.push({ name, shape: ['N', ...front.shape] });
-    input = { name: g.op('Flatten', [normalize(g, name, { scale: front.scale, offset: 0 })], 'embedding', { axis: 1 }), shape: [prod(front.shape)] };
+    const image = imageInput(g, opts.inputName ?? 'image', opts.inputShape ?? front.shape, front.shape, { scale: front.scale, offset: 0 }, 'nhwc');
+    input = { name: g.op('Flatten', [image], 'embedding', { axis: 1 }), shape: [prod(front.shape)] };
   }
   const values = addModel(g, opts.heads, new Set(opts.outputs.map((o) => o.layer)), input, { inputName: opts.inputName ?? 'features' });
   for (const out of opts.outputs) {

@@ -1,12 +1,13 @@
 /**
- * A published model as one self-contained ONNX file (issue 9, point 6, the core of
- * it; the HTTP endpoint and `tl export` are not built yet): the frozen base up to its
+ * A published model as one self-contained ONNX file (issue 9, point 6; served by
+ * `GET /models/{model}/export` and saved by `tl export`): the frozen base up to its
  * cut, the heads, and per task one output named after it.
  *
- * Contract: input `image`, float32 NHWC `[N, H, W, 3]`, RGB 0–255 at the base's input
- * size (normalisation inside), or `features` `[N, F]` for vector models; outputs are
- * class probabilities in label order, or regression values in real units (the
- * head's standardisation undone inside); `metadata_props` `tl.tasks` lists the tasks.
+ * Contract: input `image`, float32 NHWC `[N, H, W, 3]`, RGB 0–255 at the model's input
+ * size (what predict decodes images to; normalisation, and any resize to the base,
+ * inside), or `features` `[N, F]` for vector models; outputs are class probabilities
+ * in label order, or regression values in real units (the head's standardisation
+ * undone inside); `metadata_props` `tl.tasks` lists the tasks.
  */
 import { UserError } from '../../errors.js';
 import { versionPrefix } from '../../models/registry.js';
@@ -60,6 +61,7 @@ export async function exportModelToOnnx(store: ObjectStore, meta: ModelMetadata,
     const tasks = selected.map((t) => ({ name: t.name, type: t.type, ...(t.labels ? { labels: t.labels } : {}) }));
     return exportChainToOnnx({
       front,
+      inputShape: meta.input.type === 'image' ? [...meta.input.shape] : undefined,
       heads,
       outputs,
       graphName: `${meta.model}@${meta.version}`,
