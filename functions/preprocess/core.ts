@@ -318,6 +318,16 @@ export function parseSpec(bytes: Uint8Array): { spec: TrainSpec; error?: undefin
       ),
     };
   }
+  const noSharedLayer = spec.sharing.method === 'soft' || (spec.sharing.trunk.length === 0 && !spec.fineTune);
+  // A continual spec trains the earlier model's layers: the job checks those (a frozen trunk cannot balance gradients either).
+  if (spec.lossWeighting.method === 'gradnorm' && tasksOf(spec).length > 1 && noSharedLayer && !spec.from) {
+    return {
+      error: new PreprocessInputError(
+        'INVALID_SPEC',
+        `${SPEC_FILE}, field "lossWeighting": gradnorm balances the tasks' gradients on the last layer they share, and ${spec.sharing.method === 'soft' ? 'soft sharing shares none' : 'a hard trunk of no layers shares none'}; use sharing {"method": "hard", "trunk": [128]} or another loss weighting`,
+      ),
+    };
+  }
   return { spec };
 }
 

@@ -306,6 +306,15 @@ describe('preprocessDataset', () => {
       await expectFailed('pets2', 'INVALID_SPEC', /every task is auxiliary/);
     });
 
+    it('INVALID_SPEC for gradnorm on an architecture whose tasks share no layer', async () => {
+      const tasks = [{ name: 'class' }, { name: 'other' }];
+      await uploadFolders('soft', { cat: 3, dog: 3 }, { base: 'none', tasks, sharing: { method: 'soft' }, lossWeighting: { method: 'gradnorm' } });
+      await expectFailed('soft', 'INVALID_SPEC', /field "lossWeighting": gradnorm .* soft sharing shares none/);
+
+      await uploadFolders('flat', { cat: 3, dog: 3 }, { base: 'none', tasks, sharing: { method: 'hard', trunk: [] }, lossWeighting: { method: 'gradnorm' } });
+      await expectFailed('flat', 'INVALID_SPEC', /a hard trunk of no layers shares none/);
+    });
+
     it('INVALID_SPEC for a prototype dataset above 20 examples per class, naming the class', async () => {
       await uploadFolders('few', { cat: 21, dog: 2 }, { base: 'none', mode: 'prototype' });
       await expectFailed('few', 'INVALID_SPEC', /1 to 20 examples per class; "cat" has 21/);
