@@ -469,6 +469,8 @@ export async function promotionStage(input: {
   candidate: TransferFigures;
   test: Shard;
   sourceShape: number[];
+  /** The candidate's input as its metadata will say (vector models: with their standardisation). @default built from sourceShape */
+  inputSpec?: ModelMetadata['input'];
   /** The model about to be published and its job base: lets the gate run it on the serving version's test split. */
   served?: LayersModel;
   jobBase?: Pick<JobBase, 'baseName' | 'cut'>;
@@ -518,7 +520,7 @@ export async function promotionStage(input: {
       const candidate: GateModel = {
         tasks: input.heads,
         base: { name: input.jobBase.baseName, ...(input.jobBase.cut ? { cut: input.jobBase.cut } : {}) },
-        input: (shape.length === 3 ? { type: 'image', shape: [...shape] } : { type: 'vector', size: shape[0] }) as ModelMetadata['input'],
+        input: input.inputSpec ?? ((shape.length === 3 ? { type: 'image', shape: [...shape] } : { type: 'vector', size: shape[0] }) as ModelMetadata['input']),
         outputs: (x, count) => predictOutputs(served, x, count),
       };
       const own = await compareOnServingTest(store, meta, candidate);

@@ -93,7 +93,14 @@ export const FineTuneSchema = z.strictObject({
 export const TrainSpecSchema = z.strictObject({
   /** Model to publish to. @default the dataset's name */
   model: NameSchema.optional(),
-  input: z.strictObject({ type: z.enum(['image', 'vector']).default('image') }).default({ type: 'image' }),
+  input: z
+    .strictObject({
+      type: z.enum(['image', 'vector']).default('image'),
+      /** Vector inputs: the number of features per record. @default the first manifest line's */
+      size: z.number().int().positive().max(100_000).optional(),
+    })
+    .refine((i) => i.type === 'vector' || i.size === undefined, { message: 'size applies to vector inputs only', path: ['size'] })
+    .default({ type: 'image' }),
   /** A base model name, `model:<name>[@version]`, or `none`. @default "mobilenet_v2" */
   base: z
     .string()

@@ -4,7 +4,8 @@
  * cut, the heads, and per task one output named after it.
  *
  * Contract: input `image`, float32 NHWC `[N, H, W, 3]`, RGB 0–255 at the base's input
- * size (normalisation inside), or `features` `[N, F]` for vector models; outputs are
+ * size (normalisation inside), or `features` `[N, F]` for vector models (raw values,
+ * the train split's standardisation inside, NaN for a missing value); outputs are
  * class probabilities in label order, or regression values in real units (the
  * head's standardisation undone inside); `metadata_props` `tl.tasks` lists the tasks.
  */
@@ -51,6 +52,10 @@ export async function exportModelToOnnx(store: ObjectStore, meta: ModelMetadata,
         disposals.push(() => full.dispose());
         front = { kind: 'base', model: full, cut: meta.base.cut ?? base.descriptor.embedding, normalization: base.descriptor.normalization };
       }
+    } else if (meta.input.mean || meta.input.std) {
+      // The model reads standardised features; the file takes them raw, as predict does.
+      const { size } = meta.input;
+      front = { kind: 'features', size, mean: meta.input.mean ?? new Array<number>(size).fill(0), std: meta.input.std ?? new Array<number>(size).fill(1) };
     }
     const selected = selectTasks(meta.tasks, opts.tasks);
     const outputs: ChainOutput[] = selected.map((task) => {
