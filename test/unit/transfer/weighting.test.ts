@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAlias } from '../../../shared/models/registry.js';
 import type { ObjectStore } from '../../../shared/ports/object-store.js';
 import { tempStore } from '../../helpers/temp-store.js';
-import { COLOURS, FAST, runJob, writeTinyBase, tonesExtending } from './fixtures.js';
+import { runTrainingJob } from '../../../functions/train/core.js';
+import { COLOURS, FAST, runJob, writeDataset, writeTinyBase, tonesExtending } from './fixtures.js';
 
 /**
  * Fine-tuning and continual jobs train with the spec's `lossWeighting` and per-task
@@ -86,6 +87,23 @@ describe('loss weighting in fine-tune and continual jobs', () => {
     expect(history.some((h) => Math.abs(h.weight_class - 1) > 0.01)).toBe(true);
     expect(report.training.taskWeights.class).toBeCloseTo(last.weight_class, 9);
     expect(report.tasks.class.test.accuracy).toBeGreaterThan(0.5);
+  });
+
+  it('continual on a frozen trunk refuses gradnorm with a spec error: no shared layer trains there', async () => {
+    // Prepare
+    const { preparedPrefix, jobId } = await writeDataset(
+      store,
+      tonesExtending(`colours@${old}`, 'gn', { lossWeighting: { method: 'gradnorm' }, training: FAST }),
+    );
+
+    // Act
+    const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
+
+    // Assess
+    expect(result).toMatchObject({
+      ok: false,
+      error: { code: 'UNSUPPORTED_SPEC', message: expect.stringMatching(/"gradnorm" balances .* no layer shared by every task trains/) },
+    });
   });
 
   it('fine-tuning the base top applies the task weight and the loss weighting of the spec', async () => {
