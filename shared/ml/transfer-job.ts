@@ -24,7 +24,15 @@ import { FineTuneReportSchema, TaskSummarySchema } from '../schemas/metrics.js';
 import { z } from 'zod';
 import { readReport, readSplit } from '../data/shards.js';
 import { resolveBase, type ResolvedBase } from './base-models.js';
-import { accuracyOf, compareWithBaseline, fitBaseline, type BaselineComparison, type BaselineResult, type TransferFigures } from './baseline.js';
+import {
+  accuracyOf,
+  compareWithBaseline,
+  fitBaseline,
+  fitLinearBaseline,
+  type BaselineComparison,
+  type BaselineResult,
+  type TransferFigures,
+} from './baseline.js';
 import { buildContinualModel, mergeHeads, resolveFrom, type MergedHeads } from './continual.js';
 import { embedCached, embedForBase, embeddingKeyFor, lazyEmbedder, type CacheOutcome, type EmbeddingCut } from './embedding-cache.js';
 import { loadEmbedder, type Embedder, type ImageShape, type LoadEmbedderOptions } from './embedder.js';
@@ -451,6 +459,26 @@ export async function baselineStage(input: {
   });
   if (!result) return undefined;
   return { result, comparison: compareWithBaseline(input.transferTest, result, { base: input.spec?.base, fineTuned: Boolean(input.spec?.fineTune) }) };
+}
+
+/** Vector jobs' "does the network pay?": a linear model on the same standardised splits (fitLinearBaseline). */
+export async function linearBaselineStage(input: {
+  data: Record<SplitName, Split>;
+  embeddingSize: number;
+  heads: TaskHead[];
+  seed: number;
+  epochs?: number;
+  transferTest: TransferFigures;
+}): Promise<{ result: BaselineResult; comparison: BaselineComparison } | undefined> {
+  const result = await fitLinearBaseline({
+    splits: input.data,
+    embeddingSize: input.embeddingSize,
+    heads: input.heads,
+    seed: input.seed,
+    epochs: input.epochs,
+  });
+  if (!result) return undefined;
+  return { result, comparison: compareWithBaseline(input.transferTest, result, { base: 'none', input: 'vector' }) };
 }
 
 /**

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preprocessDataset } from '../../../functions/preprocess/core.js';
 import { runTrainingJob } from '../../../functions/train/core.js';
-import { readMetadata } from '../../../shared/models/registry.js';
+import { LINEAR_BASELINE_METHOD } from '../../../shared/ml/baseline.js';
+import { readMetadata, versionPrefix } from '../../../shared/models/registry.js';
+import { getJson } from '../../../shared/ports/object-store.js';
 import type { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { tempStore } from '../../helpers/temp-store.js';
 import { FakeJobRunner } from '../data/helpers.js';
@@ -36,7 +38,7 @@ describe('vector datasets from preprocessing to a published model', () => {
     ['hard sharing with GradNorm', { sharing: { method: 'hard', trunk: [16] }, lossWeighting: { method: 'gradnorm' } }],
   ];
   for (const [name, extra] of cases) {
-    it(`${name}: classification, multilabel and regression all learn, with the train standardisation stored`, async () => {
+    it(`${name}: classification, multilabel and regression all learn, with the train standardisation stored and a linear baseline`, async () => {
       // Prepare
       const dataset = name.startsWith('soft') ? 'table-soft' : 'table-gn';
       await store.put(`datasets/${dataset}/manifest.jsonl`, Array.from({ length: 200 }, (_, i) => line(i)).join('\n'));
@@ -68,6 +70,12 @@ describe('vector datasets from preprocessing to a published model', () => {
       expect(m.kind.accuracy).toBeGreaterThan(0.8);
       expect(m.tags.microF1).toBeGreaterThan(0.7);
       expect(m.score.r2).toBeGreaterThan(0.7);
+      // "Does the network pay?": a linear model on the same standardised split, every task compared.
+      const report = await getJson<Record<string, any>>(store, `${versionPrefix(dataset, meta.version)}/report.json`);
+      expect(report.transfer.baseline.method).toBe(LINEAR_BASELINE_METHOD);
+      expect(Object.keys(report.transfer.baseline.tasks).sort()).toEqual(['kind', 'score', 'tags']);
+      expect(report.transfer.baseline.verdict).toMatch(/the linear baseline/i);
+      expect(report.transfer.baseline.verdict).not.toMatch(/transfer/i);
     });
   }
 });
