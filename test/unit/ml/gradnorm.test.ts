@@ -73,6 +73,37 @@ describe('GradNorm (Chen et al., 2018)', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('resumes from a checkpoint with the learned weights and the initial losses (hand computation)', async () => {
+    // Prepare: the model above, resumed from a state where q started at L_q(0) = 100, so q
+    // has trained much faster than p: L̃ = (4/4, 2.25/100) = (1, 0.0225), r = (1.956, 0.044).
+    // G* = Ḡ·r^1.5 = (33.6, 0.11): p is now below its target and q above, the opposite of
+    // a fresh start, so w = (1 + 0.08√5, 1 − 0.03√5) before renormalising.
+    const model = await tinyModel();
+    const train = { x: Float32Array.from([1, 2]), count: 1, targets: { p: Float32Array.from([0]), q: Float32Array.from([0.5]) } };
+    const state: TrainState = {
+      nextEpoch: 0,
+      best: Infinity,
+      bestEpoch: -1,
+      wait: 0,
+      history: [],
+      weighting: { taskWeights: { p: 1, q: 1 }, initialLosses: { p: 4, q: 100 } },
+    };
+
+    // Act
+    const result = await trainModel(
+      model,
+      { train },
+      { tasks: heads, lossWeighting: { method: 'gradnorm', alpha: 1.5, learningRate: 0.01 }, epochs: 1, batchSize: 1, learningRate: 0, resume: { state } },
+    );
+
+    // Assess
+    const s5 = Math.sqrt(5);
+    const raw = [1 + 0.08 * s5, 1 - 0.03 * s5];
+    expect(result.taskWeights.p).toBeCloseTo((2 * raw[0]) / (raw[0] + raw[1]), 5);
+    expect(result.taskWeights.q).toBeCloseTo((2 * raw[1]) / (raw[0] + raw[1]), 5);
+    model.dispose();
+  });
+
   it('a later step pulls up the task that trains slowly (hand computation with loss ratios)', () => {
     // Prepare: G = (0.8·10, 1.2·5) = (8, 6), Ḡ = 7; L̃ = (2/4, 1.5/2) = (0.5, 0.75), mean 0.625,
     // r = (0.8, 1.2); G* = 7·r^1.5 = (5.0088, 9.2017). p is above its target, q below:
