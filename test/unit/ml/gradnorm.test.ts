@@ -124,6 +124,23 @@ describe('GradNorm (Chen et al., 2018)', () => {
     expect(next.q).toBeCloseTo((1.25 * 2) / 1.95, 9);
   });
 
+  it('in the loop, a task with no label in the batch sits the step out (no error, weights kept)', async () => {
+    // Prepare: q unlabelled everywhere
+    const model = await tinyModel();
+    const train = { x: Float32Array.from([1, 2, 2, 1]), count: 2, targets: { p: Float32Array.from([0, 1]), q: Float32Array.from([NaN, NaN]) } };
+
+    // Act
+    const result = await trainModel(
+      model,
+      { train },
+      { tasks: heads, lossWeighting: { method: 'gradnorm', alpha: 1.5, learningRate: 0.01 }, epochs: 2, batchSize: 1, learningRate: 0.01 },
+    );
+
+    // Assess
+    expect(result.taskWeights).toEqual({ p: 1, q: 1 });
+    model.dispose();
+  });
+
   it('leaves the weights alone when fewer than two tasks are labelled in the batch', () => {
     const next = gradNormStep({
       weights: { p: 0.5, q: 1.5 },
