@@ -11,6 +11,7 @@ import { loadModel } from '../../shared/ml/model-io.js';
 import { predictTasks, selectTasks, UnknownTaskError } from '../../shared/ml/predict.js';
 import { loadPrototypes, scorePrototypes, type Prototypes } from '../../shared/ml/prototype-classifier.js';
 import { taskKind } from '../../shared/ml/task-kinds.js';
+import { standardiseFeatures } from '../../shared/ml/features.js';
 import { versionPrefix } from '../../shared/models/registry.js';
 import type { ModelCache, Servable } from './core.js';
 
@@ -48,6 +49,7 @@ async function toPixels(instances: Instance[], meta: ModelMetadata): Promise<Uin
   return out;
 }
 
+/** Vector instances as the model reads them, or a 400 naming the instance and the expected length. */
 function toFeatures(instances: Instance[], meta: ModelMetadata): Float32Array {
   if (meta.input.type !== 'vector') throw new Error('not a vector model');
   const size = meta.input.size;
@@ -57,9 +59,13 @@ function toFeatures(instances: Instance[], meta: ModelMetadata): Float32Array {
       throw new ApiError(400, 'INVALID_INPUT', `instances[${i}]: model ${meta.model} takes vectors: send {"features": [${size} numbers]}`);
     if (inst.features.length !== size)
       throw new ApiError(400, 'INVALID_INPUT', `instances[${i}].features has ${inst.features.length} values; model ${meta.model} expects ${size}`);
-    out.set(inst.features, i * size);
+    out.set(
+      inst.features.map((v) => v ?? Number.NaN),
+      i * size,
+    );
   });
-  return out;
+  // The train split's standardisation, stored with the model; a null becomes the train mean.
+  return standardiseFeatures(out, size, meta.input);
 }
 
 class HeadServable implements Servable {

@@ -4,12 +4,17 @@ import {
   assertTrainable,
   DatasetError,
   datasetContentHash,
+  datasetPrefix,
+  detectLayout,
   listDatasetObjects,
+  MANIFEST_FILE,
+  parseVectorManifest,
   readDatasetContents,
   SPEC_FILE,
   summarizeTasks,
   type DatasetItem,
   type SkippedFile,
+  type VectorManifestEntry,
 } from '../../shared/data/dataset.js';
 import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
 import { encodeShard, type ShardRecord } from '../../shared/data/shards.js';
@@ -318,6 +323,16 @@ export function parseSpec(bytes: Uint8Array): { spec: TrainSpec; error?: undefin
       ),
     };
   }
+  const noSharedLayer = spec.sharing.method === 'soft' || (spec.sharing.trunk.length === 0 && !spec.fineTune);
+  // A continual spec trains the earlier model's layers: the job checks those (a frozen trunk cannot balance gradients either).
+  if (spec.lossWeighting.method === 'gradnorm' && tasksOf(spec).length > 1 && noSharedLayer && !spec.from) {
+    return {
+      error: new PreprocessInputError(
+        'INVALID_SPEC',
+        `${SPEC_FILE}, field "lossWeighting": gradnorm balances the tasks' gradients on the last layer they share, and ${spec.sharing.method === 'soft' ? 'soft sharing shares none' : 'a hard trunk of no layers shares none'}; use sharing {"method": "hard", "trunk": [128]} or another loss weighting`,
+      ),
+    };
+  }
   return { spec };
 }
 
@@ -337,9 +352,7 @@ const SPLITS: readonly SplitName[] = ['train', 'validation', 'test'];
 /** Decodes, checks, splits and writes the shards; returns the report (not yet written). */
 async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
   const { store, dataset, hash, spec, objects, preparedPrefix } = input;
-  if (spec.input.type !== 'image') {
-    throw new PreprocessInputError('UNSUPPORTED_INPUT', `input type "${spec.input.type}" is not supported by preprocessing yet; use "image"`);
-  }
+  if (spec.input.type === 'vector') return prepareVectorDataset(input);
   const tasks: Task[] = tasksOf(spec);
   // An extended model keeps its own embedder, so its new images take that base's input shape.
   const base = await resolveBase(store, spec.from ? (await resolveFrom(store, spec.from)).base.name : spec.base);
@@ -406,7 +419,6 @@ async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
     }
   }
   input.log?.info('dataset prepared', { dataset, hash, used: usable.length, skipped: skipped.length, splits: counts });
-
   return DatasetReportSchema.parse({
     dataset,
     hash,
@@ -417,6 +429,92 @@ async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
     splits: counts,
     tasks: summary,
     skipped,
+    shards,
+    createdAt: new Date().toISOString(),
+  });
+}
+
+/**
+ * A vector (tabular) dataset: the records are the lines of manifest.jsonl,
+ * `{"features": [numbers or null], "labels": {...}}`, split by a key made of the
+ * line number, and written as float32 shards of the raw values (NaN for null).
+ * Standardisation and imputation are the model's (shared/ml/features.ts): fitted
+ * in the job on the train split, so the prepared data stays what was uploaded.
+ */
+async function prepareVectorDataset(input: PrepareInput): Promise<DatasetReport> {
+  const { store, dataset, hash, spec, objects, preparedPrefix } = input;
+  const refuse = (message: string) => new PreprocessInputError('INVALID_SPEC', `${SPEC_FILE}: ${message}`);
+  if (spec.base !== 'none') throw refuse(`vector inputs need base "none", not "${spec.base}": a pretrained base reads images`);
+  if (spec.mode === 'prototype') throw refuse('mode "prototype" reads images through a base; vector inputs train with mode "train"');
+  if (spec.from) throw refuse('continual learning ("from") is not supported for vector inputs yet');
+  const tasks: Task[] = tasksOf(spec);
+  if (detectLayout(objects, dataset) !== 'manifest') {
+    throw new DatasetError(
+      'INVALID_DATASET',
+      `a vector dataset needs ${MANIFEST_FILE} with one {"features": [...], "labels": {...}} per line; dataset "${dataset}" has none`,
+    );
+  }
+  const prefix = datasetPrefix(dataset);
+  let text: string;
+  try {
+    text = (await store.get(prefix + MANIFEST_FILE)).toString('utf8');
+  } catch (err) {
+    if (err instanceof NotFoundError)
+      throw new DatasetError('INVALID_MANIFEST', `${MANIFEST_FILE} disappeared while the dataset was being read; upload it again, then train.json`);
+    throw err;
+  }
+  const entries = parseVectorManifest(text, tasks, spec.input.size);
+  const skipped: SkippedFile[] = objects
+    .map((o) => o.key.slice(prefix.length))
+    .filter((k) => k !== SPEC_FILE && k !== MANIFEST_FILE)
+    .map((key) => ({ key, reason: `not read: the records of a vector dataset are the lines of ${MANIFEST_FILE}` }));
+  const records: Array<{ key: string; labels: VectorManifestEntry['labels']; features: VectorManifestEntry['features'] }> = [];
+  for (const e of entries) {
+    // The line number is the record's identity: appending lines keeps every earlier record in its split.
+    const key = `${MANIFEST_FILE}#${e.line}`;
+    if (Object.values(e.labels).every((v) => v === null)) skipped.push({ key, reason: `line ${e.line} of ${MANIFEST_FILE} gives no labels` });
+    else records.push({ key, labels: e.labels, features: e.features });
+  }
+  if (records.length === 0) {
+    const why = entries.length === 0 ? `${MANIFEST_FILE} has no records` : `none of its ${entries.length} lines gives a label`;
+    throw new PreprocessInputError('EMPTY_DATASET', `dataset "${dataset}" is empty: ${why}`);
+  }
+  const size = records[0].features.length;
+  const summary = summarizeTasks(tasks, records);
+  assertTrainable(tasks, summary);
+  const splits = assignSplits(records, spec.training, tasks);
+  const shardSize = input.options?.shardSize ?? 256;
+  const shards: DatasetReport['shards'] = [];
+  const counts = { train: 0, validation: 0, test: 0 } satisfies Record<SplitName, number>;
+  for (const split of SPLITS) {
+    const members = records.filter((_, i) => splits[i] === split);
+    counts[split] = members.length;
+    for (let start = 0, n = 0; start < members.length; start += shardSize, n++) {
+      const chunk = members.slice(start, start + shardSize);
+      const data = new Float32Array(chunk.length * size);
+      chunk.forEach((m, j) =>
+        data.set(
+          Float32Array.from(m.features, (v) => v ?? Number.NaN),
+          j * size,
+        ),
+      );
+      const key = `${preparedPrefix}/shards/${split}-${String(n).padStart(5, '0')}.bin`;
+      const shardRecords: ShardRecord[] = chunk.map((m) => ({ key: m.key, labels: m.labels }));
+      await store.put(key, encodeShard({ split, dtype: 'float32', shape: [size], records: shardRecords, data }), { contentType: 'application/octet-stream' });
+      shards.push({ key, split, count: chunk.length });
+    }
+  }
+  input.log?.info('dataset prepared', { dataset, hash, used: records.length, skipped: skipped.length, splits: counts, features: size });
+  return DatasetReportSchema.parse({
+    dataset,
+    hash,
+    layout: 'manifest',
+    spec,
+    inputShape: [size],
+    records: { total: records.length + skipped.length, used: records.length, skipped: skipped.length },
+    splits: counts,
+    tasks: summary,
+    skipped: skipped.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)),
     shards,
     createdAt: new Date().toISOString(),
   });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { NotFoundError, type ObjectInfo, type ObjectStore } from '../ports/object-store.js';
-import { ManifestLineSchema, type LabelValue } from '../schemas/manifest.js';
+import { LabelsSchema, ManifestLineSchema, type LabelValue } from '../schemas/manifest.js';
 import type { DatasetReport, SkippedFileSchema } from '../schemas/report.js';
 import type { Task } from '../schemas/spec.js';
 
@@ -191,15 +191,30 @@ export interface ManifestEntry {
  * @throws DatasetError INVALID_MANIFEST naming the line and the field.
  */
 export function parseManifest(text: string, tasks: readonly Task[]): ManifestEntry[] {
-  const byName = new Map(tasks.map((t) => [t.name, t]));
-  const regressionSize = new Map<string, { size: number; line?: number }>();
-  for (const t of tasks) if (t.type === 'regression' && t.size !== undefined) regressionSize.set(t.name, { size: t.size });
+  const checkLabels = labelChecker(tasks);
   const firstLineOf = new Map<string, number>();
   const entries: ManifestEntry[] = [];
-  function fail(line: number, field: string | undefined, message: string): never {
-    throw new DatasetError('INVALID_MANIFEST', `${MANIFEST_FILE} line ${line}${field ? `, field "${field}"` : ''}: ${message}`);
-  }
+  forEachManifestLine(text, (line, json) => {
+    const parsed = ManifestLineSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      failLine(line, issue.path.join('.') || undefined, describeIssue(issue));
+    }
+    const { source, labels } = parsed.data;
+    const earlier = firstLineOf.get(source);
+    if (earlier !== undefined) failLine(line, 'source', `"${source}" is already listed on line ${earlier}`);
+    firstLineOf.set(source, line);
+    entries.push({ line, source, labels: checkLabels(line, labels) });
+  });
+  return entries;
+}
 
+function failLine(line: number, field: string | undefined, message: string): never {
+  throw new DatasetError('INVALID_MANIFEST', `${MANIFEST_FILE} line ${line}${field ? `, field "${field}"` : ''}: ${message}`);
+}
+
+/** Calls `fn` with the 1-based line number and parsed JSON of every non-blank line. */
+function forEachManifestLine(text: string, fn: (line: number, json: unknown) => void): void {
   const rows = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   rows.forEach((row, i) => {
     const line = i + 1;
@@ -208,24 +223,27 @@ export function parseManifest(text: string, tasks: readonly Task[]): ManifestEnt
     try {
       json = JSON.parse(row);
     } catch (err) {
-      fail(line, undefined, `not valid JSON (${(err as Error).message})`);
+      failLine(line, undefined, `not valid JSON (${(err as Error).message})`);
     }
-    const parsed = ManifestLineSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      fail(line, issue.path.join('.') || undefined, describeIssue(issue));
-      return;
-    }
-    const { source, labels } = parsed.data;
-    const earlier = firstLineOf.get(source);
-    if (earlier !== undefined) fail(line, 'source', `"${source}" is already listed on line ${earlier}`);
-    firstLineOf.set(source, line);
+    fn(line, json);
+  });
+}
 
+/**
+ * Checks a line's labels against the spec's tasks (see parseManifest); remembers the
+ * first regression size seen per task, so every later line must match it.
+ */
+function labelChecker(tasks: readonly Task[]): (line: number, labels: Record<string, LabelValue | null>) => Record<string, LabelValue | null> {
+  const byName = new Map(tasks.map((t) => [t.name, t]));
+  const regressionSize = new Map<string, { size: number; line?: number }>();
+  for (const t of tasks) if (t.type === 'regression' && t.size !== undefined) regressionSize.set(t.name, { size: t.size });
+  return (line, labels) => {
+    const fail: (field: string, message: string) => never = (field, message) => failLine(line, field, message);
     const checked: Record<string, LabelValue | null> = {};
     for (const [name, value] of Object.entries(labels)) {
       const field = `labels.${name}`;
       const task = byName.get(name);
-      if (!task) fail(line, field, `unknown task "${name}"; train.json declares ${[...byName.keys()].map((n) => `"${n}"`).join(', ')}`);
+      if (!task) fail(field, `unknown task "${name}"; train.json declares ${[...byName.keys()].map((n) => `"${n}"`).join(', ')}`);
       if (value === null) {
         checked[name] = null;
         continue;
@@ -233,29 +251,94 @@ export function parseManifest(text: string, tasks: readonly Task[]): ManifestEnt
       if (task.type === 'classification') {
         if (typeof value === 'string') checked[name] = value;
         else if (typeof value === 'number' && Number.isInteger(value)) checked[name] = String(value);
-        else fail(line, field, `"${name}" is a classification task: expected one class name, got ${describeValue(value)}`);
+        else fail(field, `"${name}" is a classification task: expected one class name, got ${describeValue(value)}`);
       } else if (task.type === 'multilabel') {
         if (!(Array.isArray(value) && value.every((v) => typeof v === 'string')))
-          fail(line, field, `"${name}" is a multilabel task: expected a list of class names, got ${describeValue(value)}`);
+          fail(field, `"${name}" is a multilabel task: expected a list of class names, got ${describeValue(value)}`);
         // A repeated class is almost always a typo or a merge gone wrong; a set has each class once.
         const repeated = value.find((v, i) => value.indexOf(v) !== i);
-        if (repeated !== undefined) fail(line, field, `"${name}" lists the class "${repeated}" more than once`);
+        if (repeated !== undefined) fail(field, `"${name}" lists the class "${repeated}" more than once`);
         checked[name] = value;
       } else {
         const size = typeof value === 'number' ? 1 : Array.isArray(value) && value.every((v) => typeof v === 'number') ? value.length : -1;
-        if (size < 0) fail(line, field, `"${name}" is a regression task: expected a number or a list of numbers, got ${describeValue(value)}`);
+        if (size < 0) fail(field, `"${name}" is a regression task: expected a number or a list of numbers, got ${describeValue(value)}`);
         const expected = regressionSize.get(name);
         if (expected && expected.size !== size) {
           const from = expected.line === undefined ? `its size in train.json` : `line ${expected.line}`;
-          fail(line, field, `"${name}" needs ${expected.size} value${expected.size === 1 ? '' : 's'} (${from}), got ${size}`);
+          fail(field, `"${name}" needs ${expected.size} value${expected.size === 1 ? '' : 's'} (${from}), got ${size}`);
         }
         if (!expected) regressionSize.set(name, { size, line });
         checked[name] = value;
       }
     }
-    entries.push({ line, source, labels: checked });
+    return checked;
+  };
+}
+
+export interface VectorManifestEntry {
+  /** 1-based line number in manifest.jsonl. */
+  line: number;
+  /** The record's features; null where a value is missing (imputed when training and predicting). */
+  features: Array<number | null>;
+  labels: Record<string, LabelValue | null>;
+}
+
+/**
+ * Parses the `manifest.jsonl` of a vector (tabular) dataset: one
+ * `{"features": [numbers or null], "labels": {...}}` per line, no `source`. Every
+ * line has the same number of features: `size` when train.json declares it, else
+ * the first line's. Labels are checked as in parseManifest.
+ *
+ * @throws DatasetError INVALID_MANIFEST naming the line and the field.
+ */
+export function parseVectorManifest(text: string, tasks: readonly Task[], size?: number): VectorManifestEntry[] {
+  const checkLabels = labelChecker(tasks);
+  const entries: VectorManifestEntry[] = [];
+  let width: { size: number; line?: number } | undefined = size === undefined ? undefined : { size };
+  forEachManifestLine(text, (line, json) => {
+    if (typeof json !== 'object' || json === null || Array.isArray(json))
+      failLine(line, undefined, 'expected an object like {"features": [1.5, null, 3], "labels": {...}}');
+    const obj = json as Record<string, unknown>;
+    if ('source' in obj) failLine(line, 'source', 'a vector dataset (input.type "vector") gives each record as "features", not as a "source" file');
+    const unknown = Object.keys(obj).filter((k) => k !== 'features' && k !== 'labels');
+    if (unknown.length)
+      failLine(line, undefined, `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; a line has "features" and "labels"`);
+    const features = obj.features;
+    if (!Array.isArray(features) || features.length === 0)
+      failLine(line, 'features', `expected a non-empty list of numbers (null for a missing value), got ${describeJson(features)}`);
+    features.forEach((v, j) => {
+      if (Array.isArray(v))
+        failLine(line, `features.${j}`, 'a list inside the features: each line holds one flat list of numbers (ragged or nested rows are not a table)');
+      if (v !== null && typeof v !== 'number') failLine(line, `features.${j}`, `expected a number or null, got ${describeJson(v)}`);
+      // JSON can spell 1e999, which parses as Infinity; float32 overflows sooner.
+      if (typeof v === 'number' && !Number.isFinite(Math.fround(v))) failLine(line, `features.${j}`, `${v} does not fit in float32`);
+    });
+    if (width && width.size !== features.length) {
+      const from = width.line === undefined ? 'train.json declares input.size' : `line ${width.line} has`;
+      failLine(
+        line,
+        'features',
+        `${features.length} value${features.length === 1 ? '' : 's'}, but ${from} ${width.size}; every line needs the same number of features`,
+      );
+    }
+    width ??= { size: features.length, line };
+    const labels = LabelsSchema.safeParse(obj.labels ?? {});
+    if (!labels.success) {
+      const issue = labels.error.issues[0];
+      failLine(line, ['labels', ...issue.path].join('.'), describeIssue({ ...issue, path: ['labels', ...issue.path] }));
+    }
+    entries.push({ line, features: features as Array<number | null>, labels: checkLabels(line, labels.data) });
   });
   return entries;
+}
+
+function describeJson(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (value === null) return 'null';
+  if (typeof value === 'boolean' || typeof value === 'number') return `the ${typeof value} ${value}`;
+  return 'an object';
 }
 
 function describeValue(value: LabelValue): string {

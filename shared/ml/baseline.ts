@@ -103,18 +103,68 @@ export async function fitBaseline(input: FitBaselineInput): Promise<BaselineResu
     targets: Object.fromEntries(heads.map((h) => [h.name, s.targets[h.name]])),
   });
   const [train, validation, test] = [await split(input.splits.train), await split(input.splits.validation), await split(input.splits.test)];
+  try {
+    return await fitAndEvaluate({ embeddingSize: embedder.size, trunk: [128], dropout: 0.2, method: BASELINE_METHOD, started }, input, {
+      train,
+      validation,
+      test,
+    });
+  } finally {
+    embedder.dispose();
+  }
+}
+
+export const LINEAR_BASELINE_METHOD = 'linear model on the standardised features (one softmax, sigmoid or linear output per task)';
+
+export interface FitLinearBaselineInput {
+  /** The job's splits as its model reads them: standardised features (shared/ml/features.ts). */
+  splits: { train: Split; validation: Split; test: Split };
+  embeddingSize: number;
+  /** The job's heads; regression heads carry the train split's mean and std. */
+  heads: TaskHead[];
+  /** @default 42 */
+  seed?: number;
+  /** @default 100 */
+  epochs?: number;
+}
+
+/**
+ * The baseline of vector (tabular) data: what a practitioner fits first, a linear
+ * model per task (multinomial logistic regression, per-label logistic regression,
+ * linear regression) on the same standardised features and split, trained by the
+ * same loop with early stopping. A network that cannot beat it is not worth its
+ * hidden layers.
+ * @returns undefined when there is no task.
+ */
+export async function fitLinearBaseline(input: FitLinearBaselineInput): Promise<BaselineResult | undefined> {
+  if (input.heads.length === 0) return undefined;
+  return fitAndEvaluate(
+    { embeddingSize: input.embeddingSize, trunk: [], dropout: 0, method: LINEAR_BASELINE_METHOD, started: performance.now() },
+    input,
+    input.splits,
+  );
+}
+
+/** Builds the baseline's model, trains it with early stopping, tunes thresholds on validation and measures on test. */
+async function fitAndEvaluate(
+  arch: { embeddingSize: number; trunk: number[]; dropout: number; method: string; started: number },
+  input: { heads: TaskHead[]; seed?: number; epochs?: number },
+  splits: { train: Split; validation: Split; test: Split },
+): Promise<BaselineResult> {
+  const { heads } = input;
+  const { train, validation, test } = splits;
   const model = await buildHeadModel({
-    embeddingSize: embedder.size,
+    embeddingSize: arch.embeddingSize,
     tasks: heads,
-    sharing: { method: 'hard', trunk: [128] },
-    dropout: 0.2,
+    sharing: { method: 'hard', trunk: arch.trunk },
+    dropout: arch.dropout,
     seed: input.seed ?? 42,
   });
   try {
     const result = await trainModel(
       model,
       { train, validation: validation.count ? validation : undefined },
-      { epochs: input.epochs ?? 100, batchSize: 32, learningRate: 0.001, patience: 10, tasks: heads },
+      { epochs: input.epochs ?? 100, batchSize: 32, learningRate: arch.trunk.length ? 0.001 : 0.01, patience: 10, tasks: heads },
     );
     // Thresholds tuned on the validation split, as the job tunes its own: the comparison is like for like.
     const tuned = await tuneThresholds(model, heads, validation.count ? validation : undefined);
@@ -127,10 +177,9 @@ export async function fitBaseline(input: FitBaselineInput): Promise<BaselineResu
       else if (m.type === 'multilabel') metrics[h.name] = { type: 'multilabel', microF1: m.microF1, macroF1: m.macroF1, count: m.count };
       else metrics[h.name] = { type: 'regression', r2: m.r2, mae: m.mae, count: m.count, trainMean: trainMeanFigures(h, test.targets[h.name], test.count) };
     }
-    return { method: BASELINE_METHOD, test: metrics, epochsRun: result.epochsRun, ms: Math.round(performance.now() - started) };
+    return { method: arch.method, test: metrics, epochsRun: result.epochsRun, ms: Math.round(performance.now() - arch.started) };
   } finally {
     model.dispose();
-    embedder.dispose();
   }
 }
 
@@ -170,12 +219,16 @@ export interface BaselineContext {
   base?: string;
   /** The job already fine-tuned the base. @default false */
   fineTuned?: boolean;
+  /** Vector data: the job's own network against a linear model, no transfer involved. @default "image" */
+  input?: 'image' | 'vector';
 }
 
 /** Differences within half a point (of accuracy, F1 or R²; of MAE, within 0.5 % of the baseline's) are a tie. */
 const TIE = 0.005;
 
 function adviceFor(ctx: BaselineContext): string {
+  if (ctx.input === 'vector')
+    return 'A linear model is enough for these features; try sharing {"method": "hard", "trunk": []} (linear heads), a smaller trunk, or more data.';
   if (ctx.base === 'none') return 'The job used base "none" (no pretrained features); try a pretrained base such as "mobilenet_v2", or more data.';
   if (ctx.fineTuned) return "The base's features do not help this dataset even fine-tuned; try another base, fine-tuning fewer or more layers, or more data.";
   return 'The base\'s features do not help this dataset; try another base, fine-tuning ("fineTune"), or more data.';
@@ -256,21 +309,28 @@ export function compareWithBaseline(transfer: TransferFigures, baseline: Baselin
   const belowMean = entries.filter(([, v]) => v.trainMean && !v.trainMean.beaten);
   const winning = entries.filter(([, v]) => v.better === 'transfer');
   const lines = entries.map(([n, v]) => describeTask(n, v, count(n))).join('; ');
+  // Vector data has no transfer: the job's network is set against a linear model.
+  const vector = ctx.input === 'vector';
+  const ours = vector ? "the job's model" : 'transfer learning';
+  const Ours = vector ? "The job's model" : 'Transfer learning';
+  const theirs = vector ? 'the linear baseline' : 'the from-scratch baseline';
+  const Theirs = vector ? 'The linear baseline' : 'The from-scratch baseline';
   let verdict: string;
-  if (entries.length === 0) verdict = 'Transfer learning and the from-scratch baseline were not compared: no task has test records for both.';
+  if (entries.length === 0) verdict = `${Ours} and ${theirs} were not compared: no task has test records for both.`;
   else if (losing.length || belowMean.length) {
     const parts = [
       ...losing.map(
         ([n, v]) =>
-          `on task "${n}" the from-scratch baseline reaches ${LABEL[v.metric]} ${fmt(v.baseline)} against ${fmt(v.transfer)} (${diff(v.metric, -v.difference)} for the baseline, ${count(n)} test records)`,
+          `on task "${n}" ${theirs} reaches ${LABEL[v.metric]} ${fmt(v.baseline)} against ${fmt(v.transfer)} (${diff(v.metric, -v.difference)} for the baseline, ${count(n)} test records)`,
       ),
       ...belowMean.map(
         ([n, v]) =>
-          `on task "${n}" transfer learning does no better than predicting the train mean (R² ${fmt(v.figures.r2?.transfer ?? null)} vs ${fmt(v.trainMean!.r2)}, MAE ${fmt(v.figures.mae?.transfer ?? null)} vs ${fmt(v.trainMean!.mae)})`,
+          `on task "${n}" ${ours} does no better than predicting the train mean (R² ${fmt(v.figures.r2?.transfer ?? null)} vs ${fmt(v.trainMean!.r2)}, MAE ${fmt(v.figures.mae?.transfer ?? null)} vs ${fmt(v.trainMean!.mae)})`,
       ),
     ];
-    verdict = `${losing.length ? 'The from-scratch baseline beats transfer learning' : 'Transfer learning does not pay'}: ${parts.join('; ')}. ${adviceFor(ctx)} All figures (transfer vs baseline): ${lines}.`;
-  } else if (winning.length) verdict = `Transfer learning beats the from-scratch baseline: ${lines}.`;
-  else verdict = `Transfer learning ties with the from-scratch baseline (within 0.5 points): ${lines}.`;
+    const head = losing.length ? `${Theirs} beats ${ours}` : vector ? "The job's model does not pay" : 'Transfer learning does not pay';
+    verdict = `${head}: ${parts.join('; ')}. ${adviceFor(ctx)} All figures (${vector ? 'model' : 'transfer'} vs baseline): ${lines}.`;
+  } else if (winning.length) verdict = `${Ours} beats ${theirs}: ${lines}.`;
+  else verdict = `${Ours} ties with ${theirs} (within 0.5 points): ${lines}.`;
   return { method: baseline.method, tasks, baselineWins: losing.length > 0 || belowMean.length > 0, verdict };
 }

@@ -25,6 +25,16 @@ export interface WeightedTask {
   type?: TaskType;
 }
 
+/** Per task, on one batch, measured before the step: what GradNorm learns from. */
+export interface SharedGradients {
+  /** ‖∇_W L_t‖₂ over the last shared layer's weights W (unweighted loss). */
+  gradNorms: Record<string, number>;
+  /** L_t, the task's masked mean loss. */
+  losses: Record<string, number>;
+  /** Whether the batch labels the task (a task without labels has loss and gradient 0 and sits this step out). */
+  labelled: Record<string, boolean>;
+}
+
 /** What a combiner needs to continue where a checkpoint left off; JSON only (schema in shared/schemas/checkpoint.ts). */
 export type WeightingState = z.infer<typeof WeightingStateSchema>;
 
@@ -40,6 +50,12 @@ export interface LossCombiner {
   combine(tf: Tf, losses: Record<string, Scalar>, counts?: Record<string, Scalar>): Scalar;
   /** After each epoch, with the mean training loss per task over that epoch. */
   endEpoch(epochLosses: Record<string, number>): void;
+  /**
+   * Present when the weighting learns from gradients on the last shared layer
+   * (GradNorm): the training loop then measures them before each step and calls
+   * this after the step.
+   */
+  afterBatch?(batch: SharedGradients): void;
   /** The effective weight of each task's loss now. */
   weights(): Record<string, number>;
   state(): WeightingState;
@@ -150,26 +166,100 @@ export const dwaWeighting: LossWeightingStrategy<Extract<LossWeighting, { method
   },
 };
 
+const MIN_GRADNORM_WEIGHT = 1e-3;
+
+export interface GradNormStepInput {
+  /** Current w_t of every task (they sum to the number of tasks). */
+  weights: Record<string, number>;
+  /** L_t(0) of each task. */
+  initialLosses: Record<string, number>;
+  batch: SharedGradients;
+  alpha: number;
+  learningRate: number;
+}
+
+/**
+ * One GradNorm update of the task weights (Chen et al., 2018, eqs. 1–2): over the
+ * tasks the batch labels, G_t = w_t·‖∇_W L_t‖, Ḡ their mean, L̃_t = L_t / L_t(0),
+ * r_t = L̃_t / mean(L̃) and the target G_t* = Ḡ·r_t^α, held constant. The
+ * gradient-norm loss Σ|G_t − G_t*| is differentiated with respect to w_t only; since
+ * G_t = w_t·‖∇_W L_t‖ its derivative has the closed form sign(G_t − G_t*)·‖∇_W L_t‖,
+ * used here instead of a second-order gradient through tfjs (same value, one backward
+ * pass per task instead of a gradient of a gradient). Plain gradient descent with the
+ * weighting's own learning rate, then every weight is kept positive and the weights
+ * renormalised to sum to the number of tasks, as the paper does after each step.
+ * Fewer than two labelled tasks leave the weights as they are (nothing to balance).
+ */
+export function gradNormStep(input: GradNormStepInput): Record<string, number> {
+  const names = Object.keys(input.weights);
+  const active = names.filter((n) => input.batch.labelled[n] && input.initialLosses[n] > 0 && Number.isFinite(input.batch.gradNorms[n]));
+  const next = { ...input.weights };
+  if (active.length >= 2) {
+    const g = active.map((n) => input.weights[n] * input.batch.gradNorms[n]);
+    const gMean = g.reduce((a, b) => a + b, 0) / active.length;
+    const ratio = active.map((n) => input.batch.losses[n] / input.initialLosses[n]);
+    const ratioMean = ratio.reduce((a, b) => a + b, 0) / active.length;
+    active.forEach((n, i) => {
+      const target = gMean * Math.pow(ratioMean > 0 ? ratio[i] / ratioMean : 1, input.alpha);
+      const grad = Math.sign(g[i] - target) * input.batch.gradNorms[n];
+      // Kept positive: a weight at 0 would stop the task's gradient, and with it its G_t, for good.
+      next[n] = Math.max(input.weights[n] - input.learningRate * grad, MIN_GRADNORM_WEIGHT);
+    });
+  }
+  const sum = names.reduce((a, n) => a + next[n], 0);
+  return Object.fromEntries(names.map((n) => [n, (next[n] * names.length) / sum]));
+}
+
+/**
+ * GradNorm (Chen et al., 2018): learned weights w_t, updated after every batch by
+ * `gradNormStep` from the gradient norms the training loop measures on the last
+ * shared layer. The objective is Σ_t c_t·w_t·L_t with c_t the spec's static weight;
+ * G_t leaves c_t out, so balancing the gradients does not undo a user's down-weighting.
+ * A single task keeps w = 1, and the loop then measures nothing.
+ */
+export const gradNormWeighting: LossWeightingStrategy<Extract<LossWeighting, { method: 'gradnorm' }>> = {
+  create({ tasks, resume }, config) {
+    const fixed = staticWeights(tasks);
+    const learned: Record<string, number> = Object.fromEntries(tasks.map((t) => [t.name, resume?.taskWeights?.[t.name] ?? 1]));
+    const initialLosses: Record<string, number> = { ...(resume?.initialLosses ?? {}) };
+    const weightsNow = () => Object.fromEntries(tasks.map((t) => [t.name, fixed[t.name] * learned[t.name]]));
+    const combiner = fixedCombiner(weightsNow, {
+      state: () => ({ taskWeights: { ...learned }, initialLosses: { ...initialLosses } }),
+    });
+    if (tasks.length < 2) return combiner;
+    return {
+      ...combiner,
+      afterBatch(batch) {
+        for (const t of tasks)
+          if (batch.labelled[t.name] && !(initialLosses[t.name] > 0) && batch.losses[t.name] > 0) initialLosses[t.name] = batch.losses[t.name];
+        Object.assign(learned, gradNormStep({ weights: learned, initialLosses, batch, alpha: config.alpha, learningRate: config.learningRate }));
+      },
+    };
+  },
+};
+
 export const LOSS_WEIGHTINGS: { [M in LossWeighting['method']]: LossWeightingStrategy<Extract<LossWeighting, { method: M }>> } = {
   static: staticWeighting,
   uncertainty: uncertaintyWeighting,
   dwa: dwaWeighting,
+  gradnorm: gradNormWeighting,
 };
 
 /** Creates the combiner of `config` for one fit. */
 export function createLossCombiner(tf: Tf, config: LossWeighting, tasks: WeightedTask[], resume?: WeightingState): LossCombiner {
   const strategy = LOSS_WEIGHTINGS[config.method] as LossWeightingStrategy | undefined;
-  if (!strategy) throw new UnsupportedLossWeightingError(`unknown loss weighting "${(config as { method: string }).method}"; use static, uncertainty or dwa`);
+  if (!strategy)
+    throw new UnsupportedLossWeightingError(`unknown loss weighting "${(config as { method: string }).method}"; use static, uncertainty, dwa or gradnorm`);
   return strategy.create({ tf, tasks, resume }, config);
 }
 
 /**
  * The weights each task's loss starts with under `config` (the spec's static weights;
- * uncertainty starts from σ = 1, DWA from 1 each).
+ * uncertainty starts from σ = 1, DWA and GradNorm from 1 each).
  */
 export function lossWeightsFor(config: LossWeighting, tasks: WeightedTask[]): Record<string, number> {
   if (!LOSS_WEIGHTINGS[config.method])
-    throw new UnsupportedLossWeightingError(`unknown loss weighting "${(config as { method: string }).method}"; use static, uncertainty or dwa`);
+    throw new UnsupportedLossWeightingError(`unknown loss weighting "${(config as { method: string }).method}"; use static, uncertainty, dwa or gradnorm`);
   const fixed = staticWeights(tasks);
   if (config.method !== 'uncertainty') return fixed;
   return Object.fromEntries(tasks.map((t) => [t.name, fixed[t.name] * (t.type === 'regression' ? 0.5 : 1)]));

@@ -7,6 +7,7 @@
  * `latest` rely on today). The second catches a candidate trained on a dataset
  * without test records, on wrong labels, or with classes missing.
  */
+import { standardiseFeatures } from './features.js';
 import type { Shard } from '../data/shards.js';
 import { readReport, readSplit } from '../data/shards.js';
 import type { MetricComparison } from '../models/promotion.js';
@@ -47,7 +48,8 @@ export async function measureOn(store: ObjectStore, model: GateModel, shard: Sha
   if (model.input.type === 'image' && shard.data instanceof Uint8Array && shape.length === 3) {
     x = (await embedForBase(store, model, { pixels: shard.data, count, shape: shape as ImageShape })).x;
   } else if (model.input.type === 'vector' && shard.data instanceof Float32Array && shape.length === 1 && shape[0] === model.input.size) {
-    x = shard.data;
+    // Shards hold raw features; each model reads them through its own train statistics.
+    x = standardiseFeatures(shard.data, shape[0], model.input);
   } else return undefined;
   const labels: LabelledImages['labels'] = Object.fromEntries(model.tasks.map((t) => [t.name, shard.records.map((r) => r.labels[t.name])]));
   return gateFiguresByTask(model, await model.outputs(x, count), count, labels);

@@ -16,7 +16,7 @@ import { loadTf, type Tf } from '../tf/loader.js';
 import { outputTaskNames, sharingPenalty } from './architectures.js';
 import type { z } from 'zod';
 import type { TrainStateSchema } from '../schemas/checkpoint.js';
-import { createLossCombiner, type LossCombiner } from './loss-weighting.js';
+import { createLossCombiner, UnsupportedLossWeightingError, type LossCombiner, type SharedGradients } from './loss-weighting.js';
 import type { Split } from './split.js';
 import { labelMask, taskKind, type TaskKind, type TaskType } from './task-kinds.js';
 import { UserError } from '../errors.js';
@@ -241,9 +241,60 @@ interface Fit {
   optimizer: ReturnType<Tf['train']['adam']>;
   combiner: LossCombiner;
   variables: Variable[];
+  /** The last shared layer's weights, when the weighting learns from their gradients (GradNorm). */
+  shared?: Variable[];
   sharing: Sharing;
   train: SplitTensors;
   validation?: SplitTensors;
+}
+
+/**
+ * The trainable weights of the last layer every output depends on (graph order is
+ * topological): GradNorm's W. Undefined when no such layer trains: soft sharing,
+ * heads straight on the embedding, or a frozen trunk.
+ */
+export function lastSharedLayerWeights(model: LayersModel): { layer: string; weights: Variable[] } | undefined {
+  const byName = new Map(model.layers.map((l) => [l.name, l]));
+  const ancestorsOf = (start: string) => {
+    const seen = new Set<string>();
+    const stack = [start];
+    while (stack.length) {
+      const name = stack.pop()!;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      for (const node of byName.get(name)?.inboundNodes ?? []) stack.push(...node.inboundLayers.map((l) => l.name));
+    }
+    return seen;
+  };
+  const perOutput = model.outputs.map((o) => ancestorsOf(o.sourceLayer.name));
+  const shared = model.layers.filter((l) => l.trainableWeights.length > 0 && perOutput.every((a) => a.has(l.name)));
+  const last = shared.at(-1);
+  return last && { layer: last.name, weights: last.trainableWeights.map((w) => w.read() as Variable) };
+}
+
+/**
+ * GradNorm's measurements on one batch, before its step: each task's loss and
+ * ‖∇_W L_t‖₂ on the shared weights W, one backward pass per task (to W only).
+ * The rows run in the same mode as the step (dropout included).
+ */
+function sharedGradients(fit: Fit, rows: Tensor): SharedGradients {
+  const { tf, model, tasks, opts, train } = fit;
+  const out: SharedGradients = { gradNorms: {}, losses: {}, labelled: {} };
+  for (const t of tasks) {
+    tf.tidy(() => {
+      let count = 0;
+      const { value, grads } = tf.variableGrads(() => {
+        const { losses, counts } = taskLosses(tf, model, train, tasks, { rows, training: !opts.inferenceMode, temperature: opts.temperature ?? 2 });
+        count = counts[t.name].dataSync()[0];
+        return losses[t.name];
+      }, fit.shared);
+      const squares = Object.values(grads).map((g) => tf.sum(tf.square(g)));
+      out.gradNorms[t.name] = Math.sqrt(squares.length ? tf.addN(squares).dataSync()[0] : 0);
+      out.losses[t.name] = value.dataSync()[0];
+      out.labelled[t.name] = count > 0;
+    });
+  }
+  return out;
 }
 
 /** Runs one epoch of minibatches; returns the mean objective and each task's mean loss over its labelled records. */
@@ -261,6 +312,7 @@ function runEpoch(fit: Fit, epoch: number): { loss: number; taskLosses: Record<s
     const rows = tf.tensor1d(order.subarray(start, Math.min(train.count, start + batchSize)), 'int32');
     const perTask: Record<string, Scalar> = {};
     const perCount: Record<string, Scalar> = {};
+    const measured = fit.shared && fit.combiner.afterBatch ? sharedGradients(fit, rows) : undefined;
     const cost = fit.optimizer.minimize(
       () => {
         const { losses, counts } = taskLosses(tf, model, train, tasks, { rows, training: !opts.inferenceMode, temperature: opts.temperature ?? 2 });
@@ -274,6 +326,7 @@ function runEpoch(fit: Fit, epoch: number): { loss: number; taskLosses: Record<s
       fit.variables,
     );
     rows.dispose();
+    if (measured) fit.combiner.afterBatch!(measured);
     lossSum += cost!.dataSync()[0];
     cost!.dispose();
     for (const [name, l] of Object.entries(perTask)) {
@@ -355,7 +408,27 @@ export async function trainModel(model: LayersModel, data: TrainData, opts: Trai
     train = splitTensors(tf, data.train, tasks, size);
     validation = data.validation && data.validation.count > 0 ? splitTensors(tf, data.validation, tasks, size) : undefined;
     const variables = [...model.trainableWeights.map((w) => w.read() as Variable), ...combiner.variables];
-    const fit: Fit = { tf, model, tasks, opts, optimizer, combiner, variables, sharing: opts.sharing ?? { method: 'hard', trunk: [] }, train, validation };
+    let shared: Variable[] | undefined;
+    if (combiner.afterBatch) {
+      shared = lastSharedLayerWeights(model)?.weights;
+      if (!shared)
+        throw new UnsupportedLossWeightingError(
+          `lossWeighting "${opts.lossWeighting?.method}" balances the tasks' gradients on the last shared layer, and no layer shared by every task trains here; use sharing "hard" with a trunk (or fine-tune base layers), or another loss weighting`,
+        );
+    }
+    const fit: Fit = {
+      tf,
+      model,
+      tasks,
+      opts,
+      optimizer,
+      combiner,
+      variables,
+      shared,
+      sharing: opts.sharing ?? { method: 'hard', trunk: [] },
+      train,
+      validation,
+    };
 
     while (state.nextEpoch < epochs && !(state.wait >= patience && state.bestEpoch >= 0)) {
       const epoch = state.nextEpoch;

@@ -24,7 +24,15 @@ import { FineTuneReportSchema, TaskSummarySchema } from '../schemas/metrics.js';
 import { z } from 'zod';
 import { readReport, readSplit } from '../data/shards.js';
 import { resolveBase, type ResolvedBase } from './base-models.js';
-import { accuracyOf, compareWithBaseline, fitBaseline, type BaselineComparison, type BaselineResult, type TransferFigures } from './baseline.js';
+import {
+  accuracyOf,
+  compareWithBaseline,
+  fitBaseline,
+  fitLinearBaseline,
+  type BaselineComparison,
+  type BaselineResult,
+  type TransferFigures,
+} from './baseline.js';
 import { buildContinualModel, mergeHeads, resolveFrom, type MergedHeads } from './continual.js';
 import { embedCached, embedForBase, embeddingKeyFor, lazyEmbedder, type CacheOutcome, type EmbeddingCut } from './embedding-cache.js';
 import { loadEmbedder, type Embedder, type ImageShape, type LoadEmbedderOptions } from './embedder.js';
@@ -453,6 +461,26 @@ export async function baselineStage(input: {
   return { result, comparison: compareWithBaseline(input.transferTest, result, { base: input.spec?.base, fineTuned: Boolean(input.spec?.fineTune) }) };
 }
 
+/** Vector jobs' "does the network pay?": a linear model on the same standardised splits (fitLinearBaseline). */
+export async function linearBaselineStage(input: {
+  data: Record<SplitName, Split>;
+  embeddingSize: number;
+  heads: TaskHead[];
+  seed: number;
+  epochs?: number;
+  transferTest: TransferFigures;
+}): Promise<{ result: BaselineResult; comparison: BaselineComparison } | undefined> {
+  const result = await fitLinearBaseline({
+    splits: input.data,
+    embeddingSize: input.embeddingSize,
+    heads: input.heads,
+    seed: input.seed,
+    epochs: input.epochs,
+  });
+  if (!result) return undefined;
+  return { result, comparison: compareWithBaseline(input.transferTest, result, { base: 'none', input: 'vector' }) };
+}
+
 /**
  * The gate: the serving version and the candidate are run on this job's test
  * split and on the serving version's own stored test split (each through its
@@ -469,6 +497,8 @@ export async function promotionStage(input: {
   candidate: TransferFigures;
   test: Shard;
   sourceShape: number[];
+  /** The candidate's input as its metadata will say (vector models: with their standardisation). @default built from sourceShape */
+  inputSpec?: ModelMetadata['input'];
   /** The model about to be published and its job base: lets the gate run it on the serving version's test split. */
   served?: LayersModel;
   jobBase?: Pick<JobBase, 'baseName' | 'cut'>;
@@ -518,7 +548,7 @@ export async function promotionStage(input: {
       const candidate: GateModel = {
         tasks: input.heads,
         base: { name: input.jobBase.baseName, ...(input.jobBase.cut ? { cut: input.jobBase.cut } : {}) },
-        input: (shape.length === 3 ? { type: 'image', shape: [...shape] } : { type: 'vector', size: shape[0] }) as ModelMetadata['input'],
+        input: input.inputSpec ?? ((shape.length === 3 ? { type: 'image', shape: [...shape] } : { type: 'vector', size: shape[0] }) as ModelMetadata['input']),
         outputs: (x, count) => predictOutputs(served, x, count),
       };
       const own = await compareOnServingTest(store, meta, candidate);

@@ -7,6 +7,10 @@ export const WeightingStateSchema = z.strictObject({
   logVariances: z.record(z.string(), z.number()).optional(),
   /** DWA: mean training loss per task of each finished epoch (the last two are used). */
   epochLosses: z.array(z.record(z.string(), z.number())).optional(),
+  /** GradNorm: the learned weights w_t (they sum to the number of tasks). */
+  taskWeights: z.record(z.string(), z.number()).optional(),
+  /** GradNorm: each task's loss L_t(0) on the first batch that labelled it. */
+  initialLosses: z.record(z.string(), z.number()).optional(),
 });
 
 /** The trainer's state between epochs; `best` is null in JSON before any improvement (JSON has no Infinity). */

@@ -17,6 +17,9 @@ export const LabelValueSchema = z.union([
 ]);
 export type LabelValue = z.infer<typeof LabelValueSchema>;
 
+/** Labels of a record per task; a task left out or null has no label. */
+export const LabelsSchema = z.record(z.string(), LabelValueSchema.nullable());
+
 /** One line of `manifest.jsonl`. A record may leave out some tasks. */
 export const ManifestLineSchema = z.strictObject({
   /** Key relative to the dataset folder, e.g. `images/001.jpg`. */
@@ -25,6 +28,6 @@ export const ManifestLineSchema = z.strictObject({
     .min(1)
     .max(1024)
     .refine((s) => !s.startsWith('/') && !s.split('/').includes('..'), 'source must stay inside the dataset'),
-  labels: z.record(z.string(), LabelValueSchema.nullable()).default({}),
+  labels: LabelsSchema.default({}),
 });
 export type ManifestLine = z.infer<typeof ManifestLineSchema>;

@@ -23,7 +23,16 @@ export const InputSpecSchema = z.discriminatedUnion('type', [
     /** [height, width, channels] the preprocessor resizes to. */
     shape: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
   }),
-  z.strictObject({ type: z.literal('vector'), size: z.number().int().positive() }),
+  z.strictObject({
+    type: z.literal('vector'),
+    size: z.number().int().positive(),
+    /**
+     * Standardisation fitted on the train split: the model reads (x − mean) / std, and
+     * a missing value (null) as the train mean. Absent: features are read as given.
+     */
+    mean: z.array(z.number()).optional(),
+    std: z.array(z.number()).optional(),
+  }),
 ]);
 export type InputSpec = z.infer<typeof InputSpecSchema>;
 

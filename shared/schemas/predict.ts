@@ -5,7 +5,8 @@ export const MAX_INSTANCES = 32;
 
 export const InstanceSchema = z.union([
   z.strictObject({ image: z.string().min(1, 'image must be base64 data') }),
-  z.strictObject({ features: z.array(z.number().finite()).min(1).max(100_000) }),
+  /** null: a missing value, read as the train mean. */
+  z.strictObject({ features: z.array(z.number().finite().nullable()).min(1).max(100_000) }),
 ]);
 export type Instance = z.infer<typeof InstanceSchema>;
 

@@ -39,6 +39,18 @@ export const LossWeightingSchema = z.discriminatedUnion('method', [
   z.strictObject({ method: z.literal('uncertainty') }),
   /** Dynamic Weight Averaging (Liu, Johns & Davison, 2019). */
   z.strictObject({ method: z.literal('dwa'), temperature: z.number().positive().default(2) }),
+  /**
+   * GradNorm (Chen et al., 2018): learned task weights that equalise each task's gradient
+   * norm on the last shared layer, scaled by how slowly the task trains. Needs a shared
+   * layer that trains (hard sharing with a trunk, or fine-tuned base layers).
+   */
+  z.strictObject({
+    method: z.literal('gradnorm'),
+    /** How strongly slow tasks are pulled up (0: equal gradient norms). @default 1.5 */
+    alpha: z.number().min(0).max(10).default(1.5),
+    /** Step size of the task weights' own gradient descent. @default 0.025 */
+    learningRate: z.number().positive().max(10).default(0.025),
+  }),
 ]);
 export type LossWeighting = z.infer<typeof LossWeightingSchema>;
 
@@ -81,7 +93,14 @@ export const FineTuneSchema = z.strictObject({
 export const TrainSpecSchema = z.strictObject({
   /** Model to publish to. @default the dataset's name */
   model: NameSchema.optional(),
-  input: z.strictObject({ type: z.enum(['image', 'vector']).default('image') }).default({ type: 'image' }),
+  input: z
+    .strictObject({
+      type: z.enum(['image', 'vector']).default('image'),
+      /** Vector inputs: the number of features per record. @default the first manifest line's */
+      size: z.number().int().positive().max(100_000).optional(),
+    })
+    .refine((i) => i.type === 'vector' || i.size === undefined, { message: 'size applies to vector inputs only', path: ['size'] })
+    .default({ type: 'image' }),
   /** A base model name, `model:<name>[@version]`, or `none`. @default "mobilenet_v2" */
   base: z
     .string()

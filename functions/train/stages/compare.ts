@@ -1,11 +1,12 @@
 /**
  * Stage `compare`: what the model is measured against. "Does sharing help?" (one
  * single-task model per main task, trained the same way), "does transfer help?"
- * (a small CNN from scratch on the same images), and for an extended model, each
+ * (a small network from scratch on the same images; for vector data, a linear model
+ * on the same standardised features), and for an extended model, each
  * old task before and after on the test split that taught it.
  */
 import { compareWithSingleTask } from '../../../shared/ml/mtl-evaluate.js';
-import { baselineStage, continualReport } from '../../../shared/ml/transfer-job.js';
+import { baselineStage, continualReport, linearBaselineStage } from '../../../shared/ml/transfer-job.js';
 import type { ImageShape } from '../../../shared/ml/embedder.js';
 import type { ComparedJob, EvaluatedJob, StageDeps } from '../context.js';
 import { PROGRESS } from '../progress.js';
@@ -26,7 +27,16 @@ export async function compare(ctx: EvaluatedJob, deps: StageDeps): Promise<Compa
         transferTest: ctx.testMetrics,
         spec: ctx.spec,
       })
-    : undefined;
+    : ctx.inputSpec.type === 'vector'
+      ? await linearBaselineStage({
+          data: ctx.data,
+          embeddingSize: ctx.embeddingSize,
+          heads: ctx.heads,
+          seed: opts.seed,
+          epochs: opts.epochs,
+          transferTest: ctx.testMetrics,
+        })
+      : undefined;
   if (baseline) deps.log(baseline.comparison.verdict);
   return { ...ctx, sharingComparison, continual, baseline };
 }

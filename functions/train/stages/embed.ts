@@ -5,6 +5,7 @@
  */
 import type { Shard } from '../../../shared/data/shards.js';
 import type { ImageShape } from '../../../shared/ml/embedder.js';
+import { fitFeatureScaling, standardiseFeatures } from '../../../shared/ml/features.js';
 import { withTargetStatistics } from '../../../shared/ml/mtl-evaluate.js';
 import { SPLITS, subsetRows, type Split } from '../../../shared/ml/split.js';
 import { countLabelled, isLabelled, selectTargets, taskKind, type TaskTargets } from '../../../shared/ml/task-kinds.js';
@@ -18,7 +19,8 @@ import { NoTrainLabelsError, TrainingInputError } from '../errors.js';
 import { PROGRESS } from '../progress.js';
 
 export async function embed(ctx: LoadedJob, deps: StageDeps): Promise<EmbeddedJob> {
-  const { data, embeddingSize, embedded, engine } = ctx.inputSpec.type === 'vector' ? vectorSplits(ctx, ctx.inputSpec.size) : await imageSplits(ctx, deps);
+  const { data, embeddingSize, embedded, engine, inputSpec } =
+    ctx.inputSpec.type === 'vector' ? vectorSplits(ctx, ctx.inputSpec.size) : { ...(await imageSplits(ctx, deps)), inputSpec: ctx.inputSpec };
   if (data.train.count < 2)
     throw new TrainingInputError(`the train split has ${data.train.count} labelled record${data.train.count === 1 ? '' : 's'}; add more data`);
   checkTrainLabels(
@@ -28,19 +30,25 @@ export async function embed(ctx: LoadedJob, deps: StageDeps): Promise<EmbeddedJo
   );
   // Regression heads are standardised with the train split's mean and std (stored in the head).
   const heads = withTargetStatistics(ctx.heads, data.train);
-  return { ...ctx, heads, data, embeddingSize, embedded, engine };
+  return { ...ctx, heads, data, embeddingSize, embedded, engine, inputSpec };
 }
 
-/** Vectors are their own embeddings: only the labelled records are kept. */
-function vectorSplits(ctx: LoadedJob, size: number): Pick<EmbeddedJob, 'data' | 'embeddingSize' | 'embedded' | 'engine'> {
-  const data = {} as Record<SplitName, Split>;
+/**
+ * Vectors are their own embeddings, standardised with the train split's statistics
+ * (fitted on its labelled records, the ones it trains on; see shared/ml/features.ts),
+ * which go into the model's input spec; only the labelled records are kept.
+ */
+function vectorSplits(ctx: LoadedJob, size: number): Pick<EmbeddedJob, 'data' | 'embeddingSize' | 'embedded' | 'engine' | 'inputSpec'> {
+  const raw = {} as Record<SplitName, Split>;
   for (const split of SPLITS) {
     const shard = ctx.shards[split];
     const sel = selectLabelled(shard, ctx.heads);
     const x = shard.data instanceof Float32Array ? shard.data : Float32Array.from(shard.data);
-    data[split] = { count: sel.index.length, targets: sel.targets, x: subsetRows(x, size, sel.index) };
+    raw[split] = { count: sel.index.length, targets: sel.targets, x: subsetRows(x, size, sel.index) };
   }
-  return { data, embeddingSize: size };
+  const scaling = fitFeatureScaling(raw.train.x, raw.train.count, size);
+  const data = Object.fromEntries(SPLITS.map((s) => [s, { ...raw[s], x: standardiseFeatures(raw[s].x, size, scaling) }])) as Record<SplitName, Split>;
+  return { data, embeddingSize: size, inputSpec: { type: 'vector', size, ...scaling } };
 }
 
 async function imageSplits(ctx: LoadedJob, deps: StageDeps): Promise<Pick<EmbeddedJob, 'data' | 'embeddingSize' | 'embedded' | 'engine'>> {

@@ -11,6 +11,7 @@ export async function gate(ctx: ComparedJob, deps: StageDeps): Promise<GatedJob>
     candidate: ctx.testMetrics,
     test: ctx.shards.test,
     sourceShape: ctx.report.inputShape,
+    inputSpec: ctx.inputSpec,
     served: ctx.served,
     jobBase: ctx.jobBase,
     dataset: { name: ctx.report.dataset, hash: ctx.report.hash },

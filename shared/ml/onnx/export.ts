@@ -504,7 +504,9 @@ export interface ExportChainOptions {
   /** The frozen part: a base cut at `cut`, or pixels scaled and flattened (`pixels`), or nothing (vector models). */
   front?:
     | { kind: 'base'; model: LayersModel; cut: Omit<OnnxOutput, 'name'>; normalization: { scale: number; offset: number } }
-    | { kind: 'pixels'; shape: number[]; scale: number };
+    | { kind: 'pixels'; shape: number[]; scale: number }
+    /** Vector models: (x − mean) / std per feature, NaN (a missing value) as 0, the train mean (shared/ml/features.ts). */
+    | { kind: 'features'; size: number; mean: number[]; std: number[] };
   heads: LayersModel;
   outputs: ChainOutput[];
   /**
@@ -542,6 +544,23 @@ export function exportChainToOnnx(opts: ExportChainOptions): Uint8Array {
   } else if (front?.kind === 'pixels') {
     const image = imageInput(g, opts.inputName ?? 'image', opts.inputShape ?? front.shape, front.shape, { scale: front.scale, offset: 0 }, 'nhwc');
     input = { name: g.op('Flatten', [image], 'embedding', { axis: 1 }), shape: [prod(front.shape)] };
+  } else if (front?.kind === 'features') {
+    const name = opts.inputName ?? 'features';
+    g.fresh(name);
+    g.inputs.push({ name, shape: ['N', front.size] });
+    const scale = g.addInitializer(
+      'features/scale',
+      [front.size],
+      Float32Array.from(front.std, (s) => 1 / s),
+    );
+    const shift = g.addInitializer(
+      'features/shift',
+      [front.size],
+      Float32Array.from(front.mean, (m, j) => -m / front.std[j]),
+    );
+    const standardised = g.op('Add', [g.op('Mul', [name, scale.name], 'features_scaled'), shift.name], 'features_standardised');
+    const zero = g.addInitializer('features/missing', [], Float32Array.of(0));
+    input = { name: g.op('Where', [g.op('IsNaN', [name], 'features_missing'), zero.name, standardised], 'embedding'), shape: [front.size] };
   }
   const values = addModel(g, opts.heads, new Set(opts.outputs.map((o) => o.layer)), input, { inputName: opts.inputName ?? 'features' });
   for (const out of opts.outputs) {

@@ -5,7 +5,8 @@
  *
  * Contract: input `image`, float32 NHWC `[N, H, W, 3]`, RGB 0–255 at the model's input
  * size (what predict decodes images to; normalisation, and any resize to the base,
- * inside), or `features` `[N, F]` for vector models; outputs are class probabilities
+ * inside), or `features` `[N, F]` for vector models (raw values, the train split's
+ * standardisation inside, NaN for a missing value); outputs are class probabilities
  * in label order, or regression values in real units (the head's standardisation
  * undone inside); `metadata_props` `tl.tasks` lists the tasks.
  */
@@ -52,6 +53,10 @@ export async function exportModelToOnnx(store: ObjectStore, meta: ModelMetadata,
         disposals.push(() => full.dispose());
         front = { kind: 'base', model: full, cut: meta.base.cut ?? base.descriptor.embedding, normalization: base.descriptor.normalization };
       }
+    } else if (meta.input.mean || meta.input.std) {
+      // The model reads standardised features; the file takes them raw, as predict does.
+      const { size } = meta.input;
+      front = { kind: 'features', size, mean: meta.input.mean ?? new Array<number>(size).fill(0), std: meta.input.std ?? new Array<number>(size).fill(1) };
     }
     const selected = selectTasks(meta.tasks, opts.tasks);
     const outputs: ChainOutput[] = selected.map((task) => {

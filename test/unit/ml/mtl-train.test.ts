@@ -191,6 +191,7 @@ describe('trainModel on several tasks with partial labels', () => {
     ['hard sharing, static weights', { method: 'hard', trunk: [16] }, { method: 'static' }],
     ['soft sharing, uncertainty weighting', { method: 'soft', tower: [16], l2: 0.01 }, { method: 'uncertainty' }],
     ['hard sharing, DWA', { method: 'hard', trunk: [16] }, { method: 'dwa', temperature: 2 }],
+    ['hard sharing, GradNorm', { method: 'hard', trunk: [16] }, { method: 'gradnorm', alpha: 1.5, learningRate: 0.025 }],
   ];
   for (const [name, sharing, lossWeighting] of cases) {
     it(`${name}: the loss goes down, every task learns, and no tensor is left behind`, async () => {

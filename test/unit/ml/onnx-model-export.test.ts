@@ -131,18 +131,24 @@ describe('exportModelToOnnx', () => {
       { type: 'image', shape: [...NONE_INPUT_SHAPE] },
       NONE_INPUT_SHAPE[0] * NONE_INPUT_SHAPE[1] * NONE_INPUT_SHAPE[2],
     );
-    const vec = await publish(store, 'table', 'none', { type: 'vector', size: 6 }, 6);
+    // Standardised features, as a vector job publishes them (a null read as the train mean).
+    const vec = await publish(store, 'table', 'none', { type: 'vector', size: 6, mean: [0, 1, 2, -1, 100, 0.5], std: [1, 2, 0.5, 4, 50, 1] }, 6);
     const pixels = new Float32Array(images.length * 32 * 32 * 3);
     for (const [i, b] of images.entries()) pixels.set(await decodeImage(b, [32, 32, 3]), i * 32 * 32 * 3);
     const features = [
       [0.1, 2, -1, 0, 5, 3],
-      [1, 1, 1, 1, 1, 1],
+      [1, 1, null, 1, 1, 1],
     ];
 
     // Act
     const pxOut = await run(await exportModelToOnnx(store, px), 'image', pixels, [images.length, 32, 32, 3]);
     const pxRes = await handler(predictEvent('tiny', { instances: images.map((b) => ({ image: b.toString('base64') })) }));
-    const vecOut = await run(await exportModelToOnnx(store, vec), 'features', Float32Array.from(features.flat()), [2, 6]);
+    const vecOut = await run(
+      await exportModelToOnnx(store, vec),
+      'features',
+      Float32Array.from(features.flat(), (v) => v ?? Number.NaN),
+      [2, 6],
+    );
     const vecRes = await handler(predictEvent('table', { instances: features.map((f) => ({ features: f })) }));
 
     // Assess

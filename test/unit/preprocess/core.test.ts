@@ -306,6 +306,15 @@ describe('preprocessDataset', () => {
       await expectFailed('pets2', 'INVALID_SPEC', /every task is auxiliary/);
     });
 
+    it('INVALID_SPEC for gradnorm on an architecture whose tasks share no layer', async () => {
+      const tasks = [{ name: 'class' }, { name: 'other' }];
+      await uploadFolders('soft', { cat: 3, dog: 3 }, { base: 'none', tasks, sharing: { method: 'soft' }, lossWeighting: { method: 'gradnorm' } });
+      await expectFailed('soft', 'INVALID_SPEC', /field "lossWeighting": gradnorm .* soft sharing shares none/);
+
+      await uploadFolders('flat', { cat: 3, dog: 3 }, { base: 'none', tasks, sharing: { method: 'hard', trunk: [] }, lossWeighting: { method: 'gradnorm' } });
+      await expectFailed('flat', 'INVALID_SPEC', /a hard trunk of no layers shares none/);
+    });
+
     it('INVALID_SPEC for a prototype dataset above 20 examples per class, naming the class', async () => {
       await uploadFolders('few', { cat: 21, dog: 2 }, { base: 'none', mode: 'prototype' });
       await expectFailed('few', 'INVALID_SPEC', /1 to 20 examples per class; "cat" has 21/);
@@ -440,5 +449,83 @@ describe('preprocessDataset', () => {
     const shard = decodeShard(await store.get(report.shards[0].key));
     expect(shard.shape).toEqual([224, 224, 3]);
     expect(shard.data.length).toBe(report.shards[0].count * 224 * 224 * 3);
+  });
+});
+
+describe('preprocessDataset on vector (tabular) data', () => {
+  const VECTOR_SPEC = { input: { type: 'vector' }, base: 'none', tasks: [{ name: 'kind' }] };
+
+  /** Uploads manifest.jsonl (lines given as JSON values or raw strings), then train.json. */
+  async function uploadVectors(dataset: string, lines: unknown[], spec: unknown = VECTOR_SPEC, extra: Record<string, string> = {}) {
+    for (const [key, body] of Object.entries(extra)) await store.put(`datasets/${dataset}/${key}`, body);
+    await store.put(`datasets/${dataset}/manifest.jsonl`, lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n'));
+    await store.put(`datasets/${dataset}/train.json`, JSON.stringify(spec));
+  }
+  const row = (i: number, features: unknown = [i, i * 100, i % 2 ? null : 1]) => ({ features, labels: { kind: i % 2 ? 'odd' : 'even' } });
+
+  it('writes float32 shards of the raw features, null as NaN, and submits the job', async () => {
+    // Prepare: 20 records, a line without labels, and a stray file
+    const lines = [...Array.from({ length: 20 }, (_, i) => row(i)), { features: [1, 2, 3], labels: {} }];
+    await uploadVectors('table', lines, VECTOR_SPEC, { 'notes.txt': 'hello' });
+
+    // Act
+    const result = await preprocessDataset(event('table'), deps);
+
+    // Assess
+    if (result.outcome !== 'submitted') throw new Error(JSON.stringify(result));
+    const report = DatasetReportSchema.parse(await getJson(store, `${result.preparedPrefix}/report.json`));
+    expect(report.inputShape).toEqual([3]);
+    expect(report.records).toEqual({ total: 22, used: 20, skipped: 2 });
+    expect(report.skipped.map((s) => s.key)).toEqual(['manifest.jsonl#21', 'notes.txt']);
+    expect(report.tasks.kind).toEqual({ type: 'classification', labelled: 20, classes: { even: 10, odd: 10 } });
+    expect(report.splits.train + report.splits.validation + report.splits.test).toBe(20);
+    const shards = await Promise.all(report.shards.map(async (s) => decodeShard(await store.get(s.key))));
+    const all = shards.flatMap((s) => s.records.map((r, j) => ({ key: r.key, x: Array.from(s.data.subarray(j * 3, j * 3 + 3)) })));
+    expect(shards.every((s) => s.dtype === 'float32' && s.shape[0] === 3)).toBe(true);
+    const third = all.find((r) => r.key === 'manifest.jsonl#4')!; // line 4 is record i = 3: odd, so its last feature is null
+    expect(third.x.slice(0, 2)).toEqual([3, 300]);
+    expect(third.x[2]).toBeNaN();
+    expect(jobs.submitted).toHaveLength(1);
+  });
+
+  it('INVALID_MANIFEST naming the line for a wrong length, a non-number, a ragged row, or a source', async () => {
+    const cases: Array<[string, unknown[], unknown, RegExp]> = [
+      ['a row shorter than the first', [row(0), row(1), row(2, [1, 2])], VECTOR_SPEC, /line 3, field "features": 2 values, but line 1 has 3/],
+      [
+        'a row of another length than input.size',
+        [row(0), row(1)],
+        { ...VECTOR_SPEC, input: { type: 'vector', size: 4 } },
+        /line 1, field "features": 3 values, but train\.json declares input\.size 4/,
+      ],
+      [
+        'a string among the features',
+        [row(0), row(1, [1, 'abc', 3])],
+        VECTOR_SPEC,
+        /line 2, field "features\.1": expected a number or null, got the string "abc"/,
+      ],
+      ['a nested (ragged) row', [row(0), row(1, [[1, 2], 3, 4])], VECTOR_SPEC, /line 2, field "features\.0": a list inside the features/],
+      ['no features', [row(0), { labels: { kind: 'odd' } }], VECTOR_SPEC, /line 2, field "features": expected a non-empty list of numbers/],
+      ['a source line', [row(0), { source: 'a.png', labels: { kind: 'odd' } }], VECTOR_SPEC, /line 2, field "source": a vector dataset/],
+      [
+        'a number too large for float32',
+        [row(0), '{"features": [1, 1e39, 2], "labels": {"kind": "odd"}}'],
+        VECTOR_SPEC,
+        /line 2, field "features\.1": 1e\+39 does not fit/,
+      ],
+    ];
+    for (const [name, lines, spec, message] of cases) {
+      const dataset = `t-${cases.findIndex((c) => c[0] === name)}`;
+      await uploadVectors(dataset, lines, spec);
+      await expectFailed(dataset, 'INVALID_MANIFEST', message);
+    }
+  });
+
+  it('INVALID_SPEC for a vector dataset with a pretrained base; INVALID_DATASET without a manifest', async () => {
+    await uploadVectors('based', [row(0), row(1)], { ...VECTOR_SPEC, base: 'mobilenet_v2' });
+    await expectFailed('based', 'INVALID_SPEC', /vector inputs need base "none", not "mobilenet_v2"/);
+
+    await store.put('datasets/bare/a.csv', '1,2,3');
+    await store.put('datasets/bare/train.json', JSON.stringify(VECTOR_SPEC));
+    await expectFailed('bare', 'INVALID_DATASET', /a vector dataset needs manifest\.jsonl/);
   });
 });

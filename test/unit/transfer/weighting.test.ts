@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAlias } from '../../../shared/models/registry.js';
 import type { ObjectStore } from '../../../shared/ports/object-store.js';
 import { tempStore } from '../../helpers/temp-store.js';
-import { COLOURS, FAST, runJob, writeTinyBase, tonesExtending } from './fixtures.js';
+import { runTrainingJob } from '../../../functions/train/core.js';
+import { COLOURS, FAST, runJob, writeDataset, writeTinyBase, tonesExtending } from './fixtures.js';
 
 /**
  * Fine-tuning and continual jobs train with the spec's `lossWeighting` and per-task
@@ -57,6 +58,52 @@ describe('loss weighting in fine-tune and continual jobs', () => {
     expect(last.weight_tone).toBeGreaterThan(0);
     expect(last.weight_tone).not.toBeCloseTo(1, 6);
     expect(report.training.taskWeights.tone).toBe(last.weight_tone);
+  });
+
+  it('a multi-task job trains with gradnorm, records the method and the learned weights (they sum to the number of tasks)', async () => {
+    // Act: class (3 colours) and warmth (red vs the rest) on the same images
+    const { report } = await runJob(store, {
+      dataset: 'colours-gn',
+      hash: 'g1',
+      classes: COLOURS,
+      labelsOf: (c) => ({ class: COLOURS[c], warm: c === 2 ? 'yes' : 'no' }),
+      tasks: {
+        class: { type: 'classification', labelled: 42, classes: { blue: 14, green: 14, red: 14 } },
+        warm: { type: 'classification', labelled: 42, classes: { no: 28, yes: 14 } },
+      },
+      spec: {
+        base: 'tiny',
+        tasks: [{ name: 'class' }, { name: 'warm' }],
+        lossWeighting: { method: 'gradnorm', alpha: 1.5 },
+        training: FAST,
+      },
+    });
+
+    // Assess
+    expect(report.training.lossWeighting).toEqual({ method: 'gradnorm', alpha: 1.5, learningRate: 0.025 });
+    const history: Array<Record<string, number>> = report.training.history;
+    const last = history.at(-1)!;
+    for (const h of history) expect(h.weight_class + h.weight_warm).toBeCloseTo(2, 5);
+    expect(history.some((h) => Math.abs(h.weight_class - 1) > 0.01)).toBe(true);
+    expect(report.training.taskWeights.class).toBeCloseTo(last.weight_class, 9);
+    expect(report.tasks.class.test.accuracy).toBeGreaterThan(0.5);
+  });
+
+  it('continual on a frozen trunk refuses gradnorm with a spec error: no shared layer trains there', async () => {
+    // Prepare
+    const { preparedPrefix, jobId } = await writeDataset(
+      store,
+      tonesExtending(`colours@${old}`, 'gn', { lossWeighting: { method: 'gradnorm' }, training: FAST }),
+    );
+
+    // Act
+    const result = await runTrainingJob({ jobId, preparedPrefix }, { store, statusIntervalMs: 0 });
+
+    // Assess
+    expect(result).toMatchObject({
+      ok: false,
+      error: { code: 'UNSUPPORTED_SPEC', message: expect.stringMatching(/"gradnorm" balances .* no layer shared by every task trains/) },
+    });
   });
 
   it('fine-tuning the base top applies the task weight and the loss weighting of the spec', async () => {
