@@ -9,6 +9,7 @@ import { applyPromotion, decidePromotion, type PromotionDecision } from '../mode
 import { newVersionId, readAlias, readMetadata, versionPrefix as versionPrefixOf, writeMetadata } from '../models/registry.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata, TaskHead } from '../schemas/model.js';
+import type { BaseModelDescriptor, Cut } from '../schemas/base-model.js';
 import type { DatasetReport, SplitName } from '../schemas/report.js';
 import { tasksOf } from '../schemas/spec.js';
 import { resolveBase } from './base-models.js';
@@ -40,6 +41,66 @@ async function gatePrototype(store: ObjectStore, model: string, candidate: GateM
     lostClasses: lostClasses(serving.tasks, candidate.tasks),
     acceptUnmeasured,
   });
+}
+
+/** What the cut search of a prototype model found: every candidate's leave-one-out accuracy, and the one chosen and why. */
+export interface CutSearch {
+  chosen: string;
+  by: 'leave-one-out' | 'fallback';
+  reason: string;
+  candidates: Array<{ cut: string; size: number; leaveOneOutAccuracy?: number }>;
+}
+
+const cutName = (cut: Cut | undefined) => (cut ? `${cut.layer}${cut.pooling === 'avg' ? ' (avg pooled)' : ''}` : 'embedding layer');
+
+/**
+ * Where the base is cut for prototypes. A base whose descriptor names few-shot
+ * candidates has each tried (the embedding layer first): with two or more examples of
+ * every class, the cut with the best leave-one-out accuracy (mean over the main tasks)
+ * wins, ties going to the earlier candidate; with a single example somewhere,
+ * leave-one-out cannot measure anything and the descriptor's fallback is used.
+ */
+async function chooseCut(
+  store: ObjectStore,
+  baseName: string,
+  fewShot: BaseModelDescriptor['fewShot'],
+  images: { pixels: Uint8Array; count: number; shape: ImageShape },
+  tasks: Array<{ targets: Int32Array; classes: number }>,
+): Promise<{ cut?: Cut; x: Float32Array; size: number; cache: CacheOutcome; cutSearch?: CutSearch }> {
+  const embed = async (cut: Cut | undefined) => ({ cut, ...(await embedForBase(store, { base: { name: baseName, ...(cut ? { cut } : {}) } }, images)) });
+  if (!fewShot || (!fewShot.candidates.length && !fewShot.fallback)) return embed(undefined);
+  const loo = (e: { x: Float32Array; size: number }) => {
+    const accs = tasks.map((t) => leaveOneOutAccuracy(e.x, images.count, e.size, t.targets, t.classes));
+    return accs.every((a) => a !== undefined) ? accs.reduce((a, b) => a + b, 0) / accs.length : undefined;
+  };
+  const first = await embed(undefined);
+  if (loo(first) === undefined) {
+    const chosen = fewShot.fallback ? await embed(fewShot.fallback) : first;
+    return {
+      ...chosen,
+      cutSearch: {
+        chosen: cutName(chosen.cut),
+        by: 'fallback',
+        reason: 'a class has a single example, so leave-one-out cannot compare cuts: the cut measured best for nearest-class-mean is used',
+        candidates: [{ cut: cutName(chosen.cut), size: chosen.size }],
+      },
+    };
+  }
+  const tried = [{ ...first, accuracy: loo(first)! }];
+  for (const c of fewShot.candidates) {
+    const e = await embed(c);
+    tried.push({ ...e, accuracy: loo(e)! });
+  }
+  const best = tried.reduce((a, b) => (b.accuracy > a.accuracy + 1e-12 ? b : a));
+  return {
+    ...best,
+    cutSearch: {
+      chosen: cutName(best.cut),
+      by: 'leave-one-out',
+      reason: `leave-one-out accuracy ${best.accuracy.toFixed(3)}, the best of ${tried.length} cuts`,
+      candidates: tried.map((t) => ({ cut: cutName(t.cut), size: t.size, leaveOneOutAccuracy: t.accuracy })),
+    },
+  };
 }
 
 /** A prototype model cannot be built from this dataset (the uploader can fix it). */
@@ -105,19 +166,29 @@ export async function publishPrototypeModel(input: PublishPrototypeInput): Promi
     pixels.set(s.data, at * per);
     at += s.records.length;
   }
-  const records = shards.flatMap((s) => s.records);
   // A `model:` base is pinned to its version here, so the prototypes always meet the same embedder.
-  const baseName = (await resolveBase(store, spec.base)).name;
-  const { x, size, cache } = await embedForBase(store, { base: { name: baseName } }, { pixels, count, shape });
-  const engine = await engineOf(baseName);
-
-  const metrics: Record<string, unknown> = {};
-  const tasks = heads.map((h) => {
+  const resolved = await resolveBase(store, spec.base);
+  const baseName = resolved.name;
+  const records = shards.flatMap((s) => s.records);
+  const targetsOf = (h: TaskHead) => {
     const index = new Map(h.labels!.map((l, i) => [l, i]));
-    const targets = Int32Array.from(records, (r) => {
+    return Int32Array.from(records, (r) => {
       const v = r.labels[h.name];
       return typeof v === 'string' && index.has(v) ? index.get(v)! : -1;
     });
+  };
+  const { cut, x, size, cache, cutSearch } = await chooseCut(
+    store,
+    baseName,
+    resolved.kind === 'pretrained' ? resolved.descriptor.fewShot : undefined,
+    { pixels, count, shape },
+    heads.filter((h) => !h.auxiliary).map((h) => ({ targets: targetsOf(h), classes: h.labels!.length })),
+  );
+  const engine = await engineOf(baseName);
+
+  const metrics: Record<string, unknown> = cutSearch ? { cutSearch } : {};
+  const tasks = heads.map((h) => {
+    const targets = targetsOf(h);
     const built = buildPrototypes(x, count, size, targets, h.labels!.length);
     const loo = leaveOneOutAccuracy(x, count, size, targets, h.labels!.length);
     metrics[h.name] = { examples: built.examples.reduce((a, b) => a + b, 0), ...(loo !== undefined ? { leaveOneOutAccuracy: loo } : {}) };
@@ -138,7 +209,7 @@ export async function publishPrototypeModel(input: PublishPrototypeInput): Promi
     model,
     {
       tasks: heads,
-      base: { name: baseName, embeddingSize: size },
+      base: { name: baseName, embeddingSize: size, ...(cut ? { cut } : {}) },
       input: { type: 'image', shape: [...shape] as [number, number, number] },
       outputs: async (xs, n) => scorePrototypes({ scale: DEFAULT_PROTOTYPE_SCALE, embeddingSize: size, tasks }, xs, n),
     },
@@ -151,7 +222,7 @@ export async function publishPrototypeModel(input: PublishPrototypeInput): Promi
     createdAt: createdAt.toISOString(),
     kind: 'prototype',
     input: { type: 'image', shape: [...shape] as [number, number, number] },
-    base: { name: baseName, embeddingSize: size, engine },
+    base: { name: baseName, embeddingSize: size, ...(cut ? { cut } : {}), engine },
     tasks: heads,
     dataset: { name: report.dataset, hash: report.hash },
     spec,

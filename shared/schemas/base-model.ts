@@ -1,6 +1,10 @@
 import { z } from 'zod';
 
 /** `base-models/<name>/descriptor.json`: how to feed a base model and where to cut it. */
+/** Where a base is cut: a layer, and whether its map is average-pooled to a vector. */
+export const CutSchema = z.strictObject({ layer: z.string(), pooling: z.enum(['none', 'avg']).default('none') });
+export type Cut = z.output<typeof CutSchema>;
+
 export const BaseModelDescriptorSchema = z.strictObject({
   name: z.string(),
   /** [height, width, channels] of the model input. */
@@ -13,6 +17,17 @@ export const BaseModelDescriptorSchema = z.strictObject({
     pooling: z.enum(['none', 'avg']).default('none'),
     size: z.number().int().positive(),
   }),
+  /**
+   * Few-shot (prototype) models: other cuts leave-one-out accuracy chooses among (the
+   * embedding layer is always a candidate, and wins ties), and the cut used when a
+   * class has a single example and leave-one-out cannot choose (the embedding layer when absent).
+   */
+  fewShot: z
+    .strictObject({
+      candidates: z.array(CutSchema).default([]),
+      fallback: CutSchema.optional(),
+    })
+    .optional(),
   /** Key of the tfjs `model.json`, relative to the bucket. */
   modelKey: z.string(),
   provenance: z.strictObject({ source: z.string(), license: z.string().optional(), notes: z.string().optional() }),

@@ -122,7 +122,7 @@ export async function png(pixels: Uint8Array): Promise<string> {
  * A tiny base model stored as `base-models/tiny`: conv 3×3 → conv 1×1 → batch
  * norm → relu → global average pool → dense `emb` (the embedding layer, 8 values).
  */
-export async function writeTinyBase(store: ObjectStore): Promise<void> {
+export async function writeTinyBase(store: ObjectStore, extra: { fewShot?: unknown } = {}): Promise<void> {
   const { tf } = await loadTf();
   const input = tf.input({ shape: SHAPE, name: 'pixels' });
   let x = tf.layers
@@ -149,6 +149,7 @@ export async function writeTinyBase(store: ObjectStore): Promise<void> {
     embedding: { layer: 'emb', pooling: 'none', size: 8 },
     modelKey: `${baseModelPrefix('tiny')}/model.json`,
     provenance: { source: 'transfer test fixture' },
+    ...extra,
   });
 }
 

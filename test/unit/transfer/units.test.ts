@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
 import { createModelCache } from '../../../functions/predict/model-cache.js';
 import { compareWithBaseline } from '../../../shared/ml/baseline.js';
@@ -17,7 +17,8 @@ import { buildPrototypes, leaveOneOutAccuracy, prototypeScores } from '../../../
 import { publishPrototypeModel } from '../../../shared/ml/prototype-job.js';
 import { decidePromotion, NoPreviousVersionError, rollbackAlias } from '../../../shared/models/promotion.js';
 import { readAlias, setAlias, writeMetadata } from '../../../shared/models/registry.js';
-import { readReport } from '../../../shared/data/shards.js';
+import { readReport, readSplit } from '../../../shared/data/shards.js';
+import { embedForBase } from '../../../shared/ml/embedding-cache.js';
 import { png, SHAPE, splitImages, writeDataset, writeTinyBase } from './fixtures.js';
 
 describe('prototype classifier', () => {
@@ -74,6 +75,83 @@ describe('prototype classifier', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the cut of a prototype model', () => {
+  let dir: string;
+  let store: FsObjectStore;
+  const classes = ['blue', 'green', 'red'];
+  // The tiny base's embedding layer (emb, 8-d), its pooled 6-d map before it (gap) and its first conv map pooled (c1, 4-d).
+  const fewShot = { candidates: [{ layer: 'gap' }, { layer: 'c1', pooling: 'avg' }], fallback: { layer: 'c1', pooling: 'avg' } };
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'tl-proto-cut-'));
+    store = new FsObjectStore({ root: dir });
+    await writeTinyBase(store, { fewShot });
+  });
+  afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+  it('is the candidate with the best leave-one-out accuracy when every class has two examples, and predict embeds there', async () => {
+    const { preparedPrefix } = await writeDataset(store, {
+      dataset: 'few',
+      hash: 'c1',
+      classes,
+      // Green and red images look alike (one colour, different noise): the cuts now differ in what they can tell apart.
+      imageClass: (l) => (l === 'blue' ? 0 : 1),
+      perSplit: { train: 12, validation: 3, test: 3 },
+      spec: { base: 'tiny', mode: 'prototype' },
+    });
+    const report = await readReport(store, preparedPrefix);
+
+    const published = await publishPrototypeModel({ store, report });
+
+    // Each candidate's accuracy, computed here from its own embeddings.
+    const shards = await Promise.all((['train', 'validation', 'test'] as const).map((s) => readSplit(store, report, s)));
+    const records = shards.flatMap((s) => s.records);
+    const pixels = new Uint8Array(shards.reduce((a, s) => a + s.data.length, 0));
+    let at = 0;
+    for (const s of shards) {
+      pixels.set(s.data, at);
+      at += s.data.length;
+    }
+    const targets = records.map((r) => classes.indexOf(r.labels.class as string));
+    const cuts = [undefined, { layer: 'gap', pooling: 'none' as const }, { layer: 'c1', pooling: 'avg' as const }];
+    const expected = [];
+    for (const cut of cuts) {
+      const e = await embedForBase(store, { base: { name: 'tiny', ...(cut ? { cut } : {}) } }, { pixels, count: records.length, shape: SHAPE });
+      expected.push({ cut, size: e.size, accuracy: leaveOneOutAccuracy(e.x, records.length, e.size, targets, 3)! });
+    }
+    const search = published.metadata.metrics.cutSearch as { by: string; chosen: string; candidates: Array<{ size: number; leaveOneOutAccuracy: number }> };
+    expect(search.by).toBe('leave-one-out');
+    expect(search.candidates.map((c) => c.size)).toEqual([8, 6, 4]);
+    expect(search.candidates.map((c) => c.leaveOneOutAccuracy)).toEqual(expected.map((e) => e.accuracy));
+    // The best, ties to the earlier candidate.
+    const best = expected.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
+    expect(published.metadata.base.cut).toEqual(best.cut);
+    expect(published.metadata.base.embeddingSize).toBe(best.size);
+    // On these images the pooled first conv map wins (0.78 against 0.39 at the embedding layer): a cut other than the default is served.
+    expect(published.metadata.base.cut).toEqual({ layer: 'c1', pooling: 'avg' });
+
+    const { pixels: shown } = splitImages(classes, 3, 0);
+    const per = SHAPE[0] * SHAPE[1] * SHAPE[2];
+    const out = await createModelCache(store).predict(published.metadata, {
+      instances: await Promise.all([0, 1, 2].map(async (i) => ({ image: await png(shown.subarray(i * per, (i + 1) * per)) }))),
+      topK: 3,
+    });
+    expect(out).toHaveLength(3);
+  });
+
+  it('falls back to the cut the base names when a class has a single example', async () => {
+    const { preparedPrefix } = await writeDataset(store, {
+      dataset: 'few',
+      hash: 'c2',
+      classes,
+      perSplit: { train: 3, validation: 0, test: 0 },
+      spec: { base: 'tiny', mode: 'prototype' },
+    });
+    const published = await publishPrototypeModel({ store, report: await readReport(store, preparedPrefix) });
+    expect(published.metadata.base).toMatchObject({ cut: { layer: 'c1', pooling: 'avg' }, embeddingSize: 4 });
+    expect(published.metadata.metrics.cutSearch).toMatchObject({ by: 'fallback', chosen: 'c1 (avg pooled)' });
   });
 });
 
