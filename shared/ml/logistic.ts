@@ -35,6 +35,11 @@ export interface LogisticOptions {
   maxIterations?: number;
   /** Correction pairs L-BFGS keeps. @default 10 */
   memory?: number;
+  /**
+   * Where to start: a model fitted on the same rows with a nearby λ (a warm start along
+   * the regularisation path). The optimum is unique, so only the iterations change.
+   */
+  start?: Pick<LogisticModel, 'weights' | 'bias'>;
 }
 
 const dot = (a: Float64Array, b: Float64Array) => {
@@ -82,6 +87,11 @@ export async function fitLogistic(x: Float32Array, labels: ArrayLike<number>, cl
 
   try {
     let theta = new Float64Array(size);
+    if (opts.start) {
+      if (opts.start.weights.length !== d * classes || opts.start.bias.length !== classes) throw new Error('fitLogistic: the start model has another shape');
+      theta.set(opts.start.weights);
+      theta.set(opts.start.bias, d * classes);
+    }
     let { f, g } = evaluate(theta);
     const s: Float64Array[] = [];
     const y: Float64Array[] = [];
@@ -219,27 +229,29 @@ export async function crossValidatedLogistic(
   const d = x.length / n;
   const grid = [...(opts.l2Grid ?? [1e-4, 1e-3, 1e-2, 1e-1, 1])].sort((a, b) => b - a);
   const folds = stratifiedFolds(labels, opts.k ?? 5, opts.seed ?? 42);
-  const scores: CvScore[] = [];
-  for (const l2 of grid) {
-    const accs: number[] = [];
-    for (let f = 0; f < folds.k; f++) {
-      const { fit, held } = foldSplit(folds, f);
-      const xFit = rowsOf(x, d, fit);
-      const standardise = standardiser(xFit, fit.length);
-      const yFit = fit.map((i) => labels[i]);
-      const model = await fitLogistic(standardise(xFit), yFit, classes, { l2 });
-      accs.push(
-        accuracyOf(
-          predictLogistic(model, standardise(rowsOf(x, d, held))),
-          held.map((i) => labels[i]),
-          classes,
-        ),
-      );
+  // Folds outside, λ inside: each fold's standardisation is fitted once, and each fit
+  // starts from the one before it on the same rows (λ descending: from the simplest model
+  // towards the least regularised), which is the same optimum in fewer iterations.
+  const accs: number[][] = grid.map(() => []);
+  for (let f = 0; f < folds.k; f++) {
+    const { fit, held } = foldSplit(folds, f);
+    const xFit = rowsOf(x, d, fit);
+    const standardise = standardiser(xFit, fit.length);
+    const fitRows = standardise(xFit);
+    const heldRows = standardise(rowsOf(x, d, held));
+    const yFit = fit.map((i) => labels[i]);
+    const yHeld = held.map((i) => labels[i]);
+    let previous: LogisticModel | undefined;
+    for (const [g, l2] of grid.entries()) {
+      previous = await fitLogistic(fitRows, yFit, classes, { l2, start: previous });
+      accs[g].push(accuracyOf(predictLogistic(previous, heldRows), yHeld, classes));
     }
-    const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
-    const sd = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs.length - 1));
-    scores.push({ l2, mean, sd });
   }
+  const scores: CvScore[] = grid.map((l2, g) => {
+    const mean = accs[g].reduce((a, b) => a + b, 0) / accs[g].length;
+    const sd = Math.sqrt(accs[g].reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs[g].length - 1));
+    return { l2, mean, sd };
+  });
   // Strictly better only: on a tie the larger λ (earlier in the grid) stays.
   const best = scores.reduce((a, b) => (b.mean > a.mean + 1e-12 ? b : a));
   const standardise = standardiser(x, n);
