@@ -19,7 +19,16 @@ import { resolveBase } from '../shared/ml/base-models.js';
 import { loadEmbedder, type Embedder } from '../shared/ml/embedder.js';
 import { accuracyOf, crossValidatedLogistic, predictLogistic } from '../shared/ml/logistic.js';
 import { loadTf } from '../shared/tf/loader.js';
-import { EMBEDDING_LAYER_CANDIDATES, FASHION_MNIST_DIR, headAccuracy, loadFashionMnist, takePerClass, withStore, type ImageSet } from './ml.js';
+import {
+  EMBEDDING_LAYER_CANDIDATES,
+  FASHION_MNIST_DIR,
+  headAccuracy,
+  loadFashionMnist,
+  nearestMeanAccuracy,
+  takePerClass,
+  withStore,
+  type ImageSet,
+} from './ml.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
@@ -118,15 +127,72 @@ export async function benchRepresentations(opts: { perClass?: number[]; seeds?: 
   return { backend, packageName, dataset: 'fashion-mnist (Debian dataset-fashion-mnist)', rows };
 }
 
+/**
+ * Few-shot prototypes: nearest-class-mean test accuracy per MobileNetV2 cut at k images
+ * per class, and the cut leave-one-out chooses (k ≥ 2) or the fallback (k = 1), as the
+ * prototype job does (shared/ml/prototype-job.ts).
+ */
+export async function benchPrototypeCuts(opts: { shots?: number[]; seeds?: number; log?: (line: string) => void } = {}) {
+  const shots = opts.shots ?? [1, 5, 10];
+  const seeds = opts.seeds ?? 2;
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const { backend } = await loadTf();
+  if (!existsSync(path.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'))) return { backend, skipped: `Fashion-MNIST not found in ${FASHION_MNIST_DIR}` };
+  const { leaveOneOutAccuracy } = await import('../shared/ml/prototype-classifier.js');
+  const { MOBILENET_V2_FEW_SHOT } = await import('../shared/ml/base-models.js');
+  const all = await loadFashionMnist('train');
+  const test = takePerClass(await loadFashionMnist('t10k'), 50);
+  const cuts = [undefined, ...MOBILENET_V2_FEW_SHOT.candidates];
+  const name = (c: (typeof cuts)[number]) => (c ? `${c.layer} (avg pooled)` : 'flatten_1');
+  const rows: Array<Record<string, unknown>> = [];
+  await withStore(async (store) => {
+    const base = await resolveBase(store, 'mobilenet_v2');
+    const pool = takePerClass(all, Math.max(...shots) * seeds);
+    const perCut = [];
+    for (const c of cuts) perCut.push(await featuresOf(name(c), await loadEmbedder(store, base, c ? { embedding: c } : {}), pool, test));
+    for (const k of shots)
+      for (let seed = 0; seed < seeds; seed++) {
+        // Rows of the pool: k per class, the seed-th block of each class's images.
+        const index: number[] = [];
+        const seen = new Map<number, number>();
+        pool.labels.forEach((y, i) => {
+          const n = seen.get(y) ?? 0;
+          seen.set(y, n + 1);
+          if (n >= seed * k && n < (seed + 1) * k) index.push(i);
+        });
+        const labels = index.map((i) => pool.labels[i]);
+        const row: Record<string, unknown> = { shots: k, seed };
+        let chosen = { name: name(MOBILENET_V2_FEW_SHOT.fallback), loo: -1 };
+        for (const f of perCut) {
+          const x = new Float32Array(index.length * f.size);
+          index.forEach((r, n) => x.set(f.train.subarray(r * f.size, (r + 1) * f.size), n * f.size));
+          const loo = leaveOneOutAccuracy(x, index.length, f.size, labels, 10);
+          const acc = nearestMeanAccuracy(x, labels, f.test, test.labels, f.size, 10);
+          row[f.name] = { test: round(acc), ...(loo !== undefined ? { leaveOneOut: round(loo) } : {}) };
+          if (loo !== undefined && loo > chosen.loo + 1e-12) chosen = { name: f.name, loo };
+        }
+        row.chosen = chosen.name;
+        row.chosenTest = (row[chosen.name] as { test: number }).test;
+        log(`prototypes: ${k}-shot seed ${seed}: ${JSON.stringify(row)}`);
+        rows.push(row);
+      }
+  });
+  return { backend, dataset: 'fashion-mnist (Debian dataset-fashion-mnist)', testImages: test.count, rows };
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  const perClass = process.argv
-    .slice(2)
+  const prototypes = process.argv[2] === 'prototypes';
+  const sizes = process.argv
+    .slice(prototypes ? 3 : 2)
     .map(Number)
     .filter((n) => n > 0);
-  benchRepresentations({ perClass: perClass.length ? perClass : undefined })
+  const run = prototypes
+    ? benchPrototypeCuts({ shots: sizes.length ? sizes : undefined })
+    : benchRepresentations({ perClass: sizes.length ? sizes : undefined });
+  run
     .then(async (out) => {
       await mkdir(path.join(here, 'results'), { recursive: true });
-      await writeFile(path.join(here, 'results/representations.json'), `${JSON.stringify(out, null, 2)}\n`);
+      await writeFile(path.join(here, `results/${prototypes ? 'prototype-cuts' : 'representations'}.json`), `${JSON.stringify(out, null, 2)}\n`);
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     })
     .catch((err) => {
