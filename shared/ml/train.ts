@@ -28,7 +28,8 @@ export interface TrainData {
 }
 /**
  * Figures of one epoch: loss (the whole objective), loss_<task>, acc and acc_<task>
- * (training accuracy, dropout off), penalty (soft sharing), weight_<task>, val_loss (Σ static weight × task loss, comparable across
+ * (training accuracy over the epoch's batches as they were trained, as Keras reports
+ * it: free, since the batches' outputs are there), penalty (soft sharing), weight_<task>, val_loss (Σ static weight × task loss, comparable across
  * epochs whatever the weighting), val_loss_<task>, val_acc (mean over the
  * classification tasks) and val_acc_<task>.
  */
@@ -205,6 +206,8 @@ interface BatchLosses {
   losses: Record<string, Scalar>;
   /** Each task's labelled records among the rows. */
   counts: Record<string, Scalar>;
+  /** With `accuracy`: per classification task learning hard labels, the labelled rows whose most probable class is the label. */
+  correct: Record<string, Scalar>;
 }
 
 /**
@@ -217,19 +220,23 @@ function taskLosses(
   model: LayersModel,
   data: SplitTensors,
   tasks: TrainTask[],
-  opts: { rows?: Tensor; training: boolean; temperature: number },
+  opts: { rows?: Tensor; training: boolean; temperature: number; accuracy?: boolean },
 ): BatchLosses {
   const pick = (t: Tensor) => (opts.rows ? tf.gather(t, opts.rows) : t);
   const outs = asList(model.apply(pick(data.x), { training: opts.training }) as Tensor | Tensor[]);
   const losses: Record<string, Scalar> = {};
   const counts: Record<string, Scalar> = {};
+  const correct: Record<string, Scalar> = {};
   tasks.forEach((t, i) => {
     const mask = pick(data.masks[i]);
     const yTrue = pick(data.ys[i]);
     losses[t.name] = (data.soft[i] ? t.kind.distill(tf, yTrue, outs[i], opts.temperature) : t.kind.loss(tf, yTrue, outs[i], mask)) as Scalar;
     counts[t.name] = tf.sum(mask);
+    // One-hot targets: a row is right when its arg-max is the label's (unlabelled rows are masked out).
+    if (opts.accuracy && t.head.type === 'classification' && !data.soft[i])
+      correct[t.name] = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(outs[i], -1), tf.argMax(yTrue, -1)), 'float32'), mask));
   });
-  return { losses, counts };
+  return { losses, counts, correct };
 }
 
 /** What one fit holds: released together in `release`, whatever failed half way. */
@@ -298,7 +305,7 @@ function sharedGradients(fit: Fit, rows: Tensor): SharedGradients {
 }
 
 /** Runs one epoch of minibatches; returns the mean objective and each task's mean loss over its labelled records. */
-function runEpoch(fit: Fit, epoch: number): { loss: number; taskLosses: Record<string, number> } {
+function runEpoch(fit: Fit, epoch: number): { loss: number; taskLosses: Record<string, number>; taskAccuracies: Record<string, number> } {
   const { tf, model, tasks, opts, train } = fit;
   const batchSize = opts.batchSize ?? 32;
   // Seeded per epoch, so a resumed run sees the same batches the first run would have.
@@ -308,16 +315,24 @@ function runEpoch(fit: Fit, epoch: number): { loss: number; taskLosses: Record<s
   // Per task: Σ batch loss × labelled records, and the labelled records.
   const taskSums = Object.fromEntries(tasks.map((t) => [t.name, 0]));
   const taskCounts = Object.fromEntries(tasks.map((t) => [t.name, 0]));
+  const taskCorrect: Record<string, number> = {};
   for (let start = 0; start < train.count; start += batchSize) {
     const rows = tf.tensor1d(order.subarray(start, Math.min(train.count, start + batchSize)), 'int32');
     const perTask: Record<string, Scalar> = {};
     const perCount: Record<string, Scalar> = {};
+    const perCorrect: Record<string, Scalar> = {};
     const measured = fit.shared && fit.combiner.afterBatch ? sharedGradients(fit, rows) : undefined;
     const cost = fit.optimizer.minimize(
       () => {
-        const { losses, counts } = taskLosses(tf, model, train, tasks, { rows, training: !opts.inferenceMode, temperature: opts.temperature ?? 2 });
+        const { losses, counts, correct } = taskLosses(tf, model, train, tasks, {
+          rows,
+          training: !opts.inferenceMode,
+          temperature: opts.temperature ?? 2,
+          accuracy: true,
+        });
         for (const [name, l] of Object.entries(losses)) perTask[name] = tf.keep(l);
         for (const [name, c] of Object.entries(counts)) perCount[name] = tf.keep(c);
+        for (const [name, c] of Object.entries(correct)) perCorrect[name] = tf.keep(c);
         const objective = fit.combiner.combine(tf, losses, counts);
         const penalty = sharingPenalty(tf, model, fit.sharing);
         return penalty ? tf.add<Scalar>(objective, penalty) : objective;
@@ -336,20 +351,32 @@ function runEpoch(fit: Fit, epoch: number): { loss: number; taskLosses: Record<s
       l.dispose();
       perCount[name].dispose();
     }
+    for (const [name, c] of Object.entries(perCorrect)) {
+      taskCorrect[name] = (taskCorrect[name] ?? 0) + c.dataSync()[0];
+      c.dispose();
+    }
     batches++;
   }
   return {
     loss: lossSum / batches,
     taskLosses: Object.fromEntries(tasks.map((t) => [t.name, taskCounts[t.name] > 0 ? taskSums[t.name] / taskCounts[t.name] : 0])),
+    taskAccuracies: Object.fromEntries(
+      Object.entries(taskCorrect)
+        .filter(([name]) => taskCounts[name] > 0)
+        .map(([name, c]) => [name, c / taskCounts[name]]),
+    ),
   };
 }
 
 /** The figures of one finished epoch (see EpochLogs), weighting advanced to the next epoch. */
 async function epochLogs(fit: Fit, data: TrainData, epoch: number): Promise<EpochLogs> {
   const { tf, model, tasks } = fit;
-  const { loss, taskLosses: epochLosses } = runEpoch(fit, epoch);
+  const { loss, taskLosses: epochLosses, taskAccuracies } = runEpoch(fit, epoch);
   const logs: EpochLogs = { loss };
   for (const t of tasks) logs[`loss_${t.name}`] = epochLosses[t.name];
+  const accs = Object.entries(taskAccuracies);
+  for (const [name, a] of accs) logs[`acc_${name}`] = a;
+  if (accs.length) logs.acc = accs.reduce((sum, [, a]) => sum + a, 0) / accs.length;
   const penalty = tf.tidy(() => sharingPenalty(tf, model, fit.sharing));
   if (penalty) {
     logs.penalty = penalty.dataSync()[0];
@@ -357,7 +384,6 @@ async function epochLogs(fit: Fit, data: TrainData, epoch: number): Promise<Epoc
   }
   fit.combiner.endEpoch(epochLosses);
   for (const [name, w] of Object.entries(fit.combiner.weights())) logs[`weight_${name}`] = w;
-  Object.assign(logs, await accuracyLogs(model, fit.train, data.train, tasks, ''));
   if (fit.validation) Object.assign(logs, await validationLogs(tf, model, fit.validation, data.validation!, tasks, fit.opts.temperature ?? 2));
   if (!Number.isFinite(logs.loss))
     throw new TrainingDivergedError(`training diverged at epoch ${epoch + 1} (loss ${logs.loss}); ${fit.opts.divergenceHint ?? 'try a lower learningRate'}`);
@@ -509,16 +535,6 @@ async function validationLogs(tf: Tf, model: LayersModel, data: SplitTensors, sp
   });
   logs.val_loss = tasks.reduce((a, t, i) => a + t.weight * losses[i], 0);
   tasks.forEach((t, i) => (logs[`val_loss_${t.name}`] = losses[i]));
-  return Object.assign(logs, await accuracyLogs(model, data, split, tasks, 'val_'));
-}
-
-/**
- * Accuracy of each classification task on a split (dropout off), as `<prefix>acc_<task>`, and
- * their mean as `<prefix>acc`: on the validation split, and on the training split so the
- * learning curves can show both (a gap between them is overfitting a person can see).
- */
-async function accuracyLogs(model: LayersModel, data: SplitTensors, split: Split, tasks: TrainTask[], prefix: '' | 'val_'): Promise<EpochLogs> {
-  const logs: EpochLogs = {};
   const classification = tasks.map((t, i) => ({ t, i })).filter(({ t, i }) => t.head.type === 'classification' && !data.soft[i]);
   if (classification.length === 0) return logs;
   const outs = asList(model.predict(data.x));
@@ -537,13 +553,13 @@ async function accuracyLogs(model: LayersModel, data: SplitTensors, split: Split
         if (pred[r] === targets[r]) correct++;
       }
       if (n > 0) {
-        logs[`${prefix}acc_${t.name}`] = correct / n;
+        logs[`val_acc_${t.name}`] = correct / n;
         accs.push(correct / n);
       }
     }
   } finally {
     outs.forEach((o) => o.dispose());
   }
-  if (accs.length) logs[`${prefix}acc`] = accs.reduce((a, b) => a + b, 0) / accs.length;
+  if (accs.length) logs.val_acc = accs.reduce((a, b) => a + b, 0) / accs.length;
   return logs;
 }
