@@ -10,6 +10,7 @@ import {
   MANIFEST_FILE,
   parseVectorManifest,
   readDatasetContents,
+  readManifestText,
   SPEC_FILE,
   summarizeTasks,
   type DatasetItem,
@@ -455,15 +456,7 @@ async function prepareVectorDataset(input: PrepareInput): Promise<DatasetReport>
     );
   }
   const prefix = datasetPrefix(dataset);
-  let text: string;
-  try {
-    text = (await store.get(prefix + MANIFEST_FILE)).toString('utf8');
-  } catch (err) {
-    if (err instanceof NotFoundError)
-      throw new DatasetError('INVALID_MANIFEST', `${MANIFEST_FILE} disappeared while the dataset was being read; upload it again, then train.json`);
-    throw err;
-  }
-  const entries = parseVectorManifest(text, tasks, spec.input.size);
+  const entries = parseVectorManifest(await readManifestText(store, prefix), tasks, spec.input.size);
   const skipped: SkippedFile[] = objects
     .map((o) => o.key.slice(prefix.length))
     .filter((k) => k !== SPEC_FILE && k !== MANIFEST_FILE)

@@ -144,16 +144,7 @@ export async function readDatasetContents(
     return { layout, items, skipped };
   }
 
-  let text: string;
-  try {
-    text = (await store.get(prefix + MANIFEST_FILE)).toString('utf8');
-  } catch (err) {
-    // Deleted between the listing and now: the next upload of train.json will see the real state.
-    if (err instanceof NotFoundError)
-      throw new DatasetError('INVALID_MANIFEST', `${MANIFEST_FILE} disappeared while the dataset was being read; upload it again, then train.json`);
-    throw err;
-  }
-  const lines = parseManifest(text, tasks);
+  const lines = parseManifest(await readManifestText(store, prefix), tasks);
   const present = new Set(files);
   const listed = new Set<string>();
   for (const l of lines) {
@@ -422,5 +413,19 @@ export function assertTrainable(tasks: readonly Task[], summary: Record<string, 
           : `classification task "${task.name}" has only one class (${JSON.stringify(classes[0][0])}); it needs at least 2 to learn anything`,
       );
     }
+  }
+}
+
+/**
+ * The text of a dataset's manifest.jsonl. @throws DatasetError INVALID_MANIFEST when it
+ * was deleted between the listing and now (the next upload of train.json sees the real state).
+ */
+export async function readManifestText(store: ObjectStore, prefix: string): Promise<string> {
+  try {
+    return (await store.get(prefix + MANIFEST_FILE)).toString('utf8');
+  } catch (err) {
+    if (err instanceof NotFoundError)
+      throw new DatasetError('INVALID_MANIFEST', `${MANIFEST_FILE} disappeared while the dataset was being read; upload it again, then train.json`);
+    throw err;
   }
 }

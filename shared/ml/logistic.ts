@@ -13,6 +13,7 @@
  */
 import type { Tensor2D } from '@tensorflow/tfjs';
 import { loadTf } from '../tf/loader.js';
+import { fitFeatureScaling, standardiseFeatures } from './features.js';
 import { foldSplit, stratifiedFolds } from './folds.js';
 
 export interface LogisticModel {
@@ -191,15 +192,11 @@ export function accuracyOf(probabilities: Float64Array, labels: ArrayLike<number
   return labels.length ? correct / labels.length : 0;
 }
 
-/** Mean and standard deviation per feature, fitted on some rows: applied to any. */
+/** Mean and standard deviation per feature, fitted on some rows (shared/ml/features.ts, as vector models do): applied to any. */
 export function standardiser(x: Float32Array, count: number): (rows: Float32Array) => Float32Array {
   const d = x.length / count;
-  const mean = new Float64Array(d);
-  const sd = new Float64Array(d);
-  for (let i = 0; i < count; i++) for (let j = 0; j < d; j++) mean[j] += x[i * d + j] / count;
-  for (let i = 0; i < count; i++) for (let j = 0; j < d; j++) sd[j] += (x[i * d + j] - mean[j]) ** 2 / count;
-  for (let j = 0; j < d; j++) sd[j] = Math.sqrt(sd[j]) || 1;
-  return (rows) => rows.map((v, i) => (v - mean[i % d]) / sd[i % d]);
+  const scaling = fitFeatureScaling(x, count, d);
+  return (rows) => standardiseFeatures(rows, d, scaling);
 }
 
 const rowsOf = (x: Float32Array, d: number, index: number[]) => {
