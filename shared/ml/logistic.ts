@@ -65,10 +65,14 @@ export async function fitLogistic(x: Float32Array, labels: ArrayLike<number>, cl
   const size = d * classes + classes;
 
   const X = tf.tensor2d(x, [n, d]);
+  // Xᵀ once: matMul with transposeA is ~10× slower than a plain product on the wasm backend (measured: 5.1 vs 0.5 ms at 400×1280).
+  const XT = tf.transpose(X);
   const Y = tf.oneHot(tf.tensor1d(Array.from(labels), 'int32'), classes).toFloat() as Tensor2D;
   /** The objective and its gradient at theta (weights then bias). */
   const evaluate = (theta: Float64Array): { f: number; g: Float64Array } => {
-    const [f, gw, gb] = tf.tidy(() => {
+    // tidy returns tensors, read after it: returning typed arrays from tidy makes it walk
+    // every element looking for tensors (measured: most of the fit's time at 1280×10).
+    const [lossT, gwT, gbT] = tf.tidy(() => {
       const W = tf.tensor2d(Float32Array.from(theta.subarray(0, d * classes)), [d, classes]);
       const b = tf.tensor1d(Float32Array.from(theta.subarray(d * classes)));
       const logits = tf.add(tf.matMul(X, W), b);
@@ -76,10 +80,14 @@ export async function fitLogistic(x: Float32Array, labels: ArrayLike<number>, cl
       const ce = tf.neg(tf.sum(tf.mul(Y, logP))).div(n);
       const loss = tf.add(ce, tf.mul(l2 / 2, tf.sum(tf.square(W))));
       const residual = tf.sub(tf.exp(logP), Y).div(n);
-      const gradW = tf.add(tf.matMul(X, residual, true, false), tf.mul(l2, W));
+      const gradW = tf.add(tf.matMul(XT, residual), tf.mul(l2, W));
       const gradB = tf.sum(residual, 0);
-      return [loss.dataSync()[0], gradW.dataSync(), gradB.dataSync()] as const;
+      return [loss, gradW, gradB];
     });
+    const f = lossT.dataSync()[0];
+    const gw = gwT.dataSync();
+    const gb = gbT.dataSync();
+    tf.dispose([lossT, gwT, gbT]);
     const g = new Float64Array(size);
     g.set(gw);
     g.set(gb, d * classes);
@@ -157,6 +165,7 @@ export async function fitLogistic(x: Float32Array, labels: ArrayLike<number>, cl
     };
   } finally {
     X.dispose();
+    XT.dispose();
     Y.dispose();
   }
 }
