@@ -18,6 +18,8 @@ import type { ObjectStore } from '../../shared/ports/object-store.js';
 import type { DatasetReport, SplitName } from '../../shared/schemas/report.js';
 import type { InputSpec, TaskHead } from '../../shared/schemas/model.js';
 import type { TrainSpec } from '../../shared/schemas/spec.js';
+import type { Cut } from '../../shared/schemas/base-model.js';
+import type { SearchReport } from '../../shared/schemas/search.js';
 import type { TrainResult } from '../../shared/ml/train.js';
 import type { JobProgress } from './progress.js';
 import type { TrainingPlan } from './plans.js';
@@ -84,10 +86,21 @@ export interface EmbeddedJob extends LoadedJob {
   embedded?: EmbeddedSplits;
   /** Image jobs: the engine that runs the frozen part (recorded in the metadata). */
   engine?: EngineName;
+  /** Cuts embedded for the representation search (the first is the job's own, `data`), when it runs. */
+  candidates?: Array<{ name: string; cut: Cut; embedded: EmbeddedSplits }>;
+  /** Why the representation search does not run for this job. */
+  searchSkipped?: string;
+}
+
+/** After `search`: the representation chosen (already in `data`), its leaderboard, and how to fit the served model. */
+export interface SearchedJob extends EmbeddedJob {
+  search?: SearchReport;
+  /** Single-task: the linear family refitted on train + validation with these λ, instead of training heads. */
+  linearRefit?: { l2: Record<string, number> };
 }
 
 /** After `train`: the model to serve and how training went. */
-export interface TrainedJob extends EmbeddedJob {
+export interface TrainedJob extends SearchedJob {
   /** The model published (the fine-tuned one when the plan fine-tunes). */
   served: LayersModel;
   /** Inputs of the served model on the test and validation splits (cut activations once fine-tuned). */

@@ -2,7 +2,7 @@
  * The training job: prepared shards in, a published model version out, as a
  * pipeline of named stages (functions/train/stages), each `(ctx, deps) => ctx'`:
  *
- *   load → embed → train → evaluate → compare → gate → publish
+ *   load → embed → search → train → evaluate → compare → gate → publish
  *
  * How the model trains (heads only, fine-tune, continual) is a plan chosen once at
  * load (plans.ts). Every status write goes through one JobProgress; the time of
@@ -28,6 +28,7 @@ import { evaluate } from './stages/evaluate.js';
 import { gate } from './stages/gate.js';
 import { load } from './stages/load.js';
 import { publish } from './stages/publish.js';
+import { search } from './stages/search.js';
 import { train } from './stages/train.js';
 
 export type { TrainJobDeps, TrainJobInput } from './context.js';
@@ -40,6 +41,7 @@ export type TrainJobResult = ({ ok: true; model: string; version: string } | { o
 const STAGE_STATUS: Record<StageName, { phase: string; done: number }> = {
   load: { phase: 'loading', done: PROGRESS.loaded },
   embed: { phase: 'embedding', done: PROGRESS.embedded },
+  search: { phase: 'searching', done: PROGRESS.searched },
   train: { phase: 'training', done: PROGRESS.trained },
   evaluate: { phase: 'evaluating', done: PROGRESS.evaluated },
   compare: { phase: 'comparing', done: PROGRESS.compared },
@@ -48,10 +50,17 @@ const STAGE_STATUS: Record<StageName, { phase: string; done: number }> = {
 };
 
 /** Runs the stages in order; one function so the order reads as the job does. */
-async function runStages(input: TrainJobInput, report: DatasetReport, deps: StageDeps, stage: <T>(name: StageName, run: () => Promise<T>) => Promise<T>) {
+async function runStages(
+  input: TrainJobInput,
+  report: DatasetReport,
+  deps: StageDeps,
+  stage: <T>(name: StageName, run: () => Promise<T>, opts?: { silent?: boolean }) => Promise<T>,
+) {
   const loaded = await stage('load', () => load(input, report, deps));
   const embedded = await stage('embed', () => embed(loaded, deps));
-  const trained = await stage('train', () => train(embedded, deps));
+  // A job without candidates passes through the search without showing it as a phase.
+  const searched = await stage('search', () => search(embedded, deps), { silent: !embedded.candidates });
+  const trained = await stage('train', () => train(searched, deps));
   const evaluated = await stage('evaluate', () => evaluate(trained, deps));
   const compared = await stage('compare', () => compare(evaluated, deps));
   const gated = await stage('gate', () => gate(compared, deps));
@@ -81,12 +90,12 @@ export async function runTrainingJob(input: TrainJobInput, jobDeps: TrainJobDeps
     defer: (release) => void releases.push(release),
     timings: () => ({ ...laps, totalMs: now().getTime() - started }),
   };
-  const stage = async <T>(name: StageName, run: () => Promise<T>): Promise<T> => {
+  const stage = async <T>(name: StageName, run: () => Promise<T>, opts: { silent?: boolean } = {}): Promise<T> => {
     const t = now().getTime();
-    if (name !== 'load') await progress.update({ phase: STAGE_STATUS[name].phase });
+    if (name !== 'load' && !opts.silent) await progress.update({ phase: STAGE_STATUS[name].phase });
     const out = await run();
     laps[`${name}Ms`] = now().getTime() - t;
-    if (name !== 'publish') await progress.update({ progress: STAGE_STATUS[name].done });
+    if (name !== 'publish' && !opts.silent) await progress.update({ progress: STAGE_STATUS[name].done });
     return out;
   };
 

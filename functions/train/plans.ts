@@ -10,7 +10,8 @@
  * retried job resumes whatever its kind.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
-import { buildHeadModel } from '../../shared/ml/architectures.js';
+import { buildHeadModel, headLayerName } from '../../shared/ml/architectures.js';
+import { refitLinear } from '../../shared/ml/search.js';
 import type { EpochLogs, TrainCheckpoint } from '../../shared/ml/train.js';
 import {
   buildContinualFor,
@@ -27,17 +28,17 @@ import type { TaskHead } from '../../shared/schemas/model.js';
 import type { TrainSpec } from '../../shared/schemas/spec.js';
 import type { TrainingPlanName } from '../../shared/schemas/version-report.js';
 import { stageCheckpoint } from './checkpoint.js';
-import type { EmbeddedJob, StageDeps, TrainedJob } from './context.js';
+import type { EmbeddedJob, SearchedJob, StageDeps, TrainedJob } from './context.js';
 import { PROGRESS } from './progress.js';
 
 /** What a plan's training adds to the job. */
-export type PlanTraining = Omit<TrainedJob, keyof EmbeddedJob>;
+export type PlanTraining = Omit<TrainedJob, keyof SearchedJob>;
 
 export interface TrainingPlan {
   name: TrainingPlanName;
   /** Which embedder feeds the model and where it is cut; the tasks of the model to train. */
   prepareBase(store: ObjectStore, spec: TrainSpec, heads: TaskHead[]): Promise<JobBase>;
-  train(ctx: EmbeddedJob, deps: StageDeps): Promise<PlanTraining>;
+  train(ctx: SearchedJob, deps: StageDeps): Promise<PlanTraining>;
 }
 
 /**
@@ -125,9 +126,40 @@ const headsPlan: TrainingPlan = {
   name: 'heads',
   prepareBase: prepareFrozenBase,
   async train(ctx, deps) {
+    if (ctx.linearRefit) return refitLinearHead(ctx, ctx.linearRefit.l2, deps);
     return (await trainHeads(ctx, deps)).training;
   },
 };
+
+/**
+ * The search's winner for a single-task job: multinomial logistic regression with the
+ * λ its folds chose, refitted on train + validation (the test split stays untouched),
+ * served as a head model with no trunk. No epochs: L-BFGS fits it to its optimum.
+ */
+async function refitLinearHead(ctx: SearchedJob, l2: Record<string, number>, deps: StageDeps): Promise<PlanTraining> {
+  const { data, heads, embeddingSize } = ctx;
+  const model = await buildHeadModel({ embeddingSize, tasks: heads, sharing: { method: 'hard', trunk: [] }, dropout: 0, seed: ctx.spec.training.seed });
+  deps.defer(() => model.dispose());
+  const x = new Float32Array(data.train.x.length + data.validation.x.length);
+  x.set(data.train.x);
+  x.set(data.validation.x, data.train.x.length);
+  const tasks = heads.map((h) => {
+    const labels = new Int32Array(data.train.count + data.validation.count);
+    labels.set(data.train.targets[h.name] as Int32Array);
+    labels.set(data.validation.targets[h.name] as Int32Array, data.train.count);
+    return { name: h.name, classes: h.labels?.length ?? 0, labels };
+  });
+  const fits = await refitLinear(model, x, embeddingSize, tasks, l2, headLayerName);
+  for (const [task, f] of Object.entries(fits))
+    deps.log(`refitted ${task} on ${f.records} train + validation records (λ ${l2[task]}, ${f.iterations} L-BFGS iterations, largest gradient ${f.gradientMax.toExponential(1)})`);
+  return {
+    served: model,
+    servedData: { validation: data.validation, test: data.test },
+    result: { history: [], bestEpoch: -1, epochsRun: 0, stoppedEarly: false, taskWeights: Object.fromEntries(heads.map((h) => [h.name, 1])) },
+    selectOnValidation: false,
+    servedSize: embeddingSize,
+  };
+}
 
 const fineTunePlan: TrainingPlan = {
   name: 'fine-tune',

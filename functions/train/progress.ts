@@ -45,4 +45,4 @@ export class JobProgress {
 }
 
 /** Share of the job's progress bar each stage ends at. */
-export const PROGRESS = { loaded: 0.02, embedded: 0.45, trained: 0.85, evaluated: 0.88, compared: 0.95, gated: 0.97, published: 1 } as const;
+export const PROGRESS = { loaded: 0.02, embedded: 0.45, searched: 0.55, trained: 0.85, evaluated: 0.88, compared: 0.95, gated: 0.97, published: 1 } as const;

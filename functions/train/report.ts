@@ -60,11 +60,14 @@ export function buildVersionReport(ctx: GatedJob, pub: Publication): VersionRepo
       stoppedEarly: result.stoppedEarly,
       resumedFromEpoch: ctx.resumedFrom,
       history: result.history,
-      sharing: spec.sharing,
+      // A linear refit serves heads on the representation directly, whatever trunk the spec names.
+      sharing: ctx.linearRefit ? { method: 'hard', trunk: [] } : spec.sharing,
       lossWeighting: spec.lossWeighting,
       taskWeights: result.taskWeights,
     },
     sharingComparison: ctx.sharingComparison,
+    search: ctx.search,
+    searchSkipped: ctx.searchSkipped,
     transfer: {
       embeddingCache: embedded?.cache,
       embeddingCacheImages: embedded?.images,
@@ -101,6 +104,7 @@ export function buildMetadata(ctx: GatedJob, pub: Publication): ModelMetadata {
       ...ctx.testMetrics,
       ...(sharingComparison ? { sharingComparison } : {}),
       ...(baseline ? { baseline: baseline.comparison } : {}),
+      ...(ctx.search ? { search: ctx.search } : {}),
       ...(fineTune ? { fineTune: fineTune.test } : {}),
       ...(continual ? { continual } : {}),
       promotion: ctx.promotion,

@@ -1,4 +1,5 @@
 import { NameSchema } from '../schemas/common.js';
+import type { SearchReport } from '../schemas/search.js';
 import { JobStatusSchema, TERMINAL_STATES, type JobStatus } from '../schemas/job.js';
 import { ApiError, CliError, UsageError, callApi, type Connection } from './cli-client.js';
 import { ProgressLine, renderJobLine, type Output } from './cli-progress.js';
@@ -45,6 +46,19 @@ function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATES.includes(status.state);
 }
 
+/** The representation search as a small table: one row a candidate, the chosen one marked, then the verdict. */
+export function leaderboardLines(search: SearchReport): string[] {
+  const width = Math.max(...search.leaderboard.map((e) => e.candidate.length));
+  return [
+    `representation search (${search.criterion}, ${search.folds}-fold CV on ${search.records} records, ${search.seconds.toFixed(1)} s):`,
+    ...search.leaderboard.map(
+      (e) =>
+        `  ${e.chosen ? '*' : ' '} ${e.candidate.padEnd(width)}  ${e.cvMean === undefined ? (e.note ?? 'not scored') : `${e.cvMean.toFixed(3)} ± ${(e.cvSd ?? 0).toFixed(3)}  ${(e.seconds ?? 0).toFixed(1)} s`}`,
+    ),
+    `  ${search.verdict}`,
+  ];
+}
+
 function summarise(status: JobStatus): string {
   const lines = [`model ${status.model}: ${status.state}${status.phase && !isTerminal(status) ? ` (${status.phase})` : ''}, job ${status.jobId}`];
   if (!isTerminal(status))
@@ -60,6 +74,7 @@ function summarise(status: JobStatus): string {
   }
   const metrics = Object.entries(status.metrics ?? {});
   if (metrics.length > 0) lines.push(`metrics ${metrics.map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ')}`);
+  if (status.search) lines.push(...leaderboardLines(status.search));
   return `${lines.join('\n')}\n`;
 }
 

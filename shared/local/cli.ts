@@ -5,7 +5,8 @@ import { ApiError, CliError, UsageError, callApi, callApiBinary, explainApiError
 import { DEFAULT_ENDPOINT, resolveConnection } from './cli-config.js';
 import { fetchModels, predictImages } from './cli-predict.js';
 import { formatBytes, type Output } from './cli-progress.js';
-import { showStatus } from './cli-status.js';
+import { leaderboardLines, showStatus } from './cli-status.js';
+import { SearchReportSchema } from '../schemas/search.js';
 import { uploadDataset } from './cli-upload.js';
 
 export { ApiError, CliError, EndpointUnreachableError, UsageError } from './cli-client.js';
@@ -237,6 +238,9 @@ metadata and metrics) when a model is named.
       const conn = await connect(values, io);
       const body = await fetchModels({ ...conn, model: positionals[0] });
       io.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+      // For a person at a terminal: the search's leaderboard as a table, on stderr so stdout stays JSON.
+      const search = SearchReportSchema.safeParse((body as { metrics?: { search?: unknown } } | undefined)?.metrics?.search);
+      if (positionals[0] && search.success) io.stderr.write(`${leaderboardLines(search.data).join('\n')}\n`);
       return 0;
     },
   },

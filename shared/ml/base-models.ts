@@ -87,6 +87,20 @@ export const MOBILENET_V2_FEW_SHOT = {
   fallback: { layer: 'block_13_expand_relu', pooling: 'avg' },
 } as const;
 
+/**
+ * The representation search of `mobilenet_v2` (shared/ml/search.ts) tries the same two
+ * mid-level cuts beside `flatten_1` (and the raw pixels): with a cross-validated linear
+ * model on Fashion-MNIST they led `flatten_1` at 10 and 30 images per class in some
+ * seeds and trailed it in others (bench/representations.ts), so neither is a safe fixed
+ * choice, and both come out of the same forward pass as `flatten_1`.
+ */
+export const MOBILENET_V2_SEARCH = {
+  candidates: [
+    { layer: 'block_13_expand_relu', pooling: 'avg' },
+    { layer: 'block_16_project', pooling: 'avg' },
+  ],
+} as const;
+
 interface BuiltinBase {
   descriptor: BaseModelDescriptor;
   /** Writes model.json and weights.bin under base-models/<name>/. */
@@ -129,6 +143,7 @@ const BUILTIN_BASES: Record<string, BuiltinBase> = {
       normalization: { scale: 1 / 255, offset: 0 },
       embedding: MOBILENET_V2_EMBEDDING,
       fewShot: MOBILENET_V2_FEW_SHOT,
+      search: MOBILENET_V2_SEARCH,
       modelKey: `${baseModelPrefix('mobilenet_v2')}/model.json`,
       provenance: {
         source: 'npm nsfwjs@4.4.0, dist/models/mobilenet_v2',

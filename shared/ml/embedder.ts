@@ -57,7 +57,20 @@ export class EmbedderError extends UserError {
 export interface LoadEmbedderOptions {
   /** Cut a pretrained base somewhere other than its descriptor's embedding layer (used to compare layers). */
   embedding?: Pick<BaseModelDescriptor['embedding'], 'layer' | 'pooling'>;
+  /**
+   * Every cut one forward pass should give (the first is `embedding`'s): the onnx engine
+   * returns an embedder with `embedCuts`; the tfjs engine ignores it (one cut per embedder).
+   */
+  cuts?: Array<Pick<BaseModelDescriptor['embedding'], 'layer' | 'pooling'>>;
 }
+
+/** An embedder that gives several cuts from one forward pass (onnx/embedder.ts). */
+export interface MultiCutEmbedder extends Embedder {
+  readonly sizes: number[];
+  embedCuts(pixels: Uint8Array, count: number, opts?: EmbedOptions): Promise<Float32Array[]>;
+}
+
+export const isMultiCut = (e: Embedder): e is MultiCutEmbedder => typeof (e as Partial<MultiCutEmbedder>).embedCuts === 'function';
 
 const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -179,7 +192,7 @@ async function loadOnnxPretrained(
   const d = base.descriptor;
   const want = opts.embedding ?? d.embedding;
   try {
-    const embedder = await loadOnnxEmbedder(store, { name: base.name, descriptor: d }, [want]);
+    const embedder = await loadOnnxEmbedder(store, { name: base.name, descriptor: d }, opts.cuts?.length ? opts.cuts : [want]);
     if (!opts.embedding && embedder.size !== d.embedding.size) {
       throw new EmbedderError(`base ${base.name}: layer ${d.embedding.layer} gives ${embedder.size} values, the descriptor says ${d.embedding.size}`);
     }

@@ -62,7 +62,7 @@ export interface JobBase {
 /** A heads-only job: the spec's base, frozen at its embedding layer. */
 export async function prepareFrozenBase(store: ObjectStore, spec: TrainSpec, heads: TaskHead[]): Promise<JobBase> {
   const base = await resolveBase(store, spec.base);
-  return { base, heads, baseName: base.name, dispose: () => {} };
+  return { base, heads, baseName: base.name, ...(spec.cut ? { cut: spec.cut } : {}), dispose: () => {} };
 }
 
 /**

@@ -28,6 +28,11 @@ export const BaseModelDescriptorSchema = z.strictObject({
       fallback: CutSchema.optional(),
     })
     .optional(),
+  /**
+   * Representation search (shared/ml/search.ts): cuts tried beside the embedding layer,
+   * which is always tried first. Without it a job keeps the embedding layer.
+   */
+  search: z.strictObject({ candidates: z.array(CutSchema).min(1) }).optional(),
   /** Key of the tfjs `model.json`, relative to the bucket. */
   modelKey: z.string(),
   provenance: z.strictObject({ source: z.string(), license: z.string().optional(), notes: z.string().optional() }),

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { StoredErrorBodySchema } from './errors.js';
 import { SkippedFileSchema } from './report.js';
 import { EpochLogsSchema } from './metrics.js';
+import { SearchReportSchema } from './search.js';
 
 /** How many skipped files a job status and a model description name; the dataset report lists them all. */
 export const SKIPPED_SHOWN = 5;
@@ -52,6 +53,8 @@ export const JobStatusSchema = z.strictObject({
   promoted: z.boolean().optional(),
   /** Why the version was or was not promoted (the gate's one-sentence verdict). */
   promotionReason: z.string().optional(),
+  /** The representation search's leaderboard, once the job has searched (shared/ml/search.ts). */
+  search: SearchReportSchema.optional(),
   /** Id the job runner gave the job (AWS Batch job id, or the local child's id). */
   runnerJobId: z.string().optional(),
   /** `partial`: some images were in the embedding cache, the others went through the base. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SearchReportSchema } from './search.js';
 
 /**
  * Metrics as the training job stores them (report.json, metadata.json) and the API
@@ -143,6 +144,8 @@ export const ModelMetricsSchema = z.looseObject({
   fineTune: z.record(z.string(), BeforeAfterSchema).optional(),
   continual: ContinualReportSchema.partial().optional(),
   promotion: PromotionDecisionSchema.optional(),
+  /** The representation search's leaderboard (shared/ml/search.ts). */
+  search: SearchReportSchema.optional(),
 });
 export type ModelMetrics = z.infer<typeof ModelMetricsSchema>;
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CutSchema } from './base-model.js';
 import { NameSchema } from './common.js';
 
 export const TaskTypeSchema = z.enum(['classification', 'multilabel', 'regression']);
@@ -75,6 +76,15 @@ export const TrainingOptionsSchema = z.strictObject({
   testFraction: z.number().min(0.05).max(0.4).default(0.15),
   /** Seed for weight initialisation and shuffling. @default 42 */
   seed: z.number().int().default(42),
+  /**
+   * Representation search (shared/ml/search.ts): `auto` measures, by cross-validation on
+   * the train and validation records, which cut of the base (or the raw pixels) the heads
+   * should read, and refits a single-task model on train + validation; `off` keeps the
+   * base's embedding layer. A spec with `cut` skips it. @default "auto"
+   */
+  search: z.enum(['auto', 'off']).default('auto'),
+  /** Seconds the search may take. @default 60 per 1,000 train + validation records, at least 15 */
+  searchBudgetSeconds: z.number().positive().max(3600).optional(),
 });
 export type TrainingOptions = z.infer<typeof TrainingOptionsSchema>;
 
@@ -122,13 +132,22 @@ export const TrainSpecSchema = z.strictObject({
   lossWeighting: LossWeightingSchema.default({ method: 'static' }),
   training: TrainingOptionsSchema.default(TrainingOptionsSchema.parse({})),
   fineTune: FineTuneSchema.optional(),
+  /**
+   * Where the pretrained base is cut (a layer, optionally average-pooled), instead of its
+   * embedding layer; pins the representation, so the search does not run.
+   */
+  cut: CutSchema.optional(),
   /** Continual learning: extend `<model>@<version>` with new tasks or classes. */
   from: z
     .string()
     .regex(/^[a-z0-9][a-z0-9_-]{0,62}@[a-z0-9_-]+$/i)
     .optional(),
   promotion: z.strictObject({ margin: z.number().min(0).max(1).default(0.01) }).default({ margin: 0.01 }),
-});
+})
+  .refine((s) => !(s.cut && (s.fineTune || s.from || s.base === 'none')), {
+    message: '"cut" applies to a frozen pretrained base: not with "fineTune" (which cuts where it unfreezes), "from" (which keeps the extended model\'s cut) or base "none"',
+    path: ['cut'],
+  });
 export type TrainSpec = z.infer<typeof TrainSpecSchema>;
 export type TrainSpecInput = z.input<typeof TrainSpecSchema>;
 

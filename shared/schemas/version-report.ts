@@ -11,13 +11,14 @@ import {
   SharingComparisonSchema,
   TaskMetricsSchema,
 } from './metrics.js';
+import { SearchReportSchema } from './search.js';
 
 /** How a job trains (functions/train/plans.ts): heads on a frozen base, then fine-tuning its top, or extending a published model. */
 export const TrainingPlanNameSchema = z.enum(['heads', 'fine-tune', 'continual']);
 export type TrainingPlanName = z.infer<typeof TrainingPlanNameSchema>;
 
 /** Names of the training job's stages, in the order they run (functions/train/stages). */
-export const StageNameSchema = z.enum(['load', 'embed', 'train', 'evaluate', 'compare', 'gate', 'publish']);
+export const StageNameSchema = z.enum(['load', 'embed', 'search', 'train', 'evaluate', 'compare', 'gate', 'publish']);
 export type StageName = z.infer<typeof StageNameSchema>;
 
 const perSplit = <T extends z.ZodType>(t: T) => z.record(SplitNameSchema, t);
@@ -71,6 +72,9 @@ export const VersionReportSchema = z.strictObject({
     taskWeights: z.record(z.string(), z.number()),
   }),
   sharingComparison: z.record(z.string(), SharingComparisonSchema).optional(),
+  /** The representation search's leaderboard (shared/ml/search.ts), or why it did not run. */
+  search: SearchReportSchema.optional(),
+  searchSkipped: z.string().optional(),
   transfer: z.strictObject({
     embeddingCache: z.enum(['hit', 'miss', 'partial']).optional(),
     /** Images found in the embedding cache and images that went through the base (each distinct image once). */

@@ -10,6 +10,8 @@ import { withTargetStatistics } from '../../../shared/ml/mtl-evaluate.js';
 import { SPLITS, subsetRows, type Split } from '../../../shared/ml/split.js';
 import { countLabelled, isLabelled, selectTargets, taskKind, type TaskTargets } from '../../../shared/ml/task-kinds.js';
 import { embedJobSplits } from '../../../shared/ml/transfer-job.js';
+import { cutLabel, embedCandidateCuts } from '../../../shared/ml/candidates.js';
+import type { Cut } from '../../../shared/schemas/base-model.js';
 import { engineOf } from '../../../shared/ml/onnx/runtime.js';
 import type { TaskHead } from '../../../shared/schemas/model.js';
 import type { SplitName } from '../../../shared/schemas/report.js';
@@ -19,8 +21,11 @@ import { NoTrainLabelsError, TrainingInputError } from '../errors.js';
 import { PROGRESS } from '../progress.js';
 
 export async function embed(ctx: LoadedJob, deps: StageDeps): Promise<EmbeddedJob> {
-  const { data, embeddingSize, embedded, engine, inputSpec } =
-    ctx.inputSpec.type === 'vector' ? vectorSplits(ctx, ctx.inputSpec.size) : { ...(await imageSplits(ctx, deps)), inputSpec: ctx.inputSpec };
+  const plan = searchPlanOf(ctx);
+  const { data, embeddingSize, embedded, engine, inputSpec, candidates } =
+    ctx.inputSpec.type === 'vector'
+      ? { ...vectorSplits(ctx, ctx.inputSpec.size), candidates: undefined }
+      : { ...(await imageSplits(ctx, deps, 'cuts' in plan ? plan.cuts : undefined)), inputSpec: ctx.inputSpec };
   if (data.train.count < 2)
     throw new TrainingInputError(`the train split has ${data.train.count} labelled record${data.train.count === 1 ? '' : 's'}; add more data`);
   checkTrainLabels(
@@ -30,7 +35,32 @@ export async function embed(ctx: LoadedJob, deps: StageDeps): Promise<EmbeddedJo
   );
   // Regression heads are standardised with the train split's mean and std (stored in the head).
   const heads = withTargetStatistics(ctx.heads, data.train);
-  return { ...ctx, heads, data, embeddingSize, embedded, engine, inputSpec };
+  return { ...ctx, heads, data, embeddingSize, embedded, engine, inputSpec, candidates, ...('skipped' in plan ? { searchSkipped: plan.skipped } : {}) };
+}
+
+/**
+ * Whether the representation search (stage `search`) runs, and over which cuts of the
+ * base: the job's own first, then the descriptor's `search.candidates` (the raw pixels
+ * are added by the search stage). It runs for a heads-only job on a pretrained base
+ * whose descriptor lists candidates, when every main task is single-label
+ * classification (the search scores with a multinomial logistic model) and the spec
+ * neither turns it off nor pins a cut.
+ */
+export function searchPlanOf(ctx: Pick<LoadedJob, 'spec' | 'plan' | 'jobBase' | 'heads' | 'inputSpec'>): { cuts: Cut[] } | { skipped: string } {
+  const { spec, jobBase } = ctx;
+  if (spec.training.search === 'off') return { skipped: 'training.search is "off"' };
+  if (ctx.inputSpec.type !== 'image') return { skipped: 'vector inputs are their own representation' };
+  if (spec.cut) return { skipped: `the spec pins its cut (${cutLabel(spec.cut)})` };
+  if (ctx.plan.name !== 'heads') return { skipped: `a ${ctx.plan.name} job keeps its base's cut` };
+  if (jobBase.base.kind !== 'pretrained') return { skipped: `base "${jobBase.baseName}" has no cuts to choose from` };
+  const others = jobBase.base.descriptor.search?.candidates ?? [];
+  if (others.length === 0) return { skipped: `base "${jobBase.baseName}" lists no search candidates` };
+  const main = ctx.heads.filter((h) => !h.auxiliary);
+  if (main.some((h) => h.type !== 'classification'))
+    return { skipped: 'the search scores single-label classification tasks; this spec has a multilabel or regression main task' };
+  const own = jobBase.cut ?? { layer: jobBase.base.descriptor.embedding.layer, pooling: jobBase.base.descriptor.embedding.pooling };
+  const same = (a: Cut, b: Cut) => a.layer === b.layer && a.pooling === b.pooling;
+  return { cuts: [own, ...others.filter((c) => !same(c, own))] };
 }
 
 /**
@@ -51,30 +81,39 @@ function vectorSplits(ctx: LoadedJob, size: number): Pick<EmbeddedJob, 'data' | 
   return { data, embeddingSize: size, inputSpec: { type: 'vector', size, ...scaling } };
 }
 
-async function imageSplits(ctx: LoadedJob, deps: StageDeps): Promise<Pick<EmbeddedJob, 'data' | 'embeddingSize' | 'embedded' | 'engine'>> {
+async function imageSplits(
+  ctx: LoadedJob,
+  deps: StageDeps,
+  cuts: Cut[] | undefined,
+): Promise<Pick<EmbeddedJob, 'data' | 'embeddingSize' | 'embedded' | 'engine' | 'candidates'>> {
   const { shards, jobBase } = ctx;
   const total = SPLITS.reduce((a, s) => a + shards[s].records.length, 0);
   const offset = { train: 0, validation: shards.train.records.length, test: shards.train.records.length + shards.validation.records.length };
   // Through the embedding cache: a job on the same images skips the base's forward pass.
-  const embedded = await embedJobSplits({
+  const common: Omit<Parameters<typeof embedJobSplits>[0], 'embedder'> = {
     store: deps.store,
     jobBase,
     shards,
     sourceShape: ctx.report.inputShape as ImageShape,
     select: (shard) => selectLabelled(shard, ctx.heads),
-    embedder: deps.embedder,
     onCacheError: (err) => deps.log(`embedding cache unavailable (${err instanceof Error ? err.message : String(err)}); embedding without it`),
     onProgress: (split, n, count) => {
       deps.progress.tick({ progress: PROGRESS.loaded + ((PROGRESS.embedded - PROGRESS.loaded) * (offset[split] + n)) / Math.max(1, total) });
       deps.log(`embedding ${split}: ${n}/${count}`);
     },
-  });
+  };
+  const all = cuts
+    ? await embedCandidateCuts({ ...common, cuts, embedder: deps.embedder })
+    : [await embedJobSplits({ ...common, embedder: deps.embedder })];
+  const embedded = all[0];
+  const candidates = cuts?.map((cut, i) => ({ name: cutLabel(cut), cut, embedded: all[i] }));
+  if (cuts) deps.log(`search candidates embedded from one pass: ${cuts.map(cutLabel).join(', ')}`);
   await deps.progress.update({ embeddingCache: embedded.cache });
   deps.log(
     `embedding cache: ${embedded.cache}, ${embedded.images.cached} images cached, ${embedded.images.embedded} embedded (base ${jobBase.baseName}${jobBase.cut ? ` cut at ${jobBase.cut.layer}` : ''})`,
   );
   // After embedding: a base whose export failed is known by now to keep tfjs.
-  return { data: embedded.prepared, embeddingSize: embedded.size, embedded, engine: await engineOf(jobBase.base.name) };
+  return { data: embedded.prepared, embeddingSize: embedded.size, embedded, engine: await engineOf(jobBase.base.name), candidates };
 }
 
 /** Records with a label for at least one task; a record without any teaches nothing. */

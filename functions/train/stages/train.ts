@@ -1,10 +1,9 @@
 /**
- * Stage `train`: the plan chosen at load trains the model the job will serve. The
- * seam for other ways to find a model (a representation search would be another
- * stage before this one, or another plan).
+ * Stage `train`: the plan chosen at load trains the model the job will serve, on the
+ * representation the search stage chose.
  */
-import type { EmbeddedJob, StageDeps, TrainedJob } from '../context.js';
+import type { SearchedJob, StageDeps, TrainedJob } from '../context.js';
 
-export async function train(ctx: EmbeddedJob, deps: StageDeps): Promise<TrainedJob> {
+export async function train(ctx: SearchedJob, deps: StageDeps): Promise<TrainedJob> {
   return { ...ctx, ...(await ctx.plan.train(ctx, deps)) };
 }

@@ -196,7 +196,8 @@ describe('runTrainingJob', () => {
   it('trains on mobilenet_v2 embeddings (images resized to 224×224)', async () => {
     const prepared = await writePreparedDataset(store, {
       perSplit: { train: 6, validation: 3, test: 3 },
-      spec: { base: 'mobilenet_v2', sharing: { method: 'hard', trunk: [] }, training: { epochs: 3, batchSize: 6 } },
+      // The embedding layer itself (the search, which may choose another cut, has its own test below).
+      spec: { base: 'mobilenet_v2', sharing: { method: 'hard', trunk: [] }, training: { epochs: 3, batchSize: 6, search: 'off' } },
     });
     const result = await runTrainingJob(prepared, { store });
     expect(result.ok).toBe(true);
@@ -209,5 +210,64 @@ describe('runTrainingJob', () => {
     expect(card).toMatch(/Records per split: train \d+, validation \d+, test \d+\./);
     expect(card).toMatch(/Test accuracy [\d.]+%, macro F1/);
     expect(card).toContain('| class | precision | recall | F1 | test records |');
+  });
+
+  it('searches the representation on mobilenet_v2 and serves the winner, refitted on train + validation, with the leaderboard everywhere', async () => {
+    const prepared = await writePreparedDataset(store, { perSplit: { train: 12, validation: 6, test: 6 }, spec: { base: 'mobilenet_v2' } });
+    const result = await runTrainingJob(prepared, { store, statusIntervalMs: 0 });
+    expect(result.ok).toBe(true);
+    const version = (result as { version: string }).version;
+    const report = VersionReportSchema.parse(await getJson(store, `models/colours/${version}/report.json`));
+    const search = report.search!;
+    // Every candidate from one forward pass, plus the pixels; exactly one chosen, the one named.
+    expect(search.leaderboard.map((e) => e.candidate)).toEqual(['flatten_1', 'block_13_expand_relu (avg)', 'block_16_project (avg)', 'pixels 32×32×3']);
+    expect(search.leaderboard.filter((e) => e.chosen).map((e) => e.candidate)).toEqual([search.chosen]);
+    expect(search.records).toBe(18);
+    for (const e of search.leaderboard) expect(e.cvMean).toBeGreaterThanOrEqual(0);
+    // The winner has the best score, and no better-scored candidate was passed over.
+    const best = Math.max(...search.leaderboard.map((e) => e.cvMean!));
+    expect(search.leaderboard.find((e) => e.chosen)!.cvMean).toBe(best);
+    expect(report.timings.searchMs).toBeGreaterThan(0);
+    // Single task: the linear family refitted on train + validation, no epochs.
+    expect(report.training.sharing).toEqual({ method: 'hard', trunk: [] });
+    expect(report.training.epochsRun).toBe(0);
+    // The same leaderboard in the metadata (GET /models/{m}) and the job status (tl status).
+    const meta = (await readMetadata(store, 'colours', version))!;
+    expect(meta.metrics.search).toEqual(search);
+    expect((await readJobStatus(store, prepared.jobId))?.search).toEqual(search);
+    // The published model reads the chosen representation.
+    const chosen = search.chosen;
+    if (chosen.startsWith('pixels')) expect(meta.base).toMatchObject({ name: 'none', embeddingSize: 3072 });
+    else if (chosen === 'flatten_1') expect(meta.base.cut).toBeUndefined();
+    else expect(meta.base.cut).toEqual({ layer: chosen.replace(' (avg)', ''), pooling: 'avg' });
+    // Served as predict serves it (its embedder, its heads), the test split scores what the report says.
+    const test = await readSplit(store, prepared.report, 'test');
+    const embedder = await loadEmbedder(store, await resolveBase(store, meta.base.name), meta.base.cut ? { embedding: meta.base.cut } : {});
+    const heads = await loadModel(store, `models/colours/${version}`);
+    try {
+      const x = await embedder.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
+      const out = await predictTasks(heads, meta.tasks, x, test.records.length, { topK: 1 });
+      const correct = out.filter((p, i) => (p.class as { label?: string }).label === test.records[i].labels.class).length;
+      expect(correct / test.records.length).toBeCloseTo(report.tasks.class.test!.accuracy as number, 6);
+    } finally {
+      heads.dispose();
+      embedder.dispose();
+    }
+  });
+
+  it('skips the search when the spec pins a cut or turns it off, and says why', async () => {
+    const cut = { layer: 'block_16_project', pooling: 'avg' as const };
+    const pinned = await writePreparedDataset(store, { hash: 'p1', perSplit: { train: 6, validation: 3, test: 3 }, spec: { base: 'mobilenet_v2', cut, training: { epochs: 2 } } });
+    const a = await runTrainingJob(pinned, { store });
+    const off = await writePreparedDataset(store, { hash: 'p2', perSplit: { train: 6, validation: 3, test: 3 }, spec: { base: 'mobilenet_v2', training: { epochs: 2, search: 'off' } } });
+    const b = await runTrainingJob(off, { store });
+    const reportOf = async (r: typeof a) => VersionReportSchema.parse(await getJson(store, `models/colours/${(r as { version: string }).version}/report.json`));
+    const [ra, rb] = [await reportOf(a), await reportOf(b)];
+    expect(ra.search).toBeUndefined();
+    expect(ra.searchSkipped).toBe('the spec pins its cut (block_16_project (avg))');
+    expect(ra.transfer.cut).toEqual(cut);
+    expect((await readMetadata(store, 'colours', (a as { version: string }).version))?.base).toMatchObject({ cut, embeddingSize: 320 });
+    expect(rb.searchSkipped).toBe('training.search is "off"');
+    expect(rb.training.sharing).toEqual({ method: 'hard', trunk: [128] });
   });
 });

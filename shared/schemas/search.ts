@@ -1,0 +1,39 @@
+import { z } from 'zod';
+
+/** One candidate of the representation search (shared/ml/search.ts) and how it scored. */
+export const SearchEntrySchema = z.strictObject({
+  /** `flatten_1`, `block_13_expand_relu (avg)`, `pixels 32×32×3`, … */
+  candidate: z.string(),
+  /** Features the heads would read. */
+  size: z.number().int(),
+  /** Head family scored: multinomial logistic regression with an L2 grid. */
+  family: z.enum(['linear']),
+  /** The search's criterion (CV accuracy; multi-task: mean of each task's accuracy over its best), and its sd over folds. */
+  cvMean: z.number().optional(),
+  cvSd: z.number().optional(),
+  /** Per main task: CV accuracy, sd over folds, the λ chosen. */
+  tasks: z.record(z.string(), z.strictObject({ cvMean: z.number(), cvSd: z.number(), l2: z.number() })).optional(),
+  /** Seconds to compute the features (when not already computed) and cross-validate. */
+  seconds: z.number().optional(),
+  chosen: z.boolean(),
+  /** Why a candidate has no score (e.g. the time budget was spent). */
+  note: z.string().optional(),
+});
+
+/** The leaderboard a training job stores in its version report (`search`). */
+export const SearchReportSchema = z.strictObject({
+  method: z.string(),
+  criterion: z.string(),
+  /** Records of train + validation the folds were drawn from. */
+  records: z.number().int(),
+  folds: z.number().int(),
+  budgetSeconds: z.number().optional(),
+  seconds: z.number(),
+  leaderboard: z.array(SearchEntrySchema),
+  chosen: z.string(),
+  /** One line: what won and what that says about transfer on this data. */
+  verdict: z.string(),
+  /** How the served model was made from the winner (`refit` of the linear family, or the spec's heads trained on it). */
+  model: z.string().optional(),
+});
+export type SearchReport = z.infer<typeof SearchReportSchema>;
