@@ -22,6 +22,7 @@ import { benchMultiTask, mtlTable } from './mtl.js';
 import { benchRetrain } from './retrain.js';
 import { benchLoad, loadTable } from './load.js';
 import { benchEngines } from './engines.js';
+import { benchSearch } from './search.js';
 import { configureEngine } from '../shared/ml/onnx/runtime.js';
 import { generateShapesDataset, generateShapesImages } from '../shared/local/demo-data.js';
 import { readTree, startTestPlatform, type TestPlatform } from '../test/helpers/platform.js';
@@ -232,7 +233,7 @@ async function predictAndPipelineByEngine(sections: Set<string>) {
 }
 
 async function main() {
-  const all = ['embedding', 'engines', 'head', 'predict', 'pipeline', 'retrain', 'mtl', 'transfer', 'load'];
+  const all = ['embedding', 'engines', 'head', 'predict', 'pipeline', 'retrain', 'mtl', 'transfer', 'load', 'search'];
   const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const sections = new Set(asked.length ? asked : all);
   const { backend, packageName } = await loadTf(log);
@@ -271,7 +272,17 @@ async function main() {
     const images = Number(process.env.TL_BENCH_RETRAIN_IMAGES ?? 300);
     results.retrain = await benchRetrain({ images: Number.isInteger(images) && images > 0 ? images : 300, log });
   }
-  if (sections.has('mtl') || sections.has('transfer')) ensureFashionMnist(log);
+  if (sections.has('mtl') || sections.has('transfer') || sections.has('search')) ensureFashionMnist(log);
+  if (sections.has('search')) {
+    const perClass = process.argv.find((a) => a.startsWith('--search-per-class='))?.split('=')[1];
+    const options = { perClass: perClass ? perClass.split(',').map(Number) : undefined, seeds: numberOption('search-seeds'), log };
+    log('search: the job\'s representation search against every candidate alone and the CV logistic reference, Fashion-MNIST...');
+    results.search = await benchSearch(options);
+    if (process.argv.includes('--search-multitask')) {
+      log('search: the same, multi-task (fine and coarse labels) at 30 per class...');
+      results.searchMultiTask = await benchSearch({ ...options, perClass: [30], multiTask: true });
+    }
+  }
   if (sections.has('mtl')) {
     log('mtl: single-task vs hard vs soft sharing on Fashion-MNIST (fine and coarse labels)...');
     const mtl = await benchMultiTask({ log });

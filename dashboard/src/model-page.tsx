@@ -6,7 +6,7 @@ import { api, ApiCallError, type DatasetView, type VersionList } from './api.js'
 import { ConfusionMatrix } from './confusion-matrix.js';
 import { ExportPanel } from './export.js';
 import { LearningCurve } from './learning-curve.js';
-import { Baselines, Dataset, JobPanel, Phases, Versions } from './panels.js';
+import { Baselines, Dataset, JobPanel, Leaderboard, Phases, Versions } from './panels.js';
 import { TryIt } from './try-it.js';
 
 /** How often the page asks for the job while it runs: the curves are at most this far behind (the issue asks for ≤ 2 s). */
@@ -32,7 +32,13 @@ function Curves({ job, report, known }: { job: JobStatus | undefined; report: Ve
   const live = !!job && (job.state === 'running' || job.state === 'submitted') && (job.history?.length ?? 0) > 0;
   const history = live ? (job.history ?? []) : (report?.training.history ?? []);
   const tasks = live ? tasksOfHistory(history, known) : Object.keys(report?.tasks ?? {});
-  if (!history.length) return null;
+  if (!history.length)
+    return report?.search && report.training.epochsRun === 0 ? (
+      <section aria-label="learning curves">
+        <h2>Learning curves</h2>
+        <p class="muted">No epochs: the search's winning linear model was fitted to its optimum (L-BFGS) on the train and validation records.</p>
+      </section>
+    ) : null;
   return (
     <section aria-label="learning curves">
       <h2>Learning curves</h2>
@@ -152,6 +158,7 @@ export function ModelPage({ model }: { model: string }) {
           onRollback={() => void act(() => api.rollback(model), 'rolled back')}
         />
       ) : null}
+      {report ? <Leaderboard report={report} /> : null}
       {report ? <Baselines report={report} /> : null}
       {selected && versions?.versions.some((v) => v.version === selected && !v.error) ? <ExportPanel model={model} version={selected} /> : null}
       {report ? <Phases report={report} /> : null}

@@ -105,6 +105,44 @@ export function Versions(props: {
   );
 }
 
+/** The representation search's leaderboard: which input the model reads, and how every candidate scored. */
+export function Leaderboard({ report }: { report: VersionReport }) {
+  const search = report.search;
+  if (!search) return report.searchSkipped ? <p class="muted">Representation search skipped: {report.searchSkipped}.</p> : null;
+  return (
+    <section class="card" aria-label="representation search">
+      <h2>Which representation?</h2>
+      <table data-testid="leaderboard">
+        <caption>
+          {search.criterion}, {search.folds}-fold cross-validation on {search.records} train + validation records ({search.seconds.toFixed(1)} s)
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">candidate</th>
+            <th scope="col">features</th>
+            <th scope="col">CV mean ± sd</th>
+            <th scope="col">seconds</th>
+          </tr>
+        </thead>
+        <tbody>
+          {search.leaderboard.map((e) => (
+            <tr key={e.candidate} class={e.chosen ? 'chosen' : undefined}>
+              <th scope="row">
+                {e.candidate}
+                {e.chosen ? ' (chosen)' : ''}
+              </th>
+              <td>{e.size}</td>
+              <td>{e.cvMean === undefined ? (e.note ?? '–') : `${percent(e.cvMean)} ± ${percent(e.cvSd ?? 0)}`}</td>
+              <td>{e.seconds === undefined ? '–' : e.seconds.toFixed(1)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p>{search.verdict}</p>
+    </section>
+  );
+}
+
 export function Baselines({ report }: { report: VersionReport }) {
   const { baseline, fineTune, promotion } = report.transfer;
   const sharing = report.sharingComparison ?? {};

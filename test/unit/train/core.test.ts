@@ -248,7 +248,7 @@ describe('runTrainingJob', () => {
       const x = await embedder.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
       const out = await predictTasks(heads, meta.tasks, x, test.records.length, { topK: 1 });
       const correct = out.filter((p, i) => (p.class as { label?: string }).label === test.records[i].labels.class).length;
-      expect(correct / test.records.length).toBeCloseTo(report.tasks.class.test!.accuracy as number, 6);
+      expect(correct / test.records.length).toBeCloseTo((report.tasks.class.test as { accuracy: number }).accuracy, 6);
     } finally {
       heads.dispose();
       embedder.dispose();
