@@ -70,7 +70,11 @@ async function uploadAndServe(t: TestPlatform, model: string, perClass: number, 
   // dataset report. What is left between that and the job's end is the child process
   // starting (node, tsx, the tfjs and onnx runtimes) and the status being polled.
   const store = t.platform.defaultTenant.store;
-  const report = await getJson<{ timings: Record<string, number> }>(store, `${versionPrefix(model, job.version!)}/report.json`);
+  const report = await getJson<{
+    timings: Record<string, number>;
+    transfer: { baseline?: { epochsRun: number; ms: number } };
+    search?: { chosen: string; seconds: number };
+  }>(store, `${versionPrefix(model, job.version!)}/report.json`);
   const prepared = await getJson<{ createdAt: string }>(store, `prepared/${job.dataset}/${job.datasetHash}/report.json`);
   const { totalMs, ...jobStages } = report.timings;
   const preprocessStart = Date.parse(job.createdAt);
@@ -89,6 +93,8 @@ async function uploadAndServe(t: TestPlatform, model: string, perClass: number, 
     uploadToServableSeconds: round((servable - t0) / 1000),
     jobTotalMs: totalMs,
     stages,
+    baseline: report.transfer.baseline ? { epochsRun: report.transfer.baseline.epochsRun, ms: report.transfer.baseline.ms } : undefined,
+    search: report.search ? { chosen: report.search.chosen, seconds: report.search.seconds } : undefined,
     job,
   };
 }
@@ -185,6 +191,8 @@ async function benchPredictAndPipeline(sections: Set<string>) {
         uploadToServableSeconds: r.uploadToServableSeconds,
         fasterThan54sBaseline: round(54 / r.uploadToServableSeconds, 1),
         stagesMs: r.stages,
+        baseline: r.baseline,
+        search: r.search,
         testMetrics: (await t.call('GET', '/models/bench-500')).body.metrics,
       };
       log(`pipeline: ${r.images} images servable after ${r.uploadToServableSeconds} s; stages (ms): ${JSON.stringify(r.stages)}`);

@@ -61,6 +61,9 @@ async function load(log: (msg: string) => void): Promise<TfRuntime> {
     // conv layers (fine-tuning, small CNNs) trainable on the fallback too.
     const { registerWasmGradKernels } = await import('./wasm-grad-kernels.js');
     registerWasmGradKernels(tf);
+    // Dense layers' gradients multiply by transposed operands, a slow path of this backend.
+    const { registerTransposedMatMul } = await import('./wasm-matmul.js');
+    registerTransposedMatMul(tf);
   }
   const rt = { tf, packageName: '@tensorflow/tfjs', backend: tf.getBackend() };
   log(`tfjs: using @tensorflow/tfjs (backend ${rt.backend}); install @tensorflow/tfjs-node for native speed`);

@@ -187,6 +187,9 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
     const tab = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     try {
       await tab.goto(t.platform.url);
+      // A tab opened after others is not the focused one: keys would go nowhere until it is.
+      await tab.bringToFront();
+      await tab.getByTestId('api-key').waitFor();
       const focusedTestId = () => tab.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? document.activeElement?.textContent ?? '');
       await tab.keyboard.press('Tab');
       expect(await focusedTestId()).toBe('api-key');
