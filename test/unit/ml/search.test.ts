@@ -4,7 +4,7 @@ import { fitFeatureScaling, standardiseFeatures } from '../../../shared/ml/featu
 import { fitLogistic, predictLogistic } from '../../../shared/ml/logistic.js';
 import { predictOutputs } from '../../../shared/ml/inference.js';
 import { mulberry32 } from '../../../shared/random.js';
-import { foldScaling, refitLinear, searchRepresentations, type SearchTask } from '../../../shared/ml/search.js';
+import { foldScaling, refitLinear, rowSpace, searchRepresentations, type SearchTask } from '../../../shared/ml/search.js';
 import { SearchReportSchema } from '../../../shared/schemas/search.js';
 
 /** count×size features: `informative` of them carry the class (its own column set high), the rest noise. */
@@ -165,6 +165,31 @@ describe('refitLinear', () => {
       const onStandardised = [0.5, -0.5][k] + z[0] * [1, 2][k] + z[1] * [3, 4][k];
       const onRaw = folded.bias[k] + raw[0] * folded.kernel[k] + raw[1] * folded.kernel[2 + k];
       expect(onRaw).toBeCloseTo(onStandardised, 5);
+    }
+  });
+});
+
+describe('rowSpace', () => {
+  it('solves the same L2 logistic problem on n×n features when there are fewer rows than features', async () => {
+    const labels = labelsOf(24, 3);
+    const n = 24;
+    const d = 60;
+    const raw = features(labels, d, 9, 12);
+    const x = standardiseFeatures(raw, d, fitFeatureScaling(raw, n, d));
+    const held = standardiseFeatures(features(labelsOf(9, 3), d, 9, 13), d, fitFeatureScaling(raw, n, d));
+    const primal = await fitLogistic(x, Array.from(labels), 3, { l2: 0.1, tolerance: 1e-7, maxIterations: 2000 });
+    const space = await rowSpace(x, n, d);
+    try {
+      const onZ = await fitLogistic(space.z, Array.from(labels), 3, { l2: 0.1, tolerance: 1e-7, maxIterations: 2000 });
+      // Held-out rows mapped into Z give the primal model's probabilities...
+      const viaZ = predictLogistic(onZ, space.map(held, 9));
+      const direct = predictLogistic(primal, held);
+      for (let i = 0; i < direct.length; i++) expect(viaZ[i]).toBeCloseTo(direct[i], 3);
+      // ...and so do the weights carried back onto the original features.
+      const back = predictLogistic({ ...onZ, weights: space.toWeights(onZ.weights, 3), features: d }, held);
+      for (let i = 0; i < direct.length; i++) expect(back[i]).toBeCloseTo(direct[i], 3);
+    } finally {
+      space.dispose();
     }
   });
 });
