@@ -284,7 +284,7 @@ async function main() {
   if (sections.has('search')) {
     const perClass = process.argv.find((a) => a.startsWith('--search-per-class='))?.split('=')[1];
     const options = { perClass: perClass ? perClass.split(',').map(Number) : undefined, seeds: numberOption('search-seeds'), log };
-    log('search: the job\'s representation search against every candidate alone and the CV logistic reference, Fashion-MNIST...');
+    log("search: the job's representation search against every candidate alone and the CV logistic reference, Fashion-MNIST...");
     results.search = await benchSearch(options);
     if (process.argv.includes('--search-multitask')) {
       log('search: the same, multi-task (fine and coarse labels) at 30 per class...');

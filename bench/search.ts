@@ -116,7 +116,7 @@ async function runJob(store: ObjectStore, name: string, splits: Record<SplitName
   const seconds = (performance.now() - t) / 1000;
   if (!r.ok) throw new Error(`${name}: ${r.error.code}: ${r.error.message}`);
   const report = await getJson<VersionReport>(store, `models/${name}/${r.version}/report.json`);
-  const acc = Object.fromEntries(Object.entries(report.tasks).map(([task, v]) => [task, round(v.test && "accuracy" in v.test ? v.test.accuracy : 0)]));
+  const acc = Object.fromEntries(Object.entries(report.tasks).map(([task, v]) => [task, round(v.test && 'accuracy' in v.test ? v.test.accuracy : 0)]));
   return { acc, seconds: round(seconds, 1), report };
 }
 
@@ -158,7 +158,11 @@ async function references(store: ObjectStore, pool: Records, test: Records, task
       const y = pool.labels.map((l) => classes.indexOf(l[task]));
       const yt = test.labels.map((l) => classes.indexOf(l[task]));
       const ref = await crossValidatedLogistic(xp, y, classes.length);
-      out[c.name][task] = { cv: round(ref.best.mean), l2: ref.best.l2, test: round(accuracyOf(predictLogistic(ref.model, ref.standardise(xt)), yt, classes.length)) };
+      out[c.name][task] = {
+        cv: round(ref.best.mean),
+        l2: ref.best.l2,
+        test: round(accuracyOf(predictLogistic(ref.model, ref.standardise(xt)), yt, classes.length)),
+      };
     }
   }
   return out;
@@ -205,21 +209,32 @@ export async function benchSearch(opts: SearchBenchOptions = {}) {
         const auto = await runJob(store, 'auto', splits, { base: 'mobilenet_v2', ...base });
         const off = await runJob(store, 'off', splits, { base: 'mobilenet_v2', ...base, training: { seed, search: 'off' } });
         const alone: Record<string, Record<string, number>> = {};
-        for (const c of CUTS.slice(1)) alone[c.name] = (await runJob(store, `pin-${c.cut.layer}`.toLowerCase().replace(/_/g, '-'), splits, { base: 'mobilenet_v2', cut: c.cut, ...base })).acc;
+        for (const c of CUTS.slice(1))
+          alone[c.name] = (
+            await runJob(store, `pin-${c.cut.layer}`.toLowerCase().replace(/_/g, '-'), splits, { base: 'mobilenet_v2', cut: c.cut, ...base })
+          ).acc;
         alone.flatten_1 = off.acc;
         alone['pixels 32×32×3'] = (await runJob(store, 'pixels', splits, { base: 'none', ...base })).acc;
         log(`search: ${perClass}/class seed ${seed}: references...`);
         const ref = await references(store, pool, test, tasks);
         const score = (acc: Record<string, number>) => Object.keys(tasks).reduce((a, t) => a + acc[t], 0) / Object.keys(tasks).length;
         const bestAlone = Math.max(...Object.values(alone).map(score));
-        const refScores = Object.fromEntries(Object.entries(ref).map(([c, v]) => [c, Object.keys(tasks).reduce((a, t) => a + v[t].test, 0) / Object.keys(tasks).length]));
+        const refScores = Object.fromEntries(
+          Object.entries(ref).map(([c, v]) => [c, Object.keys(tasks).reduce((a, t) => a + v[t].test, 0) / Object.keys(tasks).length]),
+        );
         const bestRef = Math.max(...Object.values(refScores));
         const row = {
           perClass,
           seed,
           trainImages: trainIdx.length,
           validationImages: valIdx.length,
-          job: { acc: auto.acc, score: round(score(auto.acc)), chosen: auto.report.search?.chosen, searchSeconds: auto.report.search?.seconds, jobSeconds: auto.seconds },
+          job: {
+            acc: auto.acc,
+            score: round(score(auto.acc)),
+            chosen: auto.report.search?.chosen,
+            searchSeconds: auto.report.search?.seconds,
+            jobSeconds: auto.seconds,
+          },
           searchOff: { acc: off.acc, score: round(score(off.acc)), jobSeconds: off.seconds },
           alone,
           bestAlone: round(bestAlone),

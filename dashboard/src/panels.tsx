@@ -119,6 +119,7 @@ export function Leaderboard({ report }: { report: VersionReport }) {
         <thead>
           <tr>
             <th scope="col">candidate</th>
+            <th scope="col">head</th>
             <th scope="col">features</th>
             <th scope="col">CV mean ± sd</th>
             <th scope="col">seconds</th>
@@ -126,11 +127,12 @@ export function Leaderboard({ report }: { report: VersionReport }) {
         </thead>
         <tbody>
           {search.leaderboard.map((e) => (
-            <tr key={e.candidate} class={e.chosen ? 'chosen' : undefined}>
+            <tr key={`${e.candidate}/${e.family}`} class={e.chosen ? 'chosen' : undefined}>
               <th scope="row">
                 {e.candidate}
                 {e.chosen ? ' (chosen)' : ''}
               </th>
+              <td>{e.family === 'linear' ? 'linear (L2)' : `hidden layer${e.epochs ? `, ${e.epochs} epochs` : ''}`}</td>
               <td>{e.size}</td>
               <td>{e.cvMean === undefined ? (e.note ?? '–') : `${percent(e.cvMean)} ± ${percent(e.cvSd ?? 0)}`}</td>
               <td>{e.seconds === undefined ? '–' : e.seconds.toFixed(1)}</td>

@@ -97,6 +97,8 @@ export interface SearchedJob extends EmbeddedJob {
   search?: SearchReport;
   /** Single-task: the linear family refitted on train + validation with these λ, instead of training heads. */
   linearRefit?: { l2: Record<string, number> };
+  /** Single-task, a hidden-layer head won: the spec's head trained on train + validation for this many epochs. */
+  hiddenRefit?: { epochs: number };
 }
 
 /** After `train`: the model to serve and how training went. */

@@ -12,6 +12,7 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import { buildHeadModel, headLayerName } from '../../shared/ml/architectures.js';
 import { refitLinear } from '../../shared/ml/search.js';
+import type { Split } from '../../shared/ml/split.js';
 import type { EpochLogs, TrainCheckpoint } from '../../shared/ml/train.js';
 import {
   buildContinualFor,
@@ -67,7 +68,7 @@ const fingerprintOf = (ctx: EmbeddedJob) =>
   JSON.stringify({ embeddingSize: ctx.embeddingSize, heads: ctx.heads, sharing: ctx.spec.sharing, base: ctx.jobBase.base.name, hash: ctx.report.hash });
 
 /** Heads on the embeddings, resumable per epoch (a Spot retry continues where the last attempt stopped). */
-async function trainHeads(ctx: EmbeddedJob, deps: StageDeps): Promise<{ model: LayersModel; training: PlanTraining }> {
+async function trainHeads(ctx: EmbeddedJob, deps: StageDeps, how: { refit?: boolean } = {}): Promise<{ model: LayersModel; training: PlanTraining }> {
   const { spec, heads, embeddingSize, data } = ctx;
   const opts = spec.training;
   const model = await buildHeadModel({ embeddingSize, tasks: heads, sharing: spec.sharing, dropout: opts.dropout, seed: opts.seed });
@@ -78,7 +79,7 @@ async function trainHeads(ctx: EmbeddedJob, deps: StageDeps): Promise<{ model: L
   if (resume) deps.log(`resuming from the checkpoint after epoch ${resumedFrom}`);
   await deps.progress.update({ phase: 'training', epoch: resumedFrom ?? 0, epochs: opts.epochs });
   // One choice for the multi-task model and the single-task models it is compared with.
-  const selectOnValidation = selectsEpochs(data.validation.count, deps.log);
+  const selectOnValidation = how.refit ? false : selectsEpochs(data.validation.count, deps.log);
   const result = await deps.trainer(
     model,
     { train: data.train, validation: data.validation.count > 0 ? data.validation : undefined },
@@ -127,9 +128,51 @@ const headsPlan: TrainingPlan = {
   prepareBase: prepareFrozenBase,
   async train(ctx, deps) {
     if (ctx.linearRefit) return refitLinearHead(ctx, ctx.linearRefit.l2, deps);
+    if (ctx.hiddenRefit) return refitHiddenHead(ctx, ctx.hiddenRefit.epochs, deps);
     return (await trainHeads(ctx, deps)).training;
   },
 };
+
+/**
+ * The search's winner for a single-task job when a hidden-layer head beat the linear
+ * model in its folds: the spec's head trained on train + validation for the epochs the
+ * folds chose (no split left to stop on), then served and evaluated like any heads.
+ */
+async function refitHiddenHead(ctx: SearchedJob, epochs: number, deps: StageDeps): Promise<PlanTraining> {
+  const { data } = ctx;
+  const merged = concatSplits(data.train, data.validation, ctx.embeddingSize);
+  deps.log(`refitting the hidden-layer head on ${merged.count} train + validation records for ${epochs} epochs (from the search's folds)`);
+  const empty = {
+    ...data.validation,
+    count: 0,
+    x: new Float32Array(0),
+    targets: Object.fromEntries(Object.keys(merged.targets).map((t) => [t, new Int32Array(0)])),
+  };
+  const refit = await trainHeads(
+    { ...ctx, data: { ...data, train: merged, validation: empty }, spec: { ...ctx.spec, training: { ...ctx.spec.training, epochs, patience: epochs } } },
+    deps,
+    { refit: true },
+  );
+  return { ...refit.training, servedData: { validation: data.validation, test: data.test } };
+}
+
+/** Rows of a then b, with their targets. */
+function concatSplits(a: Split, b: Split, size: number): Split {
+  const x = new Float32Array((a.count + b.count) * size);
+  x.set(a.x.subarray(0, a.count * size));
+  x.set(b.x.subarray(0, b.count * size), a.count * size);
+  const targets = Object.fromEntries(
+    Object.keys(a.targets).map((t) => {
+      const ta = a.targets[t];
+      const tb = b.targets[t];
+      const out = ta instanceof Int32Array ? new Int32Array(ta.length + tb.length) : new Float32Array(ta.length + tb.length);
+      out.set(ta);
+      out.set(tb, ta.length);
+      return [t, out];
+    }),
+  );
+  return { x, count: a.count + b.count, targets };
+}
 
 /**
  * The search's winner for a single-task job: multinomial logistic regression with the
@@ -145,13 +188,15 @@ async function refitLinearHead(ctx: SearchedJob, l2: Record<string, number>, dep
   x.set(data.validation.x, data.train.x.length);
   const tasks = heads.map((h) => {
     const labels = new Int32Array(data.train.count + data.validation.count);
-    labels.set(data.train.targets[h.name] as Int32Array);
-    labels.set(data.validation.targets[h.name] as Int32Array, data.train.count);
+    labels.set(data.train.targets[h.name]);
+    labels.set(data.validation.targets[h.name], data.train.count);
     return { name: h.name, classes: h.labels?.length ?? 0, labels };
   });
   const fits = await refitLinear(model, x, embeddingSize, tasks, l2, headLayerName);
   for (const [task, f] of Object.entries(fits))
-    deps.log(`refitted ${task} on ${f.records} train + validation records (λ ${l2[task]}, ${f.iterations} L-BFGS iterations, largest gradient ${f.gradientMax.toExponential(1)})`);
+    deps.log(
+      `refitted ${task} on ${f.records} train + validation records (λ ${l2[task]}, ${f.iterations} L-BFGS iterations, largest gradient ${f.gradientMax.toExponential(1)})`,
+    );
   return {
     served: model,
     servedData: { validation: data.validation, test: data.test },

@@ -48,12 +48,13 @@ function isTerminal(status: JobStatus): boolean {
 
 /** The representation search as a small table: one row a candidate, the chosen one marked, then the verdict. */
 export function leaderboardLines(search: SearchReport): string[] {
-  const width = Math.max(...search.leaderboard.map((e) => e.candidate.length));
+  const name = (e: SearchReport['leaderboard'][number]) => `${e.candidate}${e.family === 'hidden' ? ' + hidden layer' : ''}`;
+  const width = Math.max(...search.leaderboard.map((e) => name(e).length));
   return [
     `representation search (${search.criterion}, ${search.folds}-fold CV on ${search.records} records, ${search.seconds.toFixed(1)} s):`,
     ...search.leaderboard.map(
       (e) =>
-        `  ${e.chosen ? '*' : ' '} ${e.candidate.padEnd(width)}  ${e.cvMean === undefined ? (e.note ?? 'not scored') : `${e.cvMean.toFixed(3)} ± ${(e.cvSd ?? 0).toFixed(3)}  ${(e.seconds ?? 0).toFixed(1)} s`}`,
+        `  ${e.chosen ? '*' : ' '} ${name(e).padEnd(width)}  ${e.cvMean === undefined ? (e.note ?? 'not scored') : `${e.cvMean.toFixed(3)} ± ${(e.cvSd ?? 0).toFixed(3)}  ${(e.seconds ?? 0).toFixed(1)} s`}`,
     ),
     `  ${search.verdict}`,
   ];

@@ -6,8 +6,10 @@ export const SearchEntrySchema = z.strictObject({
   candidate: z.string(),
   /** Features the heads would read. */
   size: z.number().int(),
-  /** Head family scored: multinomial logistic regression with an L2 grid. */
-  family: z.enum(['linear']),
+  /** Head family scored: `linear` (multinomial logistic regression, L2 grid) or `hidden` (the spec's trunk with dropout, Adam, early stopping on the held-out fold). */
+  family: z.enum(['linear', 'hidden']),
+  /** Hidden family: the epochs the refit trains for (the median of the folds' best epochs). */
+  epochs: z.number().int().optional(),
   /** The search's criterion (CV accuracy; multi-task: mean of each task's accuracy over its best), and its sd over folds. */
   cvMean: z.number().optional(),
   cvSd: z.number().optional(),

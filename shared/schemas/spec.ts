@@ -100,52 +100,54 @@ export const FineTuneSchema = z.strictObject({
 /**
  * The training spec, `datasets/<dataset>/train.json`. Its upload triggers processing.
  */
-export const TrainSpecSchema = z.strictObject({
-  /** Model to publish to. @default the dataset's name */
-  model: NameSchema.optional(),
-  input: z
-    .strictObject({
-      type: z.enum(['image', 'vector']).default('image'),
-      /** Vector inputs: the number of features per record. @default the first manifest line's */
-      size: z.number().int().positive().max(100_000).optional(),
-    })
-    .refine((i) => i.type === 'vector' || i.size === undefined, { message: 'size applies to vector inputs only', path: ['size'] })
-    .default({ type: 'image' }),
-  /** A base model name, `model:<name>[@version]`, or `none`. @default "mobilenet_v2" */
-  base: z
-    .string()
-    .regex(
-      /^(none|[a-z0-9][a-z0-9_-]{0,62}|model:[a-z0-9][a-z0-9_-]{0,62}(@v\d{14}-[0-9a-f]{6}|@[a-z0-9_-]+)?)$/i,
-      'expected a base model name, "model:<name>[@version]" or "none"',
-    )
-    .default('mobilenet_v2'),
-  /** `prototype` publishes a nearest-class-mean classifier without a training job. @default "train" */
-  mode: z.enum(['train', 'prototype']).default('train'),
-  /** @default one classification task "class" for a folder-per-label dataset */
-  tasks: z
-    .array(TaskSchema)
-    .min(1, 'a spec needs at least one task')
-    .max(32)
-    .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, 'task names must be unique')
-    .optional(),
-  sharing: SharingSchema.default({ method: 'hard', trunk: [128] }),
-  lossWeighting: LossWeightingSchema.default({ method: 'static' }),
-  training: TrainingOptionsSchema.default(TrainingOptionsSchema.parse({})),
-  fineTune: FineTuneSchema.optional(),
-  /**
-   * Where the pretrained base is cut (a layer, optionally average-pooled), instead of its
-   * embedding layer; pins the representation, so the search does not run.
-   */
-  cut: CutSchema.optional(),
-  /** Continual learning: extend `<model>@<version>` with new tasks or classes. */
-  from: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9_-]{0,62}@[a-z0-9_-]+$/i)
-    .optional(),
-  promotion: z.strictObject({ margin: z.number().min(0).max(1).default(0.01) }).default({ margin: 0.01 }),
-})
+export const TrainSpecSchema = z
+  .strictObject({
+    /** Model to publish to. @default the dataset's name */
+    model: NameSchema.optional(),
+    input: z
+      .strictObject({
+        type: z.enum(['image', 'vector']).default('image'),
+        /** Vector inputs: the number of features per record. @default the first manifest line's */
+        size: z.number().int().positive().max(100_000).optional(),
+      })
+      .refine((i) => i.type === 'vector' || i.size === undefined, { message: 'size applies to vector inputs only', path: ['size'] })
+      .default({ type: 'image' }),
+    /** A base model name, `model:<name>[@version]`, or `none`. @default "mobilenet_v2" */
+    base: z
+      .string()
+      .regex(
+        /^(none|[a-z0-9][a-z0-9_-]{0,62}|model:[a-z0-9][a-z0-9_-]{0,62}(@v\d{14}-[0-9a-f]{6}|@[a-z0-9_-]+)?)$/i,
+        'expected a base model name, "model:<name>[@version]" or "none"',
+      )
+      .default('mobilenet_v2'),
+    /** `prototype` publishes a nearest-class-mean classifier without a training job. @default "train" */
+    mode: z.enum(['train', 'prototype']).default('train'),
+    /** @default one classification task "class" for a folder-per-label dataset */
+    tasks: z
+      .array(TaskSchema)
+      .min(1, 'a spec needs at least one task')
+      .max(32)
+      .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, 'task names must be unique')
+      .optional(),
+    sharing: SharingSchema.default({ method: 'hard', trunk: [128] }),
+    lossWeighting: LossWeightingSchema.default({ method: 'static' }),
+    training: TrainingOptionsSchema.default(TrainingOptionsSchema.parse({})),
+    fineTune: FineTuneSchema.optional(),
+    /**
+     * Where the pretrained base is cut (a layer, optionally average-pooled), instead of its
+     * embedding layer; pins the representation, so the search does not run.
+     */
+    cut: CutSchema.optional(),
+    /** Continual learning: extend `<model>@<version>` with new tasks or classes. */
+    from: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,62}@[a-z0-9_-]+$/i)
+      .optional(),
+    promotion: z.strictObject({ margin: z.number().min(0).max(1).default(0.01) }).default({ margin: 0.01 }),
+  })
   .refine((s) => !(s.cut && (s.fineTune || s.from || s.base === 'none')), {
-    message: '"cut" applies to a frozen pretrained base: not with "fineTune" (which cuts where it unfreezes), "from" (which keeps the extended model\'s cut) or base "none"',
+    message:
+      '"cut" applies to a frozen pretrained base: not with "fineTune" (which cuts where it unfreezes), "from" (which keeps the extended model\'s cut) or base "none"',
     path: ['cut'],
   });
 export type TrainSpec = z.infer<typeof TrainSpecSchema>;

@@ -102,9 +102,7 @@ async function imageSplits(
       deps.log(`embedding ${split}: ${n}/${count}`);
     },
   };
-  const all = cuts
-    ? await embedCandidateCuts({ ...common, cuts, embedder: deps.embedder })
-    : [await embedJobSplits({ ...common, embedder: deps.embedder })];
+  const all = cuts ? await embedCandidateCuts({ ...common, cuts, embedder: deps.embedder }) : [await embedJobSplits({ ...common, embedder: deps.embedder })];
   const embedded = all[0];
   const candidates = cuts?.map((cut, i) => ({ name: cutLabel(cut), cut, embedded: all[i] }));
   if (cuts) deps.log(`search candidates embedded from one pass: ${cuts.map(cutLabel).join(', ')}`);

@@ -10,7 +10,11 @@
  */
 import { resolveBase, NONE_INPUT_SHAPE } from '../../../shared/ml/base-models.js';
 import type { ImageShape } from '../../../shared/ml/embedder.js';
-import { searchRepresentations, type SearchCandidate, type SearchTask } from '../../../shared/ml/search.js';
+import { searchRepresentations, type SearchCandidate, type SearchReport, type SearchTask } from '../../../shared/ml/search.js';
+import { buildHeadModel } from '../../../shared/ml/architectures.js';
+import { accuracyOf } from '../../../shared/ml/baseline.js';
+import { foldSplit, stratifiedFolds } from '../../../shared/ml/folds.js';
+import { predictOutputs } from '../../../shared/ml/inference.js';
 import { embedJobSplits, type EmbeddedSplits, type JobBase } from '../../../shared/ml/transfer-job.js';
 import { engineOf } from '../../../shared/ml/onnx/runtime.js';
 import { SPLITS } from '../../../shared/ml/split.js';
@@ -29,16 +33,24 @@ const poolOf = (e: EmbeddedSplits) => {
 };
 
 export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<SearchedJob> {
-  if (!ctx.candidates) {
+  // Vector data is its own representation: for one classification task the head family is still searched.
+  const vectorFamily =
+    ctx.inputSpec.type === 'vector' &&
+    ctx.spec.training.search === 'auto' &&
+    ctx.plan.name === 'heads' &&
+    ctx.heads.length === 1 &&
+    ctx.heads[0].type === 'classification';
+  if (!ctx.candidates && !vectorFamily) {
     if (ctx.searchSkipped) deps.log(`representation search skipped: ${ctx.searchSkipped}`);
     return ctx;
   }
+  const searchStarted = performance.now();
   const main = ctx.heads.filter((h) => !h.auxiliary);
   const { train, validation } = ctx.data;
   const tasks: SearchTask[] = main.map((h) => {
     const labels = new Int32Array(train.count + validation.count);
-    labels.set(train.targets[h.name] as Int32Array);
-    labels.set(validation.targets[h.name] as Int32Array, train.count);
+    labels.set(train.targets[h.name]);
+    labels.set(validation.targets[h.name], train.count);
     return { name: h.name, classes: h.labels?.length ?? 0, labels };
   });
   const tooFew = tasks.flatMap((t) => {
@@ -58,50 +70,74 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   const pixelJobBase: JobBase = { base: noneBase, heads: ctx.jobBase.heads, baseName: 'none', dispose: () => {} };
   let pixels: EmbeddedSplits | undefined;
   const own = ctx.embedded!;
-  const candidates: SearchCandidate[] = [
-    ...ctx.candidates.map((c) => ({ name: c.name, size: c.embedded.size, x: poolOf(c.embedded) })),
-    {
-      name: `pixels ${NONE_INPUT_SHAPE.join('×')}`,
-      size: NONE_INPUT_SHAPE[0] * NONE_INPUT_SHAPE[1] * NONE_INPUT_SHAPE[2],
-      x: async () => {
-        pixels = await embedJobSplits({
-          store: deps.store,
-          jobBase: pixelJobBase,
-          shards: ctx.shards,
-          sourceShape: ctx.report.inputShape as ImageShape,
-          // The same labelled records, with the same targets, as the job's own splits.
-          select: (shard) => {
-            const split = SPLITS.find((s) => ctx.shards[s] === shard)!;
-            return { index: own.index[split], targets: own.prepared[split].targets };
+  const cuts = ctx.candidates ?? [];
+  const candidates: SearchCandidate[] = vectorFamily
+    ? [{ name: 'standardised features', size: ctx.embeddingSize, x: poolOf({ prepared: ctx.data } as EmbeddedSplits) }]
+    : [
+        ...cuts.map((c) => ({ name: c.name, size: c.embedded.size, x: poolOf(c.embedded) })),
+        {
+          name: `pixels ${NONE_INPUT_SHAPE.join('×')}`,
+          size: NONE_INPUT_SHAPE[0] * NONE_INPUT_SHAPE[1] * NONE_INPUT_SHAPE[2],
+          x: async () => {
+            pixels = await embedJobSplits({
+              store: deps.store,
+              jobBase: pixelJobBase,
+              shards: ctx.shards,
+              sourceShape: ctx.report.inputShape as ImageShape,
+              // The same labelled records, with the same targets, as the job's own splits.
+              select: (shard) => {
+                const split = SPLITS.find((s) => ctx.shards[s] === shard)!;
+                return { index: own.index[split], targets: own.prepared[split].targets };
+              },
+              embedder: deps.embedder,
+            });
+            return poolOf(pixels);
           },
-          embedder: deps.embedder,
-        });
-        return poolOf(pixels);
-      },
-    },
-  ];
+        },
+      ];
   const records = train.count + validation.count;
-  const result = await searchRepresentations({
-    candidates,
-    tasks,
-    seed: ctx.spec.training.seed,
-    budgetMs: searchBudgetMs(records, ctx.spec.training.searchBudgetSeconds),
-    log: deps.log,
-  });
+  const budgetMs = searchBudgetMs(records, ctx.spec.training.searchBudgetSeconds);
+  const result = await searchRepresentations({ candidates, tasks, seed: ctx.spec.training.seed, budgetMs, log: deps.log });
   deps.log(`representation search: ${result.report.chosen} chosen; ${result.report.verdict}`);
   const single = ctx.heads.length === 1;
-  const report = {
-    ...result.report,
-    model: single
-      ? 'the winning linear model refitted on train + validation (λ from the folds); the test split is used once, for the report and the gate'
-      : 'the spec’s multi-task model trained on the winning representation',
-  };
+  const report: SearchReport = { ...result.report, leaderboard: [...result.report.leaderboard] };
+  let linearRefit: SearchedJob['linearRefit'] = single ? { l2: result.l2 } : undefined;
+  let hiddenRefit: SearchedJob['hiddenRefit'];
+  if (single) {
+    const winner = report.leaderboard.find((e) => e.chosen)!;
+    const hidden = await crossValidateHidden(ctx, deps, {
+      x: result.x,
+      size: winner.size,
+      task: tasks[0],
+      folds: report.folds,
+      budgetMs: Math.max(0, budgetMs - (performance.now() - searchStarted)),
+    });
+    if ('skipped' in hidden)
+      report.leaderboard.push({ candidate: winner.candidate, size: winner.size, family: 'hidden', chosen: false, note: `not tried: ${hidden.skipped}` });
+    else {
+      const beats = hidden.entry.cvMean! > winner.cvMean!;
+      report.leaderboard.push({ ...hidden.entry, candidate: winner.candidate, chosen: beats });
+      winner.chosen = !beats;
+      report.verdict += beats
+        ? `; a hidden-layer head beats the linear model on it (${(100 * hidden.entry.cvMean!).toFixed(1)} vs ${(100 * winner.cvMean!).toFixed(1)})`
+        : `; the linear model is kept over a hidden-layer head (${(100 * winner.cvMean!).toFixed(1)} vs ${(100 * hidden.entry.cvMean!).toFixed(1)})`;
+      if (beats) {
+        linearRefit = undefined;
+        hiddenRefit = { epochs: hidden.epochs };
+      }
+    }
+    report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
+  }
+  report.model = linearRefit
+    ? 'the winning linear model refitted on train + validation (λ from the folds); the test split is used once, for the report and the gate'
+    : hiddenRefit
+      ? `the spec’s head refitted on train + validation for ${hiddenRefit.epochs} epochs (the folds' median best epoch); the test split is used once, for the report and the gate`
+      : 'the spec’s multi-task model trained on the winning representation';
   await deps.progress.update({ search: report });
-  const linearRefit = single ? { l2: result.l2 } : undefined;
-  if (result.chosen === 0) return { ...ctx, search: report, linearRefit };
-  const isPixels = result.chosen === ctx.candidates.length;
-  const chosen = isPixels ? pixels! : ctx.candidates[result.chosen].embedded;
-  const jobBase: JobBase = isPixels ? pixelJobBase : { ...ctx.jobBase, cut: ctx.candidates[result.chosen].cut };
+  if (result.chosen === 0) return { ...ctx, search: report, linearRefit, hiddenRefit };
+  const isPixels = result.chosen === cuts.length;
+  const chosen = isPixels ? pixels! : cuts[result.chosen].embedded;
+  const jobBase: JobBase = isPixels ? pixelJobBase : { ...ctx.jobBase, cut: cuts[result.chosen].cut };
   return {
     ...ctx,
     jobBase,
@@ -111,5 +147,88 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
     engine: await engineOf(jobBase.base.name),
     search: report,
     linearRefit,
+    hiddenRefit,
+  };
+}
+
+/**
+ * The second step of the search for a single-task job: the spec's own head (its trunk,
+ * dropout and optimiser: "one hidden layer with dropout" by default) cross-validated on
+ * the winning representation's folds, each fold training with early stopping on its
+ * held-out part. It replaces the linear model only if its mean is strictly higher; the
+ * refit then trains on train + validation for the median of the folds' best epochs.
+ * Skipped (and said so) when the spec's model has no hidden layer or the budget is spent.
+ */
+async function crossValidateHidden(
+  ctx: EmbeddedJob,
+  deps: StageDeps,
+  input: { x: Float32Array; size: number; task: SearchTask; folds: number; budgetMs: number },
+): Promise<{ entry: SearchReport['leaderboard'][number]; mean: number; epochs: number } | { skipped: string }> {
+  const { spec, heads } = ctx;
+  const trunk = spec.sharing.method === 'hard' ? spec.sharing.trunk : spec.sharing.tower;
+  if (trunk.length === 0) return { skipped: 'the spec’s model has no hidden layer' };
+  const started = performance.now();
+  const folds = stratifiedFolds(input.task.labels, input.folds, spec.training.seed);
+  const accs: number[] = [];
+  const epochs: number[] = [];
+  const rows = (idx: number[]) => {
+    const out = new Float32Array(idx.length * input.size);
+    idx.forEach((r, n) => out.set(input.x.subarray(r * input.size, (r + 1) * input.size), n * input.size));
+    return out;
+  };
+  for (let f = 0; f < folds.k; f++) {
+    if (f > 0 && performance.now() - started > input.budgetMs) return { skipped: `not finished within the time budget (${f} of ${folds.k} folds)` };
+    const { fit, held } = foldSplit(folds, f);
+    const split = (idx: number[]) => ({ x: rows(idx), count: idx.length, targets: { [input.task.name]: Int32Array.from(idx, (i) => input.task.labels[i]) } });
+    const model = await buildHeadModel({
+      embeddingSize: input.size,
+      tasks: heads,
+      sharing: spec.sharing,
+      dropout: spec.training.dropout,
+      seed: spec.training.seed,
+    });
+    try {
+      const heldSplit = split(held);
+      const result = await deps.trainer(
+        model,
+        { train: split(fit), validation: heldSplit },
+        {
+          epochs: spec.training.epochs,
+          batchSize: spec.training.batchSize,
+          learningRate: spec.training.learningRate,
+          patience: spec.training.patience,
+          tasks: heads,
+          sharing: spec.sharing,
+          seed: spec.training.seed,
+        },
+      );
+      epochs.push(result.bestEpoch + 1);
+      const out = (await predictOutputs(model, heldSplit.x, held.length))[0];
+      accs.push(accuracyOf(out, heldSplit.targets[input.task.name], held.length, input.task.classes).accuracy);
+    } finally {
+      model.dispose();
+    }
+  }
+  const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
+  const sd = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs.length - 1));
+  const sorted = [...epochs].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  const seconds = (performance.now() - started) / 1000;
+  deps.log(
+    `search: hidden ${JSON.stringify(trunk)} head on the winner: ${mean.toFixed(3)} ± ${sd.toFixed(3)} in ${seconds.toFixed(1)} s (best epochs ${epochs.join(', ')})`,
+  );
+  return {
+    mean,
+    epochs: median,
+    entry: {
+      candidate: '',
+      size: input.size,
+      family: 'hidden',
+      cvMean: Math.round(mean * 1e4) / 1e4,
+      cvSd: Math.round(sd * 1e4) / 1e4,
+      epochs: median,
+      seconds: Math.round(seconds * 100) / 100,
+      chosen: false,
+    },
   };
 }

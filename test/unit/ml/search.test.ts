@@ -116,7 +116,10 @@ describe('searchRepresentations', () => {
 
   it('uses fewer folds when the smallest class has fewer than five records', async () => {
     const labels = Int32Array.from([0, 0, 0, 1, 1, 1, 1, 1, 1, 1]);
-    const result = await searchRepresentations({ candidates: [{ name: 'x', size: 4, x: features(labels, 4, 4, 10) }], tasks: [{ name: 't', classes: 2, labels }] });
+    const result = await searchRepresentations({
+      candidates: [{ name: 'x', size: 4, x: features(labels, 4, 4, 10) }],
+      tasks: [{ name: 't', classes: 2, labels }],
+    });
     expect(result.report.folds).toBe(3);
   });
 });

@@ -220,17 +220,36 @@ describe('runTrainingJob', () => {
     const report = VersionReportSchema.parse(await getJson(store, `models/colours/${version}/report.json`));
     const search = report.search!;
     // Every candidate from one forward pass, plus the pixels; exactly one chosen, the one named.
-    expect(search.leaderboard.map((e) => e.candidate)).toEqual(['flatten_1', 'block_13_expand_relu (avg)', 'block_16_project (avg)', 'pixels 32×32×3']);
+    expect(search.leaderboard.filter((e) => e.family === 'linear').map((e) => e.candidate)).toEqual([
+      'flatten_1',
+      'block_13_expand_relu (avg)',
+      'block_16_project (avg)',
+      'pixels 32×32×3',
+    ]);
     expect(search.leaderboard.filter((e) => e.chosen).map((e) => e.candidate)).toEqual([search.chosen]);
+    expect(search.leaderboard.filter((e) => e.chosen)).toHaveLength(1);
     expect(search.records).toBe(18);
     for (const e of search.leaderboard) expect(e.cvMean).toBeGreaterThanOrEqual(0);
     // The winner has the best score, and no better-scored candidate was passed over.
-    const best = Math.max(...search.leaderboard.map((e) => e.cvMean!));
-    expect(search.leaderboard.find((e) => e.chosen)!.cvMean).toBe(best);
+    const linears = search.leaderboard.filter((e) => e.family === 'linear');
+    const best = Math.max(...linears.map((e) => e.cvMean!));
+    expect(linears.find((e) => e.candidate === search.chosen)!.cvMean).toBe(best);
     expect(report.timings.searchMs).toBeGreaterThan(0);
-    // Single task: the linear family refitted on train + validation, no epochs.
-    expect(report.training.sharing).toEqual({ method: 'hard', trunk: [] });
-    expect(report.training.epochsRun).toBe(0);
+    // Single task: the spec's hidden-layer head was cross-validated on the winning representation too.
+    const hidden = search.leaderboard.find((e) => e.family === 'hidden')!;
+    expect(hidden.candidate).toBe(search.chosen);
+    const linear = search.leaderboard.find((e) => e.family === 'linear' && e.candidate === search.chosen)!;
+    if (hidden.chosen) {
+      // It won: the spec's head refitted on train + validation for the folds' epochs, no early stopping.
+      expect(hidden.cvMean!).toBeGreaterThan(linear.cvMean!);
+      expect(report.training.sharing).toEqual({ method: 'hard', trunk: [128] });
+      expect(report.training.epochsRun).toBe(hidden.epochs);
+    } else {
+      // The linear family refitted on train + validation, no epochs.
+      expect(linear.chosen).toBe(true);
+      expect(report.training.sharing).toEqual({ method: 'hard', trunk: [] });
+      expect(report.training.epochsRun).toBe(0);
+    }
     // The same leaderboard in the metadata (GET /models/{m}) and the job status (tl status).
     const meta = (await readMetadata(store, 'colours', version))!;
     expect(meta.metrics.search).toEqual(search);
@@ -257,9 +276,17 @@ describe('runTrainingJob', () => {
 
   it('skips the search when the spec pins a cut or turns it off, and says why', async () => {
     const cut = { layer: 'block_16_project', pooling: 'avg' as const };
-    const pinned = await writePreparedDataset(store, { hash: 'p1', perSplit: { train: 6, validation: 3, test: 3 }, spec: { base: 'mobilenet_v2', cut, training: { epochs: 2 } } });
+    const pinned = await writePreparedDataset(store, {
+      hash: 'p1',
+      perSplit: { train: 6, validation: 3, test: 3 },
+      spec: { base: 'mobilenet_v2', cut, training: { epochs: 2 } },
+    });
     const a = await runTrainingJob(pinned, { store });
-    const off = await writePreparedDataset(store, { hash: 'p2', perSplit: { train: 6, validation: 3, test: 3 }, spec: { base: 'mobilenet_v2', training: { epochs: 2, search: 'off' } } });
+    const off = await writePreparedDataset(store, {
+      hash: 'p2',
+      perSplit: { train: 6, validation: 3, test: 3 },
+      spec: { base: 'mobilenet_v2', training: { epochs: 2, search: 'off' } },
+    });
     const b = await runTrainingJob(off, { store });
     const reportOf = async (r: typeof a) => VersionReportSchema.parse(await getJson(store, `models/colours/${(r as { version: string }).version}/report.json`));
     const [ra, rb] = [await reportOf(a), await reportOf(b)];
