@@ -15,30 +15,15 @@ import { buildModelCard } from '../../shared/models/model-card.js';
 /** A model ready to serve: one forward pass from raw instances to per-task predictions. */
 export interface Servable {
   readonly metadata: ModelMetadata;
-  /** @param pixels the request's images already being decoded in this version's input shape, if they are */
-  predict(request: PredictRequest, pixels?: Promise<Uint8Array>): Promise<Array<Record<string, TaskPrediction>>>;
+  predict(request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>>;
   dispose(): void;
-}
-
-/** A request's images being decoded before its model version is resolved. */
-export interface PixelsAhead {
-  shape: readonly [number, number, number];
-  pixels: Promise<Uint8Array>;
 }
 
 /** Serves predictions from loaded models, keeping the most recently used in memory. */
 export interface ModelCache {
   /** A version's metadata (undefined when it has none), read from the store once and then kept: a version never changes. */
   readVersion(model: string, version: string): Promise<ModelMetadata | undefined>;
-  /**
-   * Starts decoding a request's images in the input shape of the version of `model`
-   * served last, so the decode overlaps the store read that resolves the version;
-   * undefined when that version is not known or takes no images. A decode error
-   * waits until `predict` uses the pixels.
-   */
-  decodeAhead(model: string, request: PredictRequest): PixelsAhead | undefined;
-  /** @param ahead used when its shape is the version's input shape; otherwise the images are decoded again */
-  predict(metadata: ModelMetadata, request: PredictRequest, ahead?: PixelsAhead): Promise<Array<Record<string, TaskPrediction>>>;
+  predict(metadata: ModelMetadata, request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>>;
 }
 
 export interface ApiDeps {
@@ -69,12 +54,9 @@ async function resolveOr404(store: ObjectStore, model: string, version?: string,
 }
 
 export async function predict(model: string, request: PredictRequest, deps: ApiDeps): Promise<PredictResponse> {
-  const name = checkModelName(model);
-  // Only the alias is read per call (a promotion is served at once), while the
-  // images are decoded; the version's metadata is the cache's.
-  const ahead = deps.models.decodeAhead(name, request);
-  const metadata = await resolveOr404(deps.store, name, request.version, { readVersion: (m, v) => deps.models.readVersion(m, v) });
-  const predictions = await deps.models.predict(metadata, request, ahead);
+  // Only the alias is read per call (a promotion is served at once); the version's metadata is the cache's.
+  const metadata = await resolveOr404(deps.store, checkModelName(model), request.version, { readVersion: (m, v) => deps.models.readVersion(m, v) });
+  const predictions = await deps.models.predict(metadata, request);
   return { model: metadata.model, version: metadata.version, predictions };
 }
 

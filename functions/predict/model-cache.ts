@@ -75,13 +75,13 @@ class HeadServable implements Servable {
     private readonly head: LayersModel,
   ) {}
 
-  async predict(request: PredictRequest, pixels?: Promise<Uint8Array>): Promise<Array<Record<string, TaskPrediction>>> {
+  async predict(request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>> {
     const n = request.instances.length;
     // Check the task names before any decoding or compute.
     this.selectOrThrow(request.tasks);
     const embeddings = this.embed
       ? // The version's input shape can differ from its embedder's (e.g. a model extended from one on another base).
-        await this.embed(await (pixels ?? toPixels(request.instances, this.metadata)), n, {
+        await this.embed(await toPixels(request.instances, this.metadata), n, {
           sourceShape: this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined,
         })
       : toFeatures(request.instances, this.metadata);
@@ -110,7 +110,7 @@ class PrototypeServable implements Servable {
     private readonly prototypes: Prototypes,
   ) {}
 
-  async predict(request: PredictRequest, pixels?: Promise<Uint8Array>): Promise<Array<Record<string, TaskPrediction>>> {
+  async predict(request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>> {
     let selected;
     try {
       selected = selectTasks(this.metadata.tasks, request.tasks);
@@ -120,7 +120,7 @@ class PrototypeServable implements Servable {
     }
     const n = request.instances.length;
     const shape = this.metadata.input.type === 'image' ? this.metadata.input.shape : undefined;
-    const x = await this.embed(await (pixels ?? toPixels(request.instances, this.metadata)), n, { sourceShape: shape });
+    const x = await this.embed(await toPixels(request.instances, this.metadata), n, { sourceShape: shape });
     const scores = scorePrototypes(this.prototypes, x, n);
     return Array.from({ length: n }, (_, r) =>
       Object.fromEntries(
@@ -149,17 +149,13 @@ const METADATA_KEPT = 64;
  * never go stale), and embedders keyed by base and cut, shared by every model on
  * that base so the large frozen part is loaded once. Both are LRUs whose entries
  * are freed when they fall out, but never in the middle of a prediction. Version
- * metadata is kept too, so a predict call reads only its alias from the store, and
- * the images of a call are decoded during that read in the input shape of the
- * version the model served last (almost always the one the alias names).
+ * metadata is kept too, so a predict call reads only its alias from the store.
  */
 export function createModelCache(store: ObjectStore, options: ModelCacheOptions = {}): ModelCache {
   const capacity = options.capacity ?? 4;
   const models = new LeaseCache<string, Servable>(capacity, (s) => s.dispose());
   const embedders = new LeaseCache<string, Embedder>(capacity, (e) => e.dispose());
   const metadata = new LruCache<string, ModelMetadata>(METADATA_KEPT);
-  // Per model, the version it served last, when that takes images.
-  const lastServed = new LruCache<string, ModelMetadata>(METADATA_KEPT);
 
   // Keyed by base and cut: a fine-tuned model's embedder stops lower than its base's default.
   const embedWith = ({ name, cut }: ModelMetadata['base']): EmbedFn => {
@@ -184,26 +180,11 @@ export function createModelCache(store: ObjectStore, options: ModelCacheOptions 
       if (meta) metadata.set(key, meta);
       return meta;
     },
-    decodeAhead(model, request) {
-      const last = lastServed.peek(model);
-      if (last?.input.type !== 'image') return undefined;
-      const pixels = toPixels(request.instances, last);
-      pixels.catch(() => {}); // raised by predict if it uses them; dropped with a call that fails before
-      return { shape: last.input.shape, pixels };
-    },
-    predict: (meta, request, ahead) => {
-      const input = meta.input;
-      let pixels: Promise<Uint8Array> | undefined;
-      if (input.type === 'image') {
-        lastServed.set(meta.model, meta);
-        // Decoded for another shape (the alias moved to a version that differs): decoded again.
-        if (ahead?.shape.every((d, i) => d === input.shape[i])) pixels = ahead.pixels;
-      } else lastServed.delete(meta.model);
-      return models.use(
+    predict: (meta, request) =>
+      models.use(
         `${meta.model}@${meta.version}`,
         () => load(meta),
-        (s) => s.predict(request, pixels),
-      );
-    },
+        (s) => s.predict(request),
+      ),
   };
 }
