@@ -97,11 +97,17 @@ export async function decodeImage(bytes: Buffer | Uint8Array, shape: readonly [n
       .removeAlpha()
       .raw()
       .toBuffer({ resolveWithObject: true });
-    decoded.catch(() => {}); // awaited below unless the header is refused first
-    const meta = await open().metadata();
-    if (meta.format !== format) throw new ImageDecodeError('unsupported-format', 'not a JPEG, PNG or WebP image');
-    if (meta.width * meta.height > maxPixels) {
-      throw new ImageDecodeError('too-large', `image is ${meta.width}×${meta.height} pixels, more than the ${maxPixels} allowed`);
+    decoded.catch(() => {}); // handled below; not an unhandled rejection while the header is read
+    try {
+      const meta = await open().metadata();
+      if (meta.format !== format) throw new ImageDecodeError('unsupported-format', 'not a JPEG, PNG or WebP image');
+      if (meta.width * meta.height > maxPixels) {
+        throw new ImageDecodeError('too-large', `image is ${meta.width}×${meta.height} pixels, more than the ${maxPixels} allowed`);
+      }
+    } catch (err) {
+      // A refused image answers once its decode has stopped too: no work of a call outlives it.
+      await decoded.catch(() => {});
+      throw err;
     }
     const { data, info } = await decoded;
     if (info.width !== w || info.height !== h || info.channels !== c || data.length !== h * w * c) {
