@@ -4,7 +4,7 @@ import { NameSchema, VersionOrAliasSchema } from '../../shared/schemas/common.js
 import { JobStatusSchema, type JobStatus } from '../../shared/schemas/job.js';
 import type { ModelMetadata } from '../../shared/schemas/model.js';
 import type { PredictRequest, PredictResponse, TaskPrediction } from '../../shared/schemas/predict.js';
-import { listModels, ModelCorruptError, ModelNotFoundError, resolveModel } from '../../shared/models/registry.js';
+import { listModels, ModelCorruptError, ModelNotFoundError, resolveModel, type ResolveModelOptions } from '../../shared/models/registry.js';
 import { readJobStatus, readLatestJobOfModel } from '../../shared/jobs/status.js';
 import { NoPreviousVersionError, rollbackAlias } from '../../shared/models/promotion.js';
 import { exportModelToOnnx, NotExportableError } from '../../shared/ml/onnx/model-export.js';
@@ -21,6 +21,8 @@ export interface Servable {
 
 /** Serves predictions from loaded models, keeping the most recently used in memory. */
 export interface ModelCache {
+  /** A version's metadata (undefined when it has none), read from the store once and then kept: a version never changes. */
+  readVersion(model: string, version: string): Promise<ModelMetadata | undefined>;
   predict(metadata: ModelMetadata, request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>>;
 }
 
@@ -43,16 +45,17 @@ function modelApiError(err: unknown): ApiError | undefined {
   return undefined;
 }
 
-async function resolveOr404(store: ObjectStore, model: string, version?: string): Promise<ModelMetadata> {
+async function resolveOr404(store: ObjectStore, model: string, version?: string, options?: ResolveModelOptions): Promise<ModelMetadata> {
   try {
-    return await resolveModel(store, model, version);
+    return await resolveModel(store, model, version, options);
   } catch (err) {
     throw modelApiError(err) ?? err;
   }
 }
 
 export async function predict(model: string, request: PredictRequest, deps: ApiDeps): Promise<PredictResponse> {
-  const metadata = await resolveOr404(deps.store, checkModelName(model), request.version);
+  // Only the alias is read per call (a promotion is served at once); the version's metadata is the cache's.
+  const metadata = await resolveOr404(deps.store, checkModelName(model), request.version, { readVersion: (m, v) => deps.models.readVersion(m, v) });
   const predictions = await deps.models.predict(metadata, request);
   return { model: metadata.model, version: metadata.version, predictions };
 }

@@ -1,6 +1,6 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import { ApiError } from '../../shared/http/api.js';
-import { LeaseCache } from '../../shared/lru.js';
+import { LeaseCache, LruCache } from '../../shared/lru.js';
 import type { ObjectStore } from '../../shared/ports/object-store.js';
 import type { ModelMetadata } from '../../shared/schemas/model.js';
 import type { Instance, PredictRequest, TaskPrediction } from '../../shared/schemas/predict.js';
@@ -12,7 +12,7 @@ import { predictTasks, selectTasks, UnknownTaskError } from '../../shared/ml/pre
 import { loadPrototypes, scorePrototypes, type Prototypes } from '../../shared/ml/prototype-classifier.js';
 import { taskKind } from '../../shared/ml/task-kinds.js';
 import { standardiseFeatures } from '../../shared/ml/features.js';
-import { versionPrefix } from '../../shared/models/registry.js';
+import { readMetadata, versionPrefix } from '../../shared/models/registry.js';
 import type { ModelCache, Servable } from './core.js';
 
 /** Embeds through a leased embedder: it cannot be freed while this call runs. */
@@ -141,16 +141,21 @@ export interface ModelCacheOptions {
   capacity?: number;
 }
 
+/** Versions whose metadata is kept (a few kB each): more than are loaded, so a model that falls out is resolved without a read. */
+const METADATA_KEPT = 64;
+
 /**
  * Loaded models keyed by `model@version` (a version never changes, so entries
  * never go stale), and embedders keyed by base and cut, shared by every model on
  * that base so the large frozen part is loaded once. Both are LRUs whose entries
- * are freed when they fall out, but never in the middle of a prediction.
+ * are freed when they fall out, but never in the middle of a prediction. Version
+ * metadata is kept too, so a predict call reads only its alias from the store.
  */
 export function createModelCache(store: ObjectStore, options: ModelCacheOptions = {}): ModelCache {
   const capacity = options.capacity ?? 4;
   const models = new LeaseCache<string, Servable>(capacity, (s) => s.dispose());
   const embedders = new LeaseCache<string, Embedder>(capacity, (e) => e.dispose());
+  const metadata = new LruCache<string, ModelMetadata>(METADATA_KEPT);
 
   // Keyed by base and cut: a fine-tuned model's embedder stops lower than its base's default.
   const embedWith = ({ name, cut }: ModelMetadata['base']): EmbedFn => {
@@ -166,6 +171,15 @@ export function createModelCache(store: ObjectStore, options: ModelCacheOptions 
   };
 
   return {
+    async readVersion(model, version) {
+      const key = `${model}@${version}`;
+      const kept = metadata.get(key);
+      if (kept) return kept;
+      // Only readable metadata is kept: a missing or broken version is read again next time.
+      const meta = await readMetadata(store, model, version);
+      if (meta) metadata.set(key, meta);
+      return meta;
+    },
     predict: (meta, request) =>
       models.use(
         `${meta.model}@${meta.version}`,

@@ -75,13 +75,23 @@ export async function readMetadata(store: ObjectStore, model: string, version: s
   return readStored(store, model, `${versionPrefix(model, version)}/metadata.json`, ModelMetadataSchema);
 }
 
+export interface ResolveModelOptions {
+  /**
+   * Reads a version's metadata; a caller that keeps versions loaded passes a cached
+   * reader (a version folder never changes once an alias can point at it).
+   * @default readMetadata
+   */
+  readVersion?: (model: string, version: string) => Promise<ModelMetadata | undefined>;
+}
+
 /**
  * Resolves `latest`, another alias, or an explicit version to the metadata of a
- * complete version.
+ * complete version. An alias is read on every call, so a promotion or a rollback
+ * is seen at once.
  * @throws ModelNotFoundError when the model, alias or version does not exist.
  * @throws ModelCorruptError when its alias or metadata file is unreadable.
  */
-export async function resolveModel(store: ObjectStore, model: string, versionOrAlias = 'latest'): Promise<ModelMetadata> {
+export async function resolveModel(store: ObjectStore, model: string, versionOrAlias = 'latest', options: ResolveModelOptions = {}): Promise<ModelMetadata> {
   if (!NameSchema.safeParse(model).success) throw new ModelNotFoundError(`no model named ${JSON.stringify(model)}`);
   let version = versionOrAlias;
   if (!/^v\d{14}-[0-9a-f]{6}$/.test(versionOrAlias)) {
@@ -89,7 +99,7 @@ export async function resolveModel(store: ObjectStore, model: string, versionOrA
     if (!alias) throw new ModelNotFoundError(`model ${model} has no version "${versionOrAlias}"`);
     version = alias.version;
   }
-  const meta = await readMetadata(store, model, version);
+  const meta = options.readVersion ? await options.readVersion(model, version) : await readMetadata(store, model, version);
   if (!meta) throw new ModelNotFoundError(`model ${model} has no version ${version}`);
   return meta;
 }
