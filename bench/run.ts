@@ -48,11 +48,12 @@ const numberOption = (name: string): number | undefined => {
 };
 
 /** Uploads a generated dataset over HTTP and times it until the model answers predict, stage by stage. */
-async function uploadAndServe(t: TestPlatform, model: string, perClass: number, work: string) {
+async function uploadAndServe(t: TestPlatform, model: string, perClass: number, work: string, training: Record<string, unknown> = {}, seed = 11) {
   const dir = path.join(work, model);
-  await generateShapesDataset(dir, { perClass, seed: 11 });
+  // Another seed, other images: a second dataset must not find the first one's embeddings cached.
+  await generateShapesDataset(dir, { perClass, seed });
   const files = (await readTree(dir)).filter((f) => f.path !== 'train.json');
-  files.push({ path: 'train.json', data: Buffer.from(JSON.stringify({ model, training: { epochs: 20 } })) });
+  files.push({ path: 'train.json', data: Buffer.from(JSON.stringify({ model, training: { epochs: 20, ...training } })) });
   const probe = (await generateShapesImages({ perClass: 1, seed: 5 }))[0].buffer.toString('base64');
   const t0 = performance.now();
   await t.upload(model, files);
@@ -196,6 +197,11 @@ async function benchPredictAndPipeline(sections: Set<string>) {
         testMetrics: (await t.call('GET', '/models/bench-500')).body.metrics,
       };
       log(`pipeline: ${r.images} images servable after ${r.uploadToServableSeconds} s; stages (ms): ${JSON.stringify(r.stages)}`);
+      // The same without the representation search, in the same run: what the search costs.
+      const off = await uploadAndServe(t, 'bench-500-off', 167, work, { search: 'off' }, 12);
+      (out.pipeline as Record<string, unknown>).searchOff = { uploadToServableSeconds: off.uploadToServableSeconds, stagesMs: off.stages, baseline: off.baseline };
+      (out.pipeline as Record<string, unknown>).searchCostRatio = round(r.uploadToServableSeconds / off.uploadToServableSeconds);
+      log(`pipeline without the search: ${off.uploadToServableSeconds} s (with it: ${round(r.uploadToServableSeconds / off.uploadToServableSeconds)}×); stages (ms): ${JSON.stringify(off.stages)}`);
     }
   } finally {
     await t.close();
