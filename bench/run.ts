@@ -199,9 +199,15 @@ async function benchPredictAndPipeline(sections: Set<string>) {
       log(`pipeline: ${r.images} images servable after ${r.uploadToServableSeconds} s; stages (ms): ${JSON.stringify(r.stages)}`);
       // The same without the representation search, in the same run: what the search costs.
       const off = await uploadAndServe(t, 'bench-500-off', 167, work, { search: 'off' }, 12);
-      (out.pipeline as Record<string, unknown>).searchOff = { uploadToServableSeconds: off.uploadToServableSeconds, stagesMs: off.stages, baseline: off.baseline };
+      (out.pipeline as Record<string, unknown>).searchOff = {
+        uploadToServableSeconds: off.uploadToServableSeconds,
+        stagesMs: off.stages,
+        baseline: off.baseline,
+      };
       (out.pipeline as Record<string, unknown>).searchCostRatio = round(r.uploadToServableSeconds / off.uploadToServableSeconds);
-      log(`pipeline without the search: ${off.uploadToServableSeconds} s (with it: ${round(r.uploadToServableSeconds / off.uploadToServableSeconds)}×); stages (ms): ${JSON.stringify(off.stages)}`);
+      log(
+        `pipeline without the search: ${off.uploadToServableSeconds} s (with it: ${round(r.uploadToServableSeconds / off.uploadToServableSeconds)}×); stages (ms): ${JSON.stringify(off.stages)}`,
+      );
     }
   } finally {
     await t.close();

@@ -22,7 +22,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FsObjectStore } from '../shared/adapters/local/fs-object-store.js';
 import { encodeShard } from '../shared/data/shards.js';
-import { jobStatusKey } from '../shared/jobs/status.js';
 import { accuracyOf, crossValidatedLogistic, predictLogistic } from '../shared/ml/logistic.js';
 import { putJson, getJson, type ObjectStore } from '../shared/ports/object-store.js';
 import type { DatasetReport, SplitName } from '../shared/schemas/report.js';
@@ -93,19 +92,8 @@ async function writePrepared(store: ObjectStore, name: string, splits: Record<Sp
     createdAt: new Date().toISOString(),
   };
   await putJson(store, `${prefix}/report.json`, report);
+  // runTrainingJob writes the job's status when none exists.
   const jobId = `train-${name}`;
-  const t = new Date().toISOString();
-  await putJson(store, jobStatusKey(jobId), {
-    jobId,
-    model: name,
-    dataset: name,
-    datasetHash: report.hash,
-    state: 'submitted',
-    progress: 0,
-    metrics: {},
-    createdAt: t,
-    updatedAt: t,
-  });
   return { jobId, preparedPrefix: prefix };
 }
 

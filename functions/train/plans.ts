@@ -12,7 +12,7 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import { buildHeadModel, headLayerName } from '../../shared/ml/architectures.js';
 import { refitLinear } from '../../shared/ml/search.js';
-import type { Split } from '../../shared/ml/split.js';
+import { concatSplits } from '../../shared/ml/split.js';
 import type { EpochLogs, TrainCheckpoint } from '../../shared/ml/train.js';
 import {
   buildContinualFor,
@@ -154,24 +154,6 @@ async function refitHiddenHead(ctx: SearchedJob, epochs: number, deps: StageDeps
     { refit: true },
   );
   return { ...refit.training, servedData: { validation: data.validation, test: data.test } };
-}
-
-/** Rows of a then b, with their targets. */
-function concatSplits(a: Split, b: Split, size: number): Split {
-  const x = new Float32Array((a.count + b.count) * size);
-  x.set(a.x.subarray(0, a.count * size));
-  x.set(b.x.subarray(0, b.count * size), a.count * size);
-  const targets = Object.fromEntries(
-    Object.keys(a.targets).map((t) => {
-      const ta = a.targets[t];
-      const tb = b.targets[t];
-      const out = ta instanceof Int32Array ? new Int32Array(ta.length + tb.length) : new Float32Array(ta.length + tb.length);
-      out.set(ta);
-      out.set(tb, ta.length);
-      return [t, out];
-    }),
-  );
-  return { x, count: a.count + b.count, targets };
 }
 
 /**

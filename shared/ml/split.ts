@@ -35,3 +35,21 @@ export function subsetRows<T extends Uint8Array | Float32Array>(data: T, per: nu
 export function mapSplits<T>(f: (split: SplitName) => T): Record<SplitName, T> {
   return { train: f('train'), validation: f('validation'), test: f('test') };
 }
+
+/** Rows of a then b, with their targets (train + validation: the pool a search or a refit reads). */
+export function concatSplits(a: Split, b: Split, size: number): Split {
+  const x = new Float32Array((a.count + b.count) * size);
+  x.set(a.x.subarray(0, a.count * size));
+  x.set(b.x.subarray(0, b.count * size), a.count * size);
+  const targets = Object.fromEntries(
+    Object.keys(a.targets).map((t) => {
+      const ta = a.targets[t];
+      const tb = b.targets[t];
+      const out = ta instanceof Int32Array ? new Int32Array(ta.length + tb.length) : new Float32Array(ta.length + tb.length);
+      out.set(ta);
+      out.set(tb, ta.length);
+      return [t, out];
+    }),
+  );
+  return { x, count: a.count + b.count, targets };
+}

@@ -17,20 +17,14 @@ import { foldSplit, stratifiedFolds } from '../../../shared/ml/folds.js';
 import { predictOutputs } from '../../../shared/ml/inference.js';
 import { embedJobSplits, type EmbeddedSplits, type JobBase } from '../../../shared/ml/transfer-job.js';
 import { engineOf } from '../../../shared/ml/onnx/runtime.js';
-import { SPLITS } from '../../../shared/ml/split.js';
+import { concatSplits, SPLITS } from '../../../shared/ml/split.js';
 import type { EmbeddedJob, SearchedJob, StageDeps } from '../context.js';
 
 /** Search budget when the spec sets none: a minute per 1,000 pooled records (the "a minute of CPU for 1,000 images"), at least 15 s. */
 export const searchBudgetMs = (records: number, seconds?: number) => 1000 * (seconds ?? Math.max(15, (60 * records) / 1000));
 
 /** train then validation rows of one representation: the pool the folds are drawn from. */
-const poolOf = (e: EmbeddedSplits) => {
-  const { train, validation } = e.prepared;
-  const x = new Float32Array(train.x.length + validation.x.length);
-  x.set(train.x);
-  x.set(validation.x, train.x.length);
-  return x;
-};
+const poolOf = (e: Pick<EmbeddedSplits, 'prepared' | 'size'>) => concatSplits(e.prepared.train, e.prepared.validation, e.size).x;
 
 export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<SearchedJob> {
   // Vector data is its own representation: for one classification task the head family is still searched.
@@ -47,12 +41,8 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   const searchStarted = performance.now();
   const main = ctx.heads.filter((h) => !h.auxiliary);
   const { train, validation } = ctx.data;
-  const tasks: SearchTask[] = main.map((h) => {
-    const labels = new Int32Array(train.count + validation.count);
-    labels.set(train.targets[h.name]);
-    labels.set(validation.targets[h.name], train.count);
-    return { name: h.name, classes: h.labels?.length ?? 0, labels };
-  });
+  const pooled = concatSplits(train, validation, ctx.embeddingSize);
+  const tasks: SearchTask[] = main.map((h) => ({ name: h.name, classes: h.labels?.length ?? 0, labels: pooled.targets[h.name] as Int32Array }));
   const tooFew = tasks.flatMap((t) => {
     const counts = new Map<number, number>();
     for (const y of t.labels) if (y >= 0) counts.set(y, (counts.get(y) ?? 0) + 1);
@@ -72,7 +62,7 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   const own = ctx.embedded!;
   const cuts = ctx.candidates ?? [];
   const candidates: SearchCandidate[] = vectorFamily
-    ? [{ name: 'standardised features', size: ctx.embeddingSize, x: poolOf({ prepared: ctx.data } as EmbeddedSplits) }]
+    ? [{ name: 'standardised features', size: ctx.embeddingSize, x: pooled.x }]
     : [
         ...cuts.map((c) => ({ name: c.name, size: c.embedded.size, x: poolOf(c.embedded) })),
         {
