@@ -83,7 +83,7 @@ export const TrainingOptionsSchema = z.strictObject({
    * base's embedding layer. A spec with `cut` skips it. @default "auto"
    */
   search: z.enum(['auto', 'off']).default('auto'),
-  /** Seconds the search may take. @default 60 per 1,000 train + validation records, at least 15 */
+  /** Seconds the search may take. @default 30 per 1,000 train + validation records, at least 10 */
   searchBudgetSeconds: z.number().positive().max(3600).optional(),
 });
 export type TrainingOptions = z.infer<typeof TrainingOptionsSchema>;
