@@ -180,6 +180,35 @@ describe('tl status', () => {
     expect(text.endsWith('\r[####################] 100% succeeded\x1b[K\n')).toBe(true);
   });
 
+  it('prints the representation search as a table: every candidate, the chosen one starred, the verdict', async () => {
+    const search = {
+      method: 'stratified 5-fold cross-validation …',
+      criterion: 'CV accuracy',
+      records: 300,
+      folds: 5,
+      seconds: 6.4,
+      leaderboard: [
+        { candidate: 'flatten_1', size: 1280, family: 'linear', cvMean: 0.7, cvSd: 0.067, seconds: 1.2, chosen: false },
+        { candidate: 'block_13_expand_relu (avg)', size: 576, family: 'linear', cvMean: 0.767, cvSd: 0.054, seconds: 0.9, chosen: true },
+        { candidate: 'block_13_expand_relu (avg)', size: 576, family: 'hidden', chosen: false, note: 'not tried: over budget' },
+      ],
+      chosen: 'block_13_expand_relu (avg)',
+      verdict: 'block_13_expand_relu (avg) wins by 6.7 points over flatten_1',
+    };
+    platform = await new FakePlatform({ jobs: [jobStatus({ state: 'succeeded', progress: 1, version: 'v1', search })] }).start();
+    const out = captureOutput();
+    expect(await runCli(['status', 'shapes', '--endpoint', platform.url], { stdout: out, stderr: captureOutput(), env: {}, cwd: '/' })).toBe(0);
+    const lines = out.text().split('\n');
+    const start = lines.findIndex((l) => l.startsWith('representation search (CV accuracy, 5-fold CV on 300 records, 6.4 s):'));
+    expect(start).toBeGreaterThan(0);
+    expect(lines.slice(start + 1, start + 5)).toEqual([
+      '    flatten_1                                  0.700 ± 0.067  1.2 s',
+      '  * block_13_expand_relu (avg)                 0.767 ± 0.054  0.9 s',
+      '    block_13_expand_relu (avg) + hidden layer  not tried: over budget',
+      '  block_13_expand_relu (avg) wins by 6.7 points over flatten_1',
+    ]);
+  });
+
   it('without --wait prints the status once: exit 0 for success, 2 while running', async () => {
     // Prepare
     platform = await new FakePlatform({ jobs: [jobStatus({ state: 'succeeded', progress: 1, version: 'v1' }), training(2, 0.5)] }).start();
