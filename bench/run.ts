@@ -22,7 +22,7 @@ import { benchMultiTask, mtlTable } from './mtl.js';
 import { benchRetrain } from './retrain.js';
 import { benchLoad, loadTable } from './load.js';
 import { benchEngines } from './engines.js';
-import { benchSearch } from './search.js';
+import { benchSearch, benchSearchTabular } from './search.js';
 import { configureEngine } from '../shared/ml/onnx/runtime.js';
 import { generateShapesDataset, generateShapesImages } from '../shared/local/demo-data.js';
 import { readTree, startTestPlatform, type TestPlatform } from '../test/helpers/platform.js';
@@ -298,6 +298,11 @@ async function main() {
     const options = { perClass: perClass ? perClass.split(',').map(Number) : undefined, seeds: numberOption('search-seeds'), log };
     log("search: the job's representation search against every candidate alone and the CV logistic reference, Fashion-MNIST...");
     results.search = await benchSearch(options);
+    const digits = process.argv.find((a) => a.startsWith('--digits='))?.split('=')[1];
+    if (digits) {
+      log('search: tabular data (digits), linear vs hidden head, against the CV logistic reference...');
+      results.searchTabular = await benchSearchTabular({ file: digits, seeds: options.seeds, log });
+    }
     if (process.argv.includes('--search-multitask')) {
       log('search: the same, multi-task (fine and coarse labels) at 30 per class...');
       results.searchMultiTask = await benchSearch({ ...options, perClass: [30], multiTask: true });

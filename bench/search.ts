@@ -47,14 +47,15 @@ function toRgb(set: ImageSet): Uint8Array {
 }
 
 interface Records {
-  pixels: Uint8Array;
+  /** Images (uint8, SHAPE) or, for tabular data, float32 feature rows. */
+  pixels: Uint8Array | Float32Array;
   labels: Array<Record<string, string>>;
 }
 
 const per = SHAPE[0] * SHAPE[1] * SHAPE[2];
-function subset(r: Records, idx: number[]): Records {
-  const pixels = new Uint8Array(idx.length * per);
-  idx.forEach((j, n) => pixels.set(r.pixels.subarray(j * per, (j + 1) * per), n * per));
+function subset(r: Records, idx: number[], size = per): Records {
+  const pixels = r.pixels instanceof Float32Array ? new Float32Array(idx.length * size) : new Uint8Array(idx.length * size);
+  idx.forEach((j, n) => pixels.set(r.pixels.subarray(j * size, (j + 1) * size), n * size));
   return { pixels, labels: idx.map((j) => r.labels[j]) };
 }
 
@@ -67,7 +68,11 @@ async function writePrepared(store: ObjectStore, name: string, splits: Record<Sp
     const s = splits[split];
     const records = s.labels.map((labels, i) => ({ key: `datasets/${name}/${split}-${i}.png`, labels }));
     const key = `${prefix}/${split}-0.shard`;
-    await store.put(key, encodeShard({ split, dtype: 'uint8', shape: [...SHAPE], records, data: s.pixels }));
+    const vector = s.pixels instanceof Float32Array;
+    await store.put(
+      key,
+      encodeShard({ split, dtype: vector ? 'float32' : 'uint8', shape: vector ? [s.pixels.length / s.labels.length] : [...SHAPE], records, data: s.pixels }),
+    );
     shards.push({ key, split, count: s.labels.length });
     for (const labels of s.labels)
       for (const [task, v] of Object.entries(labels)) {
@@ -83,7 +88,7 @@ async function writePrepared(store: ObjectStore, name: string, splits: Record<Sp
     hash: `h${name}`,
     layout: 'manifest',
     spec: parsed,
-    inputShape: [...SHAPE],
+    inputShape: splits.train.pixels instanceof Float32Array ? [splits.train.pixels.length / splits.train.labels.length] : [...SHAPE],
     records: { total, used: total, skipped: 0 },
     splits: { train: splits.train.labels.length, validation: splits.validation.labels.length, test: splits.test.labels.length },
     tasks,
@@ -125,7 +130,7 @@ async function references(store: ObjectStore, pool: Records, test: Records, task
       embed: async (r) => {
         const e = await loadEmbedder(store, mobilenet, { embedding: c.cut });
         try {
-          return await e.embed(r.pixels, r.labels.length, { sourceShape: SHAPE });
+          return await e.embed(r.pixels as Uint8Array, r.labels.length, { sourceShape: SHAPE });
         } finally {
           e.dispose();
         }
@@ -136,7 +141,7 @@ async function references(store: ObjectStore, pool: Records, test: Records, task
     name: 'pixels 32×32×3',
     embed: async (r) => {
       const e = await loadEmbedder(store, await resolveBase(store, 'none'));
-      return e.embed(r.pixels, r.labels.length, { sourceShape: SHAPE });
+      return e.embed(r.pixels as Uint8Array, r.labels.length, { sourceShape: SHAPE });
     },
   });
   for (const c of candidates) {
@@ -250,4 +255,84 @@ export async function benchSearch(opts: SearchBenchOptions = {}) {
     criterion: 'test accuracy (multi-task: mean over tasks)',
     rows,
   };
+}
+
+/**
+ * Tabular data: the UCI optical-recognition digits, 8×8 counts per image as 64 numeric
+ * features (1,797 rows, 10 classes), as Debian's python3-sklearn 1.2.1 ships them
+ * (`sklearn/datasets/data/digits.csv.gz`; `apt-get download python3-sklearn`, then
+ * `dpkg -x`, no install needed; give the file with `--digits=<path>`). Per seed: 30 rows
+ * per class labelled (85 / 15 train / validation), 100 other rows per class as the test
+ * split. The job's search is over the head family (linear vs one hidden layer) on the
+ * standardised features; the reference is CV'd logistic regression on the same records.
+ */
+export async function benchSearchTabular(opts: { file: string; perClass?: number; seeds?: number; log?: (line: string) => void }) {
+  const log = opts.log ?? (() => {});
+  const { gunzipSync } = await import('node:zlib');
+  const { readFile } = await import('node:fs/promises');
+  const rows = gunzipSync(await readFile(opts.file))
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => l.split(',').map(Number));
+  const size = rows[0].length - 1;
+  const perClass = opts.perClass ?? 30;
+  const out = [];
+  for (let seed = 0; seed < (opts.seeds ?? 2); seed++) {
+    // Deterministic per seed: rows of each class in a shuffled order, the first perClass labelled.
+    const byClass = new Map<number, number[]>();
+    rows.forEach((r, i) => byClass.set(r[size], [...(byClass.get(r[size]) ?? []), i]));
+    const pick = { train: [] as number[], validation: [] as number[], test: [] as number[] };
+    for (const [, idx] of [...byClass].sort((a, b) => a[0] - b[0])) {
+      const order = idx
+        .map((i) => [(Math.sin(i * 12.9898 + seed * 78.233) * 43758.5453) % 1, i] as const)
+        .sort((a, b) => a[0] - b[0])
+        .map(([, i]) => i);
+      const nVal = Math.round(perClass * 0.15);
+      pick.validation.push(...order.slice(0, nVal));
+      pick.train.push(...order.slice(nVal, perClass));
+      pick.test.push(...order.slice(perClass, perClass + 100));
+    }
+    const records = (idx: number[]): Records => ({
+      pixels: Float32Array.from(idx.flatMap((i) => rows[i].slice(0, size))),
+      labels: idx.map((i) => ({ digit: String(rows[i][size]) })),
+    });
+    const splits = { train: records(pick.train), validation: records(pick.validation), test: records(pick.test) };
+    const dir = await mkdtemp(path.join(tmpdir(), 'tl-bench-tabular-'));
+    const store = new FsObjectStore({ root: dir });
+    try {
+      const spec = { input: { type: 'vector' as const }, base: 'none', tasks: [{ name: 'digit', type: 'classification' as const }] };
+      const off = await runJob(store, 'off', splits, { ...spec, training: { seed, search: 'off' } });
+      const auto = await runJob(store, 'auto', splits, { ...spec, training: { seed } });
+      const pool = records([...pick.train, ...pick.validation]);
+      const classes = [...new Set(rows.map((r) => String(r[size])))].sort();
+      const y = pool.labels.map((l) => classes.indexOf(l.digit));
+      const yt = splits.test.labels.map((l) => classes.indexOf(l.digit));
+      const ref = await crossValidatedLogistic(pool.pixels as Float32Array, y, classes.length);
+      const reference = round(accuracyOf(predictLogistic(ref.model, ref.standardise(splits.test.pixels as Float32Array)), yt, classes.length));
+      const row = {
+        seed,
+        trainRows: pick.train.length,
+        validationRows: pick.validation.length,
+        testRows: pick.test.length,
+        job: {
+          acc: auto.acc.digit,
+          chosen: auto.report.search?.leaderboard.find((e) => e.chosen)?.family,
+          searchSeconds: auto.report.search?.seconds,
+          jobSeconds: auto.seconds,
+        },
+        searchOff: { acc: off.acc.digit, jobSeconds: off.seconds },
+        reference: { test: reference, cv: round(ref.best.mean), l2: ref.best.l2 },
+        meetsAlone: auto.acc.digit >= off.acc.digit - 0.01,
+        meetsReference: auto.acc.digit >= reference - 0.01,
+      };
+      log(
+        `search (tabular digits, ${perClass}/class, seed ${seed}): job ${row.job.acc} (${row.job.chosen}), hidden head alone ${row.searchOff.acc}, reference ${reference}`,
+      );
+      out.push(row);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return { dataset: 'UCI optical-recognition digits (64 features, 10 classes) from Debian python3-sklearn 1.2.1', perClass, rows: out };
 }
