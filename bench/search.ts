@@ -28,14 +28,13 @@ import type { DatasetReport, SplitName } from '../shared/schemas/report.js';
 import { TrainSpecSchema, type TrainSpecInput } from '../shared/schemas/spec.js';
 import type { VersionReport } from '../shared/schemas/version-report.js';
 import { runTrainingJob } from '../functions/train/core.js';
-import { loadFashionMnist, takePerClass, type ImageSet } from './ml.js';
+import { FASHION_MNIST_CLASSES as FASHION, loadFashionMnist, takePerClass, type ImageSet } from './ml.js';
 import { COARSE_CLASSES, COARSE_OF } from './mtl.js';
 import { resolveBase } from '../shared/ml/base-models.js';
 import { loadEmbedder } from '../shared/ml/embedder.js';
 import { loadTf } from '../shared/tf/loader.js';
 
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
-const FASHION = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 const SHAPE: [number, number, number] = [28, 28, 3];
 
 /** Grey 28×28 → RGB, as preprocessing decodes a grey PNG to sRGB. */
