@@ -226,6 +226,8 @@ export async function benchSearch(opts: SearchBenchOptions = {}) {
             acc: auto.acc,
             score: round(score(auto.acc)),
             chosen: auto.report.search?.chosen,
+            family: auto.report.search?.leaderboard.find((e) => e.chosen)?.family,
+            leaderboard: auto.report.search?.leaderboard.map((e) => ({ candidate: e.candidate, family: e.family, cvMean: e.cvMean, note: e.note })),
             searchSeconds: auto.report.search?.seconds,
             jobSeconds: auto.seconds,
           },
