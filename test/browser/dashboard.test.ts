@@ -359,6 +359,33 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
     }
   });
 
+  it('shows the representation search: every candidate with its score, the chosen one marked, the verdict', async () => {
+    // A model on mobilenet_v2, where the job searches its representation.
+    const images = await generateShapesImages({ perClass: 8, seed: 77, classes: ['circle', 'square'], minSize: 48, maxSize: 64 });
+    await t.upload('searched', [
+      ...images.map((img, i) => ({ path: `${img.label}/${i}.${img.format === 'jpeg' ? 'jpg' : img.format}`, data: img.buffer })),
+      { path: 'train.json', data: JSON.stringify({ model: 'searched' }) },
+    ]);
+    const job = await t.waitForJob('searched');
+    expect(job.state, job.error?.message).toBe('succeeded');
+    const board = job.search!;
+
+    await page.goto(`${t.platform.url}/#/models/searched`);
+    const table = page.getByTestId('leaderboard');
+    await table.waitFor();
+    const rows = table.locator('tbody tr');
+    expect(await rows.count()).toBe(board.leaderboard.length);
+    const names = await rows.locator('th').allTextContents();
+    expect(names.filter((n) => n.endsWith(' (chosen)'))).toEqual([`${board.chosen} (chosen)`]);
+    expect(names.map((n) => n.replace(' (chosen)', ''))).toEqual(board.leaderboard.map((e) => e.candidate));
+    const first = board.leaderboard[0];
+    // "93.8% ± 4.2%": the first candidate's CV mean as a percentage, to its 0.1.
+    const cell = (await rows.first().locator('td').nth(2).textContent()) ?? '';
+    expect(cell).toContain('±');
+    expect(Number.parseFloat(cell)).toBeCloseTo(100 * first.cvMean!, 1);
+    await page.getByText(board.verdict).waitFor();
+  });
+
   it('stays readable at phone width: no page-wide horizontal scrolling', async () => {
     await page.setViewportSize({ width: 390, height: 800 });
     try {
