@@ -10,7 +10,7 @@
  */
 import { resolveBase, NONE_INPUT_SHAPE } from '../../../shared/ml/base-models.js';
 import type { ImageShape } from '../../../shared/ml/embedder.js';
-import { searchRepresentations, type SearchCandidate, type SearchReport, type SearchTask } from '../../../shared/ml/search.js';
+import { chooseRefitL2, L2_REPEATS, searchRepresentations, type SearchCandidate, type SearchReport, type SearchTask } from '../../../shared/ml/search.js';
 import { buildHeadModel } from '../../../shared/ml/architectures.js';
 import { accuracyOf } from '../../../shared/ml/baseline.js';
 import { foldSplit, stratifiedFolds } from '../../../shared/ml/folds.js';
@@ -124,6 +124,19 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
         hiddenRefit = { epochs: hidden.epochs };
       }
     }
+    report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
+  }
+  if (linearRefit) {
+    // The refit's λ from more draws of the folds than the ranking needed (see chooseRefitL2).
+    const task = tasks[0];
+    const winner = report.leaderboard.find((e) => e.chosen && e.family === 'linear')!;
+    const refined = await chooseRefitL2(result.x, winner.size, task, result.l2Scores[task.name], { k: report.folds, seed: ctx.spec.training.seed });
+    if (refined.l2 !== linearRefit.l2[task.name])
+      deps.log(
+        `search: λ ${refined.l2} for the refit (CV means over ${1 + L2_REPEATS} fold draws: ${refined.means.map((m) => `${m.l2}: ${m.mean.toFixed(3)}`).join(', ')})`,
+      );
+    linearRefit = { l2: { [task.name]: refined.l2 } };
+    winner.tasks![task.name] = { ...winner.tasks![task.name], l2: refined.l2 };
     report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
   }
   report.model = linearRefit

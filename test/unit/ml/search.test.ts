@@ -4,7 +4,16 @@ import { fitFeatureScaling, standardiseFeatures } from '../../../shared/ml/featu
 import { fitLogistic, predictLogistic } from '../../../shared/ml/logistic.js';
 import { predictOutputs } from '../../../shared/ml/inference.js';
 import { mulberry32 } from '../../../shared/random.js';
-import { foldScaling, refitLinear, rowSpace, searchRepresentations, type SearchTask } from '../../../shared/ml/search.js';
+import {
+  chooseRefitL2,
+  crossValidateTask,
+  foldScaling,
+  L2_REPEATS,
+  refitLinear,
+  rowSpace,
+  searchRepresentations,
+  type SearchTask,
+} from '../../../shared/ml/search.js';
 import { SearchReportSchema } from '../../../shared/schemas/search.js';
 
 /** count×size features: `informative` of them carry the class (its own column set high), the rest noise. */
@@ -194,5 +203,23 @@ describe('rowSpace', () => {
     } finally {
       space.dispose();
     }
+  });
+});
+
+describe('chooseRefitL2', () => {
+  it('averages every λ over more draws of the folds and keeps the best (ties to the stronger penalty)', async () => {
+    const labels = labelsOf(45, 3);
+    const task: SearchTask = { name: 'class', classes: 3, labels };
+    const x = features(labels, 10, 4, 21, 0.8);
+    const first = await crossValidateTask(x, 10, task, { seed: 5 });
+    const refined = await chooseRefitL2(x, 10, task, first.scores, { seed: 5 });
+    // The same means by hand: this draw plus L2_REPEATS others, seeds 5 + 1000 r.
+    const draws = [first.scores];
+    for (let r = 1; r <= L2_REPEATS; r++) draws.push((await crossValidateTask(x, 10, task, { seed: 5 + 1000 * r })).scores);
+    const means = first.scores.map((s, g) => ({ l2: s.l2, mean: draws.reduce((a, d) => a + d[g].mean, 0) / draws.length }));
+    expect(refined.means.map((m) => m.l2)).toEqual(means.map((m) => m.l2));
+    refined.means.forEach((m, g) => expect(m.mean).toBeCloseTo(means[g].mean, 12));
+    const top = Math.max(...means.map((m) => m.mean));
+    expect(refined.l2).toBe(means.find((m) => m.mean > top - 1e-12)!.l2);
   });
 });
