@@ -96,54 +96,7 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   const budgetMs = searchBudgetMs(records, ctx.spec.training.searchBudgetSeconds);
   const result = await searchRepresentations({ candidates, tasks, seed: ctx.spec.training.seed, budgetMs, log: deps.log });
   deps.log(`representation search: ${result.report.chosen} chosen; ${result.report.verdict}`);
-  const single = ctx.heads.length === 1;
-  const report: SearchReport = { ...result.report, leaderboard: [...result.report.leaderboard] };
-  let linearRefit: SearchedJob['linearRefit'] = single ? { l2: result.l2 } : undefined;
-  let hiddenRefit: SearchedJob['hiddenRefit'];
-  if (single) {
-    const winner = report.leaderboard.find((e) => e.chosen)!;
-    const hidden = await crossValidateHidden(ctx, deps, {
-      x: result.x,
-      size: winner.size,
-      task: tasks[0],
-      folds: report.folds,
-      budgetMs: Math.max(0, budgetMs - (performance.now() - searchStarted)),
-      totalBudgetMs: budgetMs,
-    });
-    if ('skipped' in hidden)
-      report.leaderboard.push({ candidate: winner.candidate, size: winner.size, family: 'hidden', chosen: false, note: `not tried: ${hidden.skipped}` });
-    else {
-      const beats = hidden.entry.cvMean! > winner.cvMean!;
-      report.leaderboard.push({ ...hidden.entry, candidate: winner.candidate, chosen: beats });
-      winner.chosen = !beats;
-      report.verdict += beats
-        ? `; a hidden-layer head beats the linear model on it (${(100 * hidden.entry.cvMean!).toFixed(1)} vs ${(100 * winner.cvMean!).toFixed(1)})`
-        : `; the linear model is kept over a hidden-layer head (${(100 * winner.cvMean!).toFixed(1)} vs ${(100 * hidden.entry.cvMean!).toFixed(1)})`;
-      if (beats) {
-        linearRefit = undefined;
-        hiddenRefit = { epochs: hidden.epochs };
-      }
-    }
-    report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
-  }
-  if (linearRefit) {
-    // The refit's λ from more draws of the folds than the ranking needed (see chooseRefitL2).
-    const task = tasks[0];
-    const winner = report.leaderboard.find((e) => e.chosen && e.family === 'linear')!;
-    const refined = await chooseRefitL2(result.x, winner.size, task, result.l2Scores[task.name], { k: report.folds, seed: ctx.spec.training.seed });
-    if (refined.l2 !== linearRefit.l2[task.name])
-      deps.log(
-        `search: λ ${refined.l2} for the refit (CV means over ${1 + L2_REPEATS} fold draws: ${refined.means.map((m) => `${m.l2}: ${m.mean.toFixed(3)}`).join(', ')})`,
-      );
-    linearRefit = { l2: { [task.name]: refined.l2 } };
-    winner.tasks![task.name] = { ...winner.tasks![task.name], l2: refined.l2 };
-    report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
-  }
-  report.model = linearRefit
-    ? 'the winning linear model refitted on train + validation (λ from the folds); the test split is used once, for the report and the gate'
-    : hiddenRefit
-      ? `the spec’s head refitted on train + validation for ${hiddenRefit.epochs} epochs (the folds' median best epoch); the test split is used once, for the report and the gate`
-      : 'the spec’s multi-task model trained on the winning representation';
+  const { report, linearRefit, hiddenRefit } = await chooseHead(ctx, deps, { result, task: tasks[0], budgetMs, searchStarted });
   await deps.progress.update({ search: report });
   if (result.chosen === 0) return { ...ctx, search: report, linearRefit, hiddenRefit };
   const isPixels = result.chosen === cuts.length;
@@ -247,4 +200,66 @@ async function crossValidateHidden(
       chosen: false,
     },
   };
+}
+
+/**
+ * After the representation: for a single-task job, which head family (the linear model or
+ * the spec's hidden-layer head) and, for the linear one, the refit's λ; the leaderboard
+ * and the sentence saying how the served model is made.
+ */
+async function chooseHead(
+  ctx: EmbeddedJob,
+  deps: StageDeps,
+  input: { result: Awaited<ReturnType<typeof searchRepresentations>>; task: SearchTask; budgetMs: number; searchStarted: number },
+): Promise<{ report: SearchReport; linearRefit: SearchedJob['linearRefit']; hiddenRefit: SearchedJob['hiddenRefit'] }> {
+  const single = ctx.heads.length === 1;
+  const { result, task: firstTask, budgetMs, searchStarted } = input;
+  const report: SearchReport = { ...result.report, leaderboard: [...result.report.leaderboard] };
+  let linearRefit: SearchedJob['linearRefit'] = single ? { l2: result.l2 } : undefined;
+  let hiddenRefit: SearchedJob['hiddenRefit'];
+  if (single) {
+    const winner = report.leaderboard.find((e) => e.chosen)!;
+    const hidden = await crossValidateHidden(ctx, deps, {
+      x: result.x,
+      size: winner.size,
+      task: firstTask,
+      folds: report.folds,
+      budgetMs: Math.max(0, budgetMs - (performance.now() - searchStarted)),
+      totalBudgetMs: budgetMs,
+    });
+    if ('skipped' in hidden)
+      report.leaderboard.push({ candidate: winner.candidate, size: winner.size, family: 'hidden', chosen: false, note: `not tried: ${hidden.skipped}` });
+    else {
+      const beats = hidden.entry.cvMean! > winner.cvMean!;
+      report.leaderboard.push({ ...hidden.entry, candidate: winner.candidate, chosen: beats });
+      winner.chosen = !beats;
+      report.verdict += beats
+        ? `; a hidden-layer head beats the linear model on it (${(100 * hidden.entry.cvMean!).toFixed(1)} vs ${(100 * winner.cvMean!).toFixed(1)})`
+        : `; the linear model is kept over a hidden-layer head (${(100 * winner.cvMean!).toFixed(1)} vs ${(100 * hidden.entry.cvMean!).toFixed(1)})`;
+      if (beats) {
+        linearRefit = undefined;
+        hiddenRefit = { epochs: hidden.epochs };
+      }
+    }
+    report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
+  }
+  if (linearRefit) {
+    // The refit's λ from more draws of the folds than the ranking needed (see chooseRefitL2).
+    const task = firstTask;
+    const winner = report.leaderboard.find((e) => e.chosen && e.family === 'linear')!;
+    const refined = await chooseRefitL2(result.x, winner.size, task, result.l2Scores[task.name], { k: report.folds, seed: ctx.spec.training.seed });
+    if (refined.l2 !== linearRefit.l2[task.name])
+      deps.log(
+        `search: λ ${refined.l2} for the refit (CV means over ${1 + L2_REPEATS} fold draws: ${refined.means.map((m) => `${m.l2}: ${m.mean.toFixed(3)}`).join(', ')})`,
+      );
+    linearRefit = { l2: { [task.name]: refined.l2 } };
+    winner.tasks![task.name] = { ...winner.tasks![task.name], l2: refined.l2 };
+    report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
+  }
+  report.model = linearRefit
+    ? 'the winning linear model refitted on train + validation (λ from the folds); the test split is used once, for the report and the gate'
+    : hiddenRefit
+      ? `the spec’s head refitted on train + validation for ${hiddenRefit.epochs} epochs (the folds' median best epoch); the test split is used once, for the report and the gate`
+      : 'the spec’s multi-task model trained on the winning representation';
+  return { report, linearRefit, hiddenRefit };
 }
