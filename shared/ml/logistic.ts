@@ -220,6 +220,61 @@ export interface CvScore {
   sd: number;
 }
 
+export interface CvPathOptions {
+  /** λ values; tried strongest first. */
+  l2Grid: readonly number[];
+  /** @default 5 */
+  k?: number;
+  /** @default 42 */
+  seed?: number;
+  /** Gradient tolerance of each fit. @default fitLogistic's */
+  tolerance?: number;
+  /** Maps a fold's standardised fitting and held-out rows to the features the fits read (e.g. the rows' span). @default as they are */
+  features?: (fit: Float32Array, held: Float32Array, nFit: number, nHeld: number) => Promise<{ fit: Float32Array; held: Float32Array }>;
+}
+
+/**
+ * Held-out accuracy of every λ of the grid by stratified k-fold cross-validation (labels
+ * < 0 left out). Folds outside, λ inside: each fold's standardisation is fitted once on
+ * its fitting rows, and each fit starts from the one before it on the same rows (λ
+ * descending: from the simplest model towards the least regularised), which is the same
+ * optimum in fewer iterations. On a tie the larger λ (the simpler model) is best.
+ */
+export async function crossValidatePath(
+  x: Float32Array,
+  labels: ArrayLike<number>,
+  classes: number,
+  opts: CvPathOptions,
+): Promise<{ scores: CvScore[]; best: CvScore; k: number }> {
+  const d = x.length / labels.length;
+  const grid = [...opts.l2Grid].sort((a, b) => b - a);
+  const folds = stratifiedFolds(labels, opts.k ?? 5, opts.seed ?? 42);
+  const accs: number[][] = grid.map(() => []);
+  for (let f = 0; f < folds.k; f++) {
+    const { fit, held } = foldSplit(folds, f);
+    const xFit = rowsOf(x, d, fit);
+    const standardise = standardiser(xFit, fit.length);
+    let fitRows = standardise(xFit);
+    let heldRows = standardise(rowsOf(x, d, held));
+    if (opts.features) ({ fit: fitRows, held: heldRows } = await opts.features(fitRows, heldRows, fit.length, held.length));
+    const yFit = fit.map((i) => labels[i]);
+    const yHeld = held.map((i) => labels[i]);
+    let previous: LogisticModel | undefined;
+    for (const [g, l2] of grid.entries()) {
+      previous = await fitLogistic(fitRows, yFit, classes, { l2, start: previous, tolerance: opts.tolerance });
+      accs[g].push(accuracyOf(predictLogistic(previous, heldRows), yHeld, classes));
+    }
+  }
+  const scores: CvScore[] = grid.map((l2, g) => {
+    const mean = accs[g].reduce((a, b) => a + b, 0) / accs[g].length;
+    const sd = Math.sqrt(accs[g].reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs[g].length - 1));
+    return { l2, mean, sd };
+  });
+  // Strictly better only: on a tie the larger λ (earlier in the grid) stays.
+  const best = scores.reduce((a, b) => (b.mean > a.mean + 1e-12 ? b : a));
+  return { scores, best, k: folds.k };
+}
+
 /**
  * The reference: stratified k-fold cross-validation over an L2 grid (features standardised
  * on each fold's fitting rows), then a refit on every row with the best λ (ties go to the
@@ -231,36 +286,8 @@ export async function crossValidatedLogistic(
   classes: number,
   opts: { l2Grid?: number[]; k?: number; seed?: number } = {},
 ): Promise<{ scores: CvScore[]; best: CvScore; model: LogisticModel; standardise: (rows: Float32Array) => Float32Array }> {
-  const n = labels.length;
-  const d = x.length / n;
-  const grid = [...(opts.l2Grid ?? [1e-4, 1e-3, 1e-2, 1e-1, 1])].sort((a, b) => b - a);
-  const folds = stratifiedFolds(labels, opts.k ?? 5, opts.seed ?? 42);
-  // Folds outside, λ inside: each fold's standardisation is fitted once, and each fit
-  // starts from the one before it on the same rows (λ descending: from the simplest model
-  // towards the least regularised), which is the same optimum in fewer iterations.
-  const accs: number[][] = grid.map(() => []);
-  for (let f = 0; f < folds.k; f++) {
-    const { fit, held } = foldSplit(folds, f);
-    const xFit = rowsOf(x, d, fit);
-    const standardise = standardiser(xFit, fit.length);
-    const fitRows = standardise(xFit);
-    const heldRows = standardise(rowsOf(x, d, held));
-    const yFit = fit.map((i) => labels[i]);
-    const yHeld = held.map((i) => labels[i]);
-    let previous: LogisticModel | undefined;
-    for (const [g, l2] of grid.entries()) {
-      previous = await fitLogistic(fitRows, yFit, classes, { l2, start: previous });
-      accs[g].push(accuracyOf(predictLogistic(previous, heldRows), yHeld, classes));
-    }
-  }
-  const scores: CvScore[] = grid.map((l2, g) => {
-    const mean = accs[g].reduce((a, b) => a + b, 0) / accs[g].length;
-    const sd = Math.sqrt(accs[g].reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs[g].length - 1));
-    return { l2, mean, sd };
-  });
-  // Strictly better only: on a tie the larger λ (earlier in the grid) stays.
-  const best = scores.reduce((a, b) => (b.mean > a.mean + 1e-12 ? b : a));
-  const standardise = standardiser(x, n);
+  const { scores, best } = await crossValidatePath(x, labels, classes, { ...opts, l2Grid: opts.l2Grid ?? [1e-4, 1e-3, 1e-2, 1e-1, 1] });
+  const standardise = standardiser(x, labels.length);
   const model = await fitLogistic(standardise(x), labels, classes, { l2: best.l2 });
   return { scores, best, model, standardise };
 }

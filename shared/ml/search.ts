@@ -20,8 +20,8 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { SearchReport } from '../schemas/search.js';
 import { fitFeatureScaling, standardiseFeatures, type FeatureScaling } from './features.js';
-import { foldSplit, stratifiedFolds, TooFewForFoldsError } from './folds.js';
-import { accuracyOf, fitLogistic, predictLogistic, type LogisticModel } from './logistic.js';
+import { TooFewForFoldsError } from './folds.js';
+import { crossValidatePath, fitLogistic, type LogisticModel } from './logistic.js';
 import { loadTf } from '../tf/loader.js';
 
 export type { SearchReport } from '../schemas/search.js';
@@ -71,10 +71,6 @@ interface Scored {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-const sd = (xs: number[]) => {
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, xs.length - 1));
-};
 const rowsOf = (x: Float32Array, d: number, index: readonly number[]) => {
   const out = new Float32Array(index.length * d);
   index.forEach((r, n) => out.set(x.subarray(r * d, (r + 1) * d), n * d));
@@ -147,32 +143,22 @@ const ROW_SPACE_BELOW = 0.8;
 
 /** CV accuracy per λ of one task on one candidate's features: folds outside, the λ path inside, warm-started. */
 export async function crossValidateTask(x: Float32Array, size: number, task: SearchTask, opts: { k?: number; seed?: number } = {}) {
-  const folds = stratifiedFolds(task.labels, opts.k ?? 5, opts.seed ?? 42);
-  const accs: number[][] = SEARCH_L2_GRID.map(() => []);
-  for (let f = 0; f < folds.k; f++) {
-    const { fit, held } = foldSplit(folds, f);
-    const xFit = rowsOf(x, size, fit);
-    const scaling = fitFeatureScaling(xFit, fit.length, size);
-    let fitRows = standardiseFeatures(xFit, size, scaling);
-    let heldRows = standardiseFeatures(rowsOf(x, size, held), size, scaling);
-    if (fit.length < ROW_SPACE_BELOW * size) {
-      const space = await rowSpace(fitRows, fit.length, size);
-      heldRows = space.map(heldRows, held.length);
-      fitRows = space.z;
-      space.dispose();
-    }
-    const yFit = fit.map((i) => task.labels[i]);
-    const yHeld = held.map((i) => task.labels[i]);
-    let previous: LogisticModel | undefined;
-    for (const [g, l2] of SEARCH_L2_GRID.entries()) {
-      previous = await fitLogistic(fitRows, yFit, task.classes, { l2, start: previous, tolerance: SEARCH_TOLERANCE });
-      accs[g].push(accuracyOf(predictLogistic(previous, heldRows), yHeld, task.classes));
-    }
-  }
-  const scores = SEARCH_L2_GRID.map((l2, g) => ({ l2, mean: mean(accs[g]), sd: sd(accs[g]) }));
-  // Strictly better only: on a tie the stronger penalty (earlier in the grid) stays.
-  const best = scores.reduce((a, b) => (b.mean > a.mean + 1e-12 ? b : a));
-  return { ...best, k: folds.k, scores };
+  const { scores, best, k } = await crossValidatePath(x, task.labels, task.classes, {
+    l2Grid: SEARCH_L2_GRID,
+    k: opts.k,
+    seed: opts.seed,
+    tolerance: SEARCH_TOLERANCE,
+    features: async (fit, held, nFit, nHeld) => {
+      if (nFit >= ROW_SPACE_BELOW * size) return { fit, held };
+      const space = await rowSpace(fit, nFit, size);
+      try {
+        return { fit: space.z, held: space.map(held, nHeld) };
+      } finally {
+        space.dispose();
+      }
+    },
+  });
+  return { ...best, k, scores };
 }
 
 /** Other fold draws for the λ of the refit (see chooseRefitL2). */
