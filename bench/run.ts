@@ -296,14 +296,17 @@ async function main() {
   if (sections.has('search')) {
     const perClass = process.argv.find((a) => a.startsWith('--search-per-class='))?.split('=')[1];
     const options = { perClass: perClass ? perClass.split(',').map(Number) : undefined, seeds: numberOption('search-seeds'), log };
-    log("search: the job's representation search against every candidate alone and the CV logistic reference, Fashion-MNIST...");
-    results.search = await benchSearch(options);
+    // `--search-multitask-only`: just the multi-task rows (the single-task ones take ~15 minutes).
+    if (!process.argv.includes('--search-multitask-only')) {
+      log("search: the job's representation search against every candidate alone and the CV logistic reference, Fashion-MNIST...");
+      results.search = await benchSearch(options);
+    }
     const digits = process.argv.find((a) => a.startsWith('--digits='))?.split('=')[1];
     if (digits) {
       log('search: tabular data (digits), linear vs hidden head, against the CV logistic reference...');
       results.searchTabular = await benchSearchTabular({ file: digits, seeds: options.seeds, log });
     }
-    if (process.argv.includes('--search-multitask')) {
+    if (process.argv.includes('--search-multitask') || process.argv.includes('--search-multitask-only')) {
       log('search: the same, multi-task (fine and coarse labels) at 30 per class...');
       results.searchMultiTask = await benchSearch({ ...options, perClass: [30], multiTask: true });
     }

@@ -132,7 +132,7 @@ export function Leaderboard({ report }: { report: VersionReport }) {
                 {e.candidate}
                 {e.chosen ? ' (chosen)' : ''}
               </th>
-              <td>{e.family === 'linear' ? 'linear (L2)' : `hidden layer${e.epochs ? `, ${e.epochs} epochs` : ''}`}</td>
+              <td>{e.family === 'linear' ? 'linear (L2)' : `hidden layer${e.folds ? `, ${e.folds}-fold` : ''}${e.epochs ? `, ${e.epochs} epochs` : ''}`}</td>
               <td>{e.size}</td>
               <td>{e.cvMean === undefined ? (e.note ?? '–') : `${percent(e.cvMean)} ± ${percent(e.cvSd ?? 0)}`}</td>
               <td>{e.seconds === undefined ? '–' : e.seconds.toFixed(1)}</td>

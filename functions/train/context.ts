@@ -95,9 +95,9 @@ export interface EmbeddedJob extends LoadedJob {
 /** After `search`: the representation chosen (already in `data`), its leaderboard, and how to fit the served model. */
 export interface SearchedJob extends EmbeddedJob {
   search?: SearchReport;
-  /** Single-task: the linear family refitted on train + validation with these λ, instead of training heads. */
+  /** The linear family refitted on train + validation with these λ per task, instead of training heads. */
   linearRefit?: { l2: Record<string, number> };
-  /** Single-task, a hidden-layer head won: the spec's head trained on train + validation for this many epochs. */
+  /** The spec's hidden-layer model won: trained on train + validation for this many epochs. */
   hiddenRefit?: { epochs: number };
 }
 

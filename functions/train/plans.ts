@@ -134,8 +134,8 @@ const headsPlan: TrainingPlan = {
 };
 
 /**
- * The search's winner for a single-task job when a hidden-layer head beat the linear
- * model in its folds: the spec's head trained on train + validation for the epochs the
+ * The search's winner when the spec's hidden-layer model beat the linear ones
+ * in its folds: the spec's head trained on train + validation for the epochs the
  * folds chose (no split left to stop on), then served and evaluated like any heads.
  */
 async function refitHiddenHead(ctx: SearchedJob, epochs: number, deps: StageDeps): Promise<PlanTraining> {
@@ -157,7 +157,7 @@ async function refitHiddenHead(ctx: SearchedJob, epochs: number, deps: StageDeps
 }
 
 /**
- * The search's winner for a single-task job: multinomial logistic regression with the
+ * The search's winner, linear: multinomial logistic regression per task with the
  * λ its folds chose, refitted on train + validation (the test split stays untouched),
  * served as a head model with no trunk. No epochs: L-BFGS fits it to its optimum.
  */

@@ -48,7 +48,8 @@ function isTerminal(status: JobStatus): boolean {
 
 /** The representation search as a small table: one row a candidate, the chosen one marked, then the verdict. */
 export function leaderboardLines(search: SearchReport): string[] {
-  const name = (e: SearchReport['leaderboard'][number]) => `${e.candidate}${e.family === 'hidden' ? ' + hidden layer' : ''}`;
+  const name = (e: SearchReport['leaderboard'][number]) =>
+    `${e.candidate}${e.family === 'hidden' ? ` + hidden layer${e.folds ? ` (${e.folds}-fold)` : ''}` : ''}`;
   const width = Math.max(...search.leaderboard.map((e) => name(e).length));
   return [
     `representation search (${search.criterion}, ${search.folds}-fold CV on ${search.records} records, ${search.seconds.toFixed(1)} s):`,

@@ -8,13 +8,15 @@ export const SearchEntrySchema = z.strictObject({
   size: z.number().int(),
   /** Head family scored: `linear` (multinomial logistic regression, L2 grid) or `hidden` (the spec's trunk with dropout, Adam, early stopping on the held-out fold). */
   family: z.enum(['linear', 'hidden']),
+  /** Folds this entry was scored on, when not the report's `folds` (the hidden family uses at most 3). */
+  folds: z.number().int().optional(),
   /** Hidden family: the epochs the refit trains for (the median of the folds' best epochs). */
   epochs: z.number().int().optional(),
   /** The search's criterion (CV accuracy; multi-task: mean of each task's accuracy over its best), and its sd over folds. */
   cvMean: z.number().optional(),
   cvSd: z.number().optional(),
-  /** Per main task: CV accuracy, sd over folds, the λ chosen. */
-  tasks: z.record(z.string(), z.strictObject({ cvMean: z.number(), cvSd: z.number(), l2: z.number() })).optional(),
+  /** Per main task: CV accuracy, sd over folds, the λ chosen (linear family). */
+  tasks: z.record(z.string(), z.strictObject({ cvMean: z.number(), cvSd: z.number(), l2: z.number().optional() })).optional(),
   /** Seconds to compute the features (when not already computed) and cross-validate. */
   seconds: z.number().optional(),
   chosen: z.boolean(),

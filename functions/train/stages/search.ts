@@ -4,20 +4,30 @@
  * from one forward pass, and the raw pixels of `base: "none"`; the winner replaces the
  * job's data, base and cut before anything trains, so every later stage (training, the
  * evaluation on the untouched test split, the baseline, the gate, the published
- * metadata) sees one representation. A single-task job then refits the winning linear
- * configuration on train + validation (plans.ts); a multi-task job trains its spec's
- * model on the winner.
+ * metadata) sees one representation. Then the head family: the spec's own model is
+ * cross-validated on the winner against the linear models, and the better one is refitted
+ * on train + validation (plans.ts): a logistic model per task with its λ from the folds,
+ * or the spec's model for the folds' median best epoch.
  */
 import { resolveBase, NONE_INPUT_SHAPE } from '../../../shared/ml/base-models.js';
 import type { ImageShape } from '../../../shared/ml/embedder.js';
-import { chooseRefitL2, L2_REPEATS, searchRepresentations, type SearchCandidate, type SearchReport, type SearchTask } from '../../../shared/ml/search.js';
+import {
+  chooseRefitL2,
+  crossValidateTask,
+  L2_REPEATS,
+  searchRepresentations,
+  TooFewForFoldsError,
+  type SearchCandidate,
+  type SearchReport,
+  type SearchTask,
+} from '../../../shared/ml/search.js';
 import { buildHeadModel } from '../../../shared/ml/architectures.js';
 import { accuracyOf } from '../../../shared/ml/baseline.js';
 import { foldSplit, stratifiedFolds } from '../../../shared/ml/folds.js';
 import { predictOutputs } from '../../../shared/ml/inference.js';
-import { embedJobSplits, type EmbeddedSplits, type JobBase } from '../../../shared/ml/transfer-job.js';
+import { embedJobSplits, taskWeightsOf, type EmbeddedSplits, type JobBase } from '../../../shared/ml/transfer-job.js';
 import { engineOf } from '../../../shared/ml/onnx/runtime.js';
-import { concatSplits, SPLITS } from '../../../shared/ml/split.js';
+import { concatSplits, SPLITS, type Split } from '../../../shared/ml/split.js';
 import type { EmbeddedJob, SearchedJob, StageDeps } from '../context.js';
 
 /**
@@ -96,7 +106,7 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   const budgetMs = searchBudgetMs(records, ctx.spec.training.searchBudgetSeconds);
   const result = await searchRepresentations({ candidates, tasks, seed: ctx.spec.training.seed, budgetMs, log: deps.log });
   deps.log(`representation search: ${result.report.chosen} chosen; ${result.report.verdict}`);
-  const { report, linearRefit, hiddenRefit } = await chooseHead(ctx, deps, { result, task: tasks[0], budgetMs, searchStarted });
+  const { report, linearRefit, hiddenRefit } = await chooseHead(ctx, deps, { result, tasks, targets: pooled.targets, budgetMs, searchStarted });
   await deps.progress.update({ search: report });
   if (result.chosen === 0) return { ...ctx, search: report, linearRefit, hiddenRefit };
   const isPixels = result.chosen === cuts.length;
@@ -115,18 +125,43 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   };
 }
 
+/** Records `idx` of every task's targets (a task's rows are `length / count` values wide). */
+function pickTargets(targets: Split['targets'], count: number, idx: number[]): Split['targets'] {
+  return Object.fromEntries(
+    Object.entries(targets).map(([name, t]) => {
+      const width = t.length / count;
+      const out = t instanceof Int32Array ? new Int32Array(idx.length * width) : new Float32Array(idx.length * width);
+      idx.forEach((r, n) => out.set(t.subarray(r * width, (r + 1) * width), n * width));
+      return [name, out];
+    }),
+  );
+}
+
 /**
- * The second step of the search for a single-task job: the spec's own head (its trunk,
- * dropout and optimiser: "one hidden layer with dropout" by default) cross-validated on
- * the winning representation's folds, each fold training with early stopping on its
- * held-out part. It replaces the linear model only if its mean is strictly higher; the
- * refit then trains on train + validation for the median of the folds' best epochs.
- * Skipped (and said so) when the spec's model has no hidden layer or the budget is spent.
+ * The second step of the search: the spec's own model (its trunk, dropout, optimiser and
+ * loss weighting, every task including the auxiliary ones: "one hidden layer with
+ * dropout" by default) cross-validated on the winning representation's folds, each fold
+ * training with early stopping on its held-out part. Scored like the linear family: one
+ * task, CV accuracy; several, the mean over main tasks of accuracy / that task's best
+ * linear score. The folds are stratified on the main task with the most labels (records
+ * without it sit out). Skipped (and said so) when the spec's model has no hidden layer or
+ * the budget is spent.
  */
 async function crossValidateHidden(
   ctx: EmbeddedJob,
   deps: StageDeps,
-  input: { x: Float32Array; size: number; task: SearchTask; folds: number; budgetMs: number; totalBudgetMs: number },
+  input: {
+    x: Float32Array;
+    size: number;
+    tasks: SearchTask[];
+    /** Every head's pool targets (train then validation). */
+    targets: Split['targets'];
+    /** Per main task, its best linear CV accuracy (the multi-task criterion's denominators). */
+    best: Record<string, number>;
+    folds: number;
+    budgetMs: number;
+    totalBudgetMs: number;
+  },
 ): Promise<{ entry: SearchReport['leaderboard'][number]; mean: number; epochs: number } | { skipped: string }> {
   const { spec, heads } = ctx;
   const trunk = spec.sharing.method === 'hard' ? spec.sharing.trunk : spec.sharing.tower;
@@ -135,8 +170,11 @@ async function crossValidateHidden(
   if (input.budgetMs < input.totalBudgetMs / 2)
     return { skipped: `the linear search used more than half of the ${(input.totalBudgetMs / 1000).toFixed(0)} s budget` };
   const started = performance.now();
-  const folds = stratifiedFolds(input.task.labels, Math.min(input.folds, HIDDEN_FOLDS), spec.training.seed);
-  const accs: number[] = [];
+  const count = input.tasks[0].labels.length;
+  const labelled = (t: SearchTask) => t.labels.reduce((n, y) => n + (y >= 0 ? 1 : 0), 0);
+  const stratum = input.tasks.reduce((a, b) => (labelled(b) > labelled(a) ? b : a));
+  const folds = stratifiedFolds(stratum.labels, Math.min(input.folds, HIDDEN_FOLDS), spec.training.seed);
+  const perTask: Record<string, number[]> = Object.fromEntries(input.tasks.map((t) => [t.name, []]));
   const epochs: number[] = [];
   const rows = (idx: number[]) => {
     const out = new Float32Array(idx.length * input.size);
@@ -148,7 +186,7 @@ async function crossValidateHidden(
     const spent = performance.now() - started;
     if (f > 0 && spent + spent / f > input.budgetMs) return { skipped: `would not finish within the time budget (${f} of ${folds.k} folds done)` };
     const { fit, held } = foldSplit(folds, f);
-    const split = (idx: number[]) => ({ x: rows(idx), count: idx.length, targets: { [input.task.name]: Int32Array.from(idx, (i) => input.task.labels[i]) } });
+    const split = (idx: number[]): Split => ({ x: rows(idx), count: idx.length, targets: pickTargets(input.targets, count, idx) });
     const model = await buildHeadModel({
       embeddingSize: input.size,
       tasks: heads,
@@ -167,24 +205,40 @@ async function crossValidateHidden(
           learningRate: spec.training.learningRate,
           patience: spec.training.patience,
           tasks: heads,
+          lossWeights: taskWeightsOf(spec, heads),
+          lossWeighting: spec.lossWeighting,
           sharing: spec.sharing,
           seed: spec.training.seed,
         },
       );
       epochs.push(result.bestEpoch + 1);
-      const out = (await predictOutputs(model, heldSplit.x, held.length))[0];
-      accs.push(accuracyOf(out, heldSplit.targets[input.task.name], held.length, input.task.classes).accuracy);
+      const outputs = await predictOutputs(model, heldSplit.x, held.length);
+      for (const t of input.tasks) {
+        const out = outputs[heads.findIndex((h) => h.name === t.name)];
+        perTask[t.name].push(accuracyOf(out, heldSplit.targets[t.name], held.length, t.classes).accuracy);
+      }
     } finally {
       model.dispose();
     }
   }
-  const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
-  const sd = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs.length - 1));
+  const stats = (xs: number[]) => {
+    const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+    return { mean: m, sd: Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, xs.length - 1)) };
+  };
+  const single = input.tasks.length === 1;
+  // Per fold, the criterion the linear family was ranked by.
+  const criterion = Array.from({ length: folds.k }, (_, f) =>
+    single
+      ? perTask[input.tasks[0].name][f]
+      : input.tasks.reduce((a, t) => a + perTask[t.name][f] / Math.max(1e-12, input.best[t.name]), 0) / input.tasks.length,
+  );
+  const { mean, sd } = stats(criterion);
   const sorted = [...epochs].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
   const seconds = (performance.now() - started) / 1000;
+  const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
   deps.log(
-    `search: hidden ${JSON.stringify(trunk)} head on the winner: ${mean.toFixed(3)} ± ${sd.toFixed(3)} in ${seconds.toFixed(1)} s (best epochs ${epochs.join(', ')})`,
+    `search: the spec's ${JSON.stringify(trunk)} model on the winner, ${folds.k} folds: ${mean.toFixed(3)} ± ${sd.toFixed(3)} in ${seconds.toFixed(1)} s (best epochs ${epochs.join(', ')})`,
   );
   return {
     mean,
@@ -193,8 +247,17 @@ async function crossValidateHidden(
       candidate: '',
       size: input.size,
       family: 'hidden',
-      cvMean: Math.round(mean * 1e4) / 1e4,
-      cvSd: Math.round(sd * 1e4) / 1e4,
+      folds: folds.k,
+      cvMean: round4(mean),
+      cvSd: round4(sd),
+      tasks: single
+        ? undefined
+        : Object.fromEntries(
+            input.tasks.map((t) => {
+              const s = stats(perTask[t.name]);
+              return [t.name, { cvMean: round4(s.mean), cvSd: round4(s.sd) }];
+            }),
+          ),
       epochs: median,
       seconds: Math.round(seconds * 100) / 100,
       chosen: false,
@@ -203,63 +266,87 @@ async function crossValidateHidden(
 }
 
 /**
- * After the representation: for a single-task job, which head family (the linear model or
- * the spec's hidden-layer head) and, for the linear one, the refit's λ; the leaderboard
- * and the sentence saying how the served model is made.
+ * After the representation: which head family serves it (the linear models, one per
+ * task, or the spec's model with its hidden layer), the refit's λ per task for the
+ * linear one, the leaderboard and the sentence saying how the served model is made.
+ * The linear family needs every task, auxiliary ones too, to be single-label
+ * classification (a logistic model per task); otherwise the spec's model trains on the
+ * winner as it would without the search.
  */
 async function chooseHead(
   ctx: EmbeddedJob,
   deps: StageDeps,
-  input: { result: Awaited<ReturnType<typeof searchRepresentations>>; task: SearchTask; budgetMs: number; searchStarted: number },
+  input: {
+    result: Awaited<ReturnType<typeof searchRepresentations>>;
+    tasks: SearchTask[];
+    targets: Split['targets'];
+    budgetMs: number;
+    searchStarted: number;
+  },
 ): Promise<{ report: SearchReport; linearRefit: SearchedJob['linearRefit']; hiddenRefit: SearchedJob['hiddenRefit'] }> {
-  const single = ctx.heads.length === 1;
-  const { result, task: firstTask, budgetMs, searchStarted } = input;
+  const { result, tasks, budgetMs, searchStarted } = input;
   const report: SearchReport = { ...result.report, leaderboard: [...result.report.leaderboard] };
-  let linearRefit: SearchedJob['linearRefit'] = single ? { l2: result.l2 } : undefined;
-  let hiddenRefit: SearchedJob['hiddenRefit'];
-  if (single) {
-    const winner = report.leaderboard.find((e) => e.chosen)!;
-    const hidden = await crossValidateHidden(ctx, deps, {
-      x: result.x,
-      size: winner.size,
-      task: firstTask,
-      folds: report.folds,
-      budgetMs: Math.max(0, budgetMs - (performance.now() - searchStarted)),
-      totalBudgetMs: budgetMs,
-    });
-    if ('skipped' in hidden)
-      report.leaderboard.push({ candidate: winner.candidate, size: winner.size, family: 'hidden', chosen: false, note: `not tried: ${hidden.skipped}` });
-    else {
-      const beats = hidden.entry.cvMean! > winner.cvMean!;
-      report.leaderboard.push({ ...hidden.entry, candidate: winner.candidate, chosen: beats });
-      winner.chosen = !beats;
-      report.verdict += beats
-        ? `; a hidden-layer head beats the linear model on it (${(100 * hidden.entry.cvMean!).toFixed(1)} vs ${(100 * winner.cvMean!).toFixed(1)})`
-        : `; the linear model is kept over a hidden-layer head (${(100 * winner.cvMean!).toFixed(1)} vs ${(100 * hidden.entry.cvMean!).toFixed(1)})`;
-      if (beats) {
-        linearRefit = undefined;
-        hiddenRefit = { epochs: hidden.epochs };
-      }
+  const seconds = () => Math.round((performance.now() - searchStarted) / 10) / 100;
+  const notLinear = ctx.heads.filter((h) => h.type !== 'classification');
+  if (notLinear.length) {
+    report.model = `the spec’s model trained on the winning representation (a linear refit fits classification tasks only; ${notLinear.map((h) => `"${h.name}" is ${h.type}`).join(', ')})`;
+    return { report, linearRefit: undefined, hiddenRefit: undefined };
+  }
+  const winner = report.leaderboard.find((e) => e.chosen)!;
+  const best = Object.fromEntries(
+    tasks.map((t) => [t.name, Math.max(...report.leaderboard.flatMap((e) => (e.tasks?.[t.name] ? [e.tasks[t.name].cvMean] : [])))]),
+  );
+  const hidden = await crossValidateHidden(ctx, deps, {
+    x: result.x,
+    size: winner.size,
+    tasks,
+    targets: input.targets,
+    best,
+    folds: report.folds,
+    budgetMs: Math.max(0, budgetMs - (performance.now() - searchStarted)),
+    totalBudgetMs: budgetMs,
+  });
+  if ('skipped' in hidden) {
+    report.leaderboard.push({ candidate: winner.candidate, size: winner.size, family: 'hidden', chosen: false, note: `not tried: ${hidden.skipped}` });
+  } else {
+    const beats = hidden.entry.cvMean! > winner.cvMean!;
+    report.leaderboard.push({ ...hidden.entry, candidate: winner.candidate, chosen: beats });
+    winner.chosen = !beats;
+    const [a, b] = [(100 * hidden.entry.cvMean!).toFixed(1), (100 * winner.cvMean!).toFixed(1)];
+    report.verdict += beats
+      ? `; the spec’s hidden-layer model beats the linear one on it (${a} vs ${b})`
+      : `; the linear model is kept over the spec’s hidden-layer model (${b} vs ${a})`;
+    if (beats) {
+      report.seconds = seconds();
+      report.model = `the spec’s model refitted on train + validation for ${hidden.epochs} epochs (the folds' median best epoch); the test split is used once, for the report and the gate`;
+      return { report, linearRefit: undefined, hiddenRefit: { epochs: hidden.epochs } };
     }
-    report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
   }
-  if (linearRefit) {
-    // The refit's λ from more draws of the folds than the ranking needed (see chooseRefitL2).
-    const task = firstTask;
-    const winner = report.leaderboard.find((e) => e.chosen && e.family === 'linear')!;
-    const refined = await chooseRefitL2(result.x, winner.size, task, result.l2Scores[task.name], { k: report.folds, seed: ctx.spec.training.seed });
-    if (refined.l2 !== linearRefit.l2[task.name])
+  // The refit's λ per task from more draws of the folds than the ranking needed (see chooseRefitL2).
+  const l2: Record<string, number> = {};
+  const all: SearchTask[] = ctx.heads.map(
+    (h) => tasks.find((t) => t.name === h.name) ?? { name: h.name, classes: h.labels?.length ?? 0, labels: input.targets[h.name] as Int32Array },
+  );
+  for (const task of all) {
+    let first = result.l2Scores[task.name];
+    try {
+      // An auxiliary task was not part of the ranking: one CV on the winner gives its path.
+      first ??= (await crossValidateTask(result.x, winner.size, task, { k: report.folds, seed: ctx.spec.training.seed })).scores;
+    } catch (e) {
+      if (!(e instanceof TooFewForFoldsError)) throw e;
+      report.seconds = seconds();
+      report.model = `the spec’s model trained on the winning representation (auxiliary task "${task.name}" has too few records per class to choose a linear model's λ)`;
+      return { report, linearRefit: undefined, hiddenRefit: undefined };
+    }
+    const refined = await chooseRefitL2(result.x, winner.size, task, first, { k: report.folds, seed: ctx.spec.training.seed });
+    if (refined.l2 !== first.reduce((p, q) => (q.mean > p.mean + 1e-12 ? q : p)).l2)
       deps.log(
-        `search: λ ${refined.l2} for the refit (CV means over ${1 + L2_REPEATS} fold draws: ${refined.means.map((m) => `${m.l2}: ${m.mean.toFixed(3)}`).join(', ')})`,
+        `search: λ ${refined.l2} for the ${task.name} refit (CV means over ${1 + L2_REPEATS} fold draws: ${refined.means.map((m) => `${m.l2}: ${m.mean.toFixed(3)}`).join(', ')})`,
       );
-    linearRefit = { l2: { [task.name]: refined.l2 } };
-    winner.tasks![task.name] = { ...winner.tasks![task.name], l2: refined.l2 };
-    report.seconds = Math.round((performance.now() - searchStarted) / 10) / 100;
+    l2[task.name] = refined.l2;
+    if (winner.tasks?.[task.name]) winner.tasks[task.name] = { ...winner.tasks[task.name], l2: refined.l2 };
   }
-  report.model = linearRefit
-    ? 'the winning linear model refitted on train + validation (λ from the folds); the test split is used once, for the report and the gate'
-    : hiddenRefit
-      ? `the spec’s head refitted on train + validation for ${hiddenRefit.epochs} epochs (the folds' median best epoch); the test split is used once, for the report and the gate`
-      : 'the spec’s multi-task model trained on the winning representation';
-  return { report, linearRefit, hiddenRefit };
+  report.seconds = seconds();
+  report.model = `the winning linear model${ctx.heads.length > 1 ? ' of each task' : ''} refitted on train + validation (λ from the folds); the test split is used once, for the report and the gate`;
+  return { report, linearRefit: { l2 }, hiddenRefit: undefined };
 }

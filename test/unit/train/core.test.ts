@@ -274,6 +274,75 @@ describe('runTrainingJob', () => {
     }
   });
 
+  it('searches a multi-task spec: the spec’s model against a linear model per task, auxiliary and masked labels included', async () => {
+    // Prepare: "class" and "warm" (main; warm unlabelled on some train records) and an auxiliary task.
+    const moreTasks = {
+      warm: (cls: string, split: string, i: number) => (split === 'train' && i % 4 === 1 ? null : cls === 'red' ? 'warm' : 'cool'),
+      parity: (_cls: string, _split: string, i: number) => (i % 2 ? 'odd' : 'even'),
+    };
+    const tasks = [{ name: 'class' }, { name: 'warm' }, { name: 'parity', auxiliary: true }];
+    const budget = { searchBudgetSeconds: 600 };
+    const withTrunk = await writePreparedDataset(store, {
+      hash: 'm1',
+      perSplit: { train: 12, validation: 6, test: 6 },
+      moreTasks,
+      spec: { base: 'mobilenet_v2', tasks, training: budget },
+    });
+    const linearOnly = await writePreparedDataset(store, {
+      hash: 'm2',
+      perSplit: { train: 12, validation: 6, test: 6 },
+      moreTasks,
+      spec: { base: 'mobilenet_v2', tasks, sharing: { method: 'hard', trunk: [] }, training: budget },
+    });
+
+    // Act
+    const a = await runTrainingJob(withTrunk, { store });
+    const b = await runTrainingJob(linearOnly, { store });
+
+    // Assess: the spec's model was cross-validated on the winner, per main task and by the normalised criterion.
+    const reportOf = async (r: typeof a) => VersionReportSchema.parse(await getJson(store, `models/colours/${(r as { version: string }).version}/report.json`));
+    const [ra, rb] = [await reportOf(a), await reportOf(b)];
+    const search = ra.search!;
+    expect(search.criterion).toMatch(/mean over main tasks/);
+    const linears = search.leaderboard.filter((e) => e.family === 'linear');
+    for (const e of linears) expect(Object.keys(e.tasks!)).toEqual(['class', 'warm']);
+    const hidden = search.leaderboard.find((e) => e.family === 'hidden')!;
+    expect(hidden.candidate).toBe(search.chosen);
+    expect(hidden.folds).toBe(3);
+    const best = (t: string) => Math.max(...linears.map((e) => e.tasks![t].cvMean));
+    // Its score is the same criterion as the linear rows': the mean of each task's accuracy over that task's best linear one.
+    expect(hidden.cvMean!).toBeCloseTo((hidden.tasks!.class.cvMean / best('class') + hidden.tasks!.warm.cvMean / best('warm')) / 2, 3);
+    const winner = linears.find((e) => e.candidate === search.chosen)!;
+    expect(hidden.chosen).toBe(hidden.cvMean! > winner.cvMean!);
+    expect(winner.chosen).toBe(!hidden.chosen);
+    expect(ra.training.sharing).toEqual(hidden.chosen ? { method: 'hard', trunk: [128] } : { method: 'hard', trunk: [] });
+
+    // With no hidden layer in the spec, the linear models are refitted per task, the auxiliary one too, and served.
+    const linearSearch = rb.search!;
+    expect(linearSearch.leaderboard.find((e) => e.family === 'hidden')?.note).toBe('not tried: the spec’s model has no hidden layer');
+    expect(linearSearch.model).toMatch(/linear model of each task refitted on train \+ validation/);
+    expect(rb.training.epochsRun).toBe(0);
+    const chosenRow = linearSearch.leaderboard.find((e) => e.chosen)!;
+    expect(Object.values(chosenRow.tasks!).every((t) => [1, 0.1, 0.01, 0.001].includes(t.l2!))).toBe(true);
+    const version = (b as { version: string }).version;
+    const meta = (await readMetadata(store, 'colours', version))!;
+    expect(meta.tasks.map((t) => t.name)).toEqual(['class', 'warm', 'parity']);
+    const test = await readSplit(store, withTrunk.report, 'test');
+    const embedder = await loadEmbedder(store, await resolveBase(store, meta.base.name), meta.base.cut ? { embedding: meta.base.cut } : {});
+    const heads = await loadModel(store, `models/colours/${version}`);
+    try {
+      const x = await embedder.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
+      const out = await predictTasks(heads, meta.tasks, x, test.records.length, { topK: 1 });
+      for (const task of ['class', 'warm']) {
+        const correct = out.filter((p, i) => (p[task] as { label?: string }).label === test.records[i].labels[task]).length;
+        expect(correct / test.records.length).toBeCloseTo((rb.tasks[task].test as { accuracy: number }).accuracy, 6);
+      }
+    } finally {
+      heads.dispose();
+      embedder.dispose();
+    }
+  });
+
   it('skips the search when the spec pins a cut or turns it off, and says why', async () => {
     const cut = { layer: 'block_16_project', pooling: 'avg' as const };
     const pinned = await writePreparedDataset(store, {

@@ -19,6 +19,8 @@ export interface FixtureOptions {
   classes?: string[];
   /** Write float32 feature vectors of this length instead of images. */
   vectorSize?: number;
+  /** More classification tasks: each record's label from its class (null: unlabelled). */
+  moreTasks?: Record<string, (cls: string, split: SplitName, i: number) => string | null>;
 }
 
 /** Image i of class c: channel (2 - c) bright, the others dark, with deterministic noise. */
@@ -46,6 +48,8 @@ export async function writePreparedDataset(
   const shards: DatasetReport['shards'] = [];
   const counts: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
   let labelled = 0;
+  const more = Object.entries(opts.moreTasks ?? {});
+  const moreTasks: DatasetReport['tasks'] = Object.fromEntries(more.map(([name]) => [name, { type: 'classification', labelled: 0, classes: {} }]));
   let seed = 0;
   for (const split of ['train', 'validation', 'test'] as SplitName[]) {
     const n = per[split];
@@ -63,7 +67,15 @@ export async function writePreparedDataset(
         counts[classes[c]] += 1;
         labelled += 1;
       }
-      return { key: `datasets/${dataset}/${classes[c]}/${split}-${i}.png`, labels: { class: missing ? null : classes[c] } };
+      const labels: Record<string, string | null> = { class: missing ? null : classes[c] };
+      for (const [name, labelOf] of more) {
+        const label = (labels[name] = labelOf(classes[c], split, i));
+        if (label === null) continue;
+        const t = moreTasks[name];
+        t.labelled += 1;
+        t.classes![label] = (t.classes![label] ?? 0) + 1;
+      }
+      return { key: `datasets/${dataset}/${classes[c]}/${split}-${i}.png`, labels };
     });
     const key = `${prefix}/${split}-0.shard`;
     await store.put(key, encodeShard({ split, dtype: v ? 'float32' : 'uint8', shape: [...recordShape], records, data }));
@@ -78,7 +90,7 @@ export async function writePreparedDataset(
     inputShape: opts.vectorSize ? [opts.vectorSize] : [...SHAPE],
     records: { total, used: total, skipped: 0 },
     splits: { train: per.train, validation: per.validation, test: per.test },
-    tasks: { class: { type: 'classification', labelled, classes: counts } },
+    tasks: { class: { type: 'classification', labelled, classes: counts }, ...moreTasks },
     skipped: [],
     shards,
     createdAt: new Date().toISOString(),
