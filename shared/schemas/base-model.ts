@@ -1,8 +1,13 @@
 import { z } from 'zod';
 
 /** `base-models/<name>/descriptor.json`: how to feed a base model and where to cut it. */
-/** Where a base is cut: a layer, and whether its map is average-pooled to a vector. */
-export const CutSchema = z.strictObject({ layer: z.string(), pooling: z.enum(['none', 'avg']).default('none') });
+const LayerCutSchema = z.strictObject({ layer: z.string(), pooling: z.enum(['none', 'avg']).default('none') });
+/**
+ * Where a base is cut: a layer, and whether its map is average-pooled to a vector; with
+ * `concat`, the features of more cuts of the same forward pass follow, side by side in
+ * that order (`layer`'s first), as one vector.
+ */
+export const CutSchema = LayerCutSchema.extend({ concat: z.array(LayerCutSchema).min(1).optional() });
 export type Cut = z.output<typeof CutSchema>;
 
 export const BaseModelDescriptorSchema = z.strictObject({
