@@ -23,7 +23,15 @@ export type ResolvedBase =
   | { kind: 'pretrained'; name: string; descriptor: BaseModelDescriptor }
   | { kind: 'none'; name: 'none'; inputShape: [number, number, number] }
   /** A model trained here; `name` is `model:<model>@<version>`, `layer` the layer of its stored model whose output is the embedding. */
-  | { kind: 'model'; name: string; source: ModelMetadata; layer: string; inputShape: [number, number, number] };
+  | {
+      kind: 'model';
+      name: string;
+      source: ModelMetadata;
+      layer: string;
+      inputShape: [number, number, number];
+      /** The layers from the stored model's input to `layer` (dropout skipped), input first: the cuts the representation search tries. */
+      path?: string[];
+    };
 
 export class UnknownBaseModelError extends UserError {
   override name = 'UnknownBaseModelError';
@@ -219,9 +227,11 @@ const ModelJsonTopologySchema = z.looseObject({
  * The feature layer read from a stored model.json (topology only, no weights):
  * follow the first output layer's input back through dropout. More reliable than
  * the spec, which for an extended model (continual learning) describes the new
- * job, not the trunk it kept. Undefined when the topology is not a functional model's.
+ * job, not the trunk it kept. Also the path on from there to the model's input
+ * (input first, dropout skipped), the other layers a new job could read.
+ * Undefined when the topology is not a functional model's.
  */
-function featureLayerFromTopology(modelJson: unknown): string | undefined {
+function featurePathFromTopology(modelJson: unknown): string[] | undefined {
   const parsed = ModelJsonTopologySchema.safeParse(modelJson);
   const config = parsed.success ? (parsed.data.modelTopology.model_config?.config ?? parsed.data.modelTopology.config) : undefined;
   if (!config) return undefined;
@@ -231,9 +241,13 @@ function featureLayerFromTopology(modelJson: unknown): string | undefined {
     const node = (l?.inbound_nodes?.[0] as unknown[] | undefined)?.[0];
     return Array.isArray(node) ? (node[0] as string) : undefined;
   };
-  let name = firstInbound(byName.get(outputs[0][0] as string));
-  while (name && byName.get(name)?.class_name === 'Dropout') name = firstInbound(byName.get(name));
-  return name;
+  const path: string[] = [];
+  const seen = new Set<string>();
+  for (let name = firstInbound(byName.get(outputs[0][0] as string)); name && !seen.has(name); name = firstInbound(byName.get(name))) {
+    seen.add(name);
+    if (byName.get(name)?.class_name !== 'Dropout') path.unshift(name);
+  }
+  return path.length ? path : undefined;
 }
 
 /**
@@ -253,6 +267,7 @@ export async function resolveModelBase(store: ObjectStore, base: string): Promis
   }
   if (source.kind !== 'train') throw new UnknownBaseModelError(`base "${base}" is a ${source.kind} model; only trained models have a trunk to reuse`);
   if (source.input.type !== 'image') throw new UnknownBaseModelError(`base "${base}" reads vectors; only image models can serve as a base`);
-  const layer = featureLayerFromTopology(await getJsonIfExists(store, `${versionPrefix(source.model, source.version)}/model.json`)) ?? featureLayerFor(source);
-  return { kind: 'model', name: `model:${source.model}@${source.version}`, source, layer, inputShape: [...source.input.shape] };
+  const path = featurePathFromTopology(await getJsonIfExists(store, `${versionPrefix(source.model, source.version)}/model.json`));
+  const layer = path?.at(-1) ?? featureLayerFor(source);
+  return { kind: 'model', name: `model:${source.model}@${source.version}`, source, layer, inputShape: [...source.input.shape], path };
 }

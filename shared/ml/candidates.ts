@@ -89,3 +89,29 @@ const view1 = (e: Embedder): Embedder => ({
   embed: (pixels, count, opts) => e.embed(pixels, count, opts),
   dispose() {},
 });
+
+/**
+ * Several cuts' splits as one representation: each record's features side by side, in
+ * `parts` order (what an embedder of the cut `{ ...first, concat: rest }` returns). The
+ * parts come from one pass over the same records, so their indices and targets agree;
+ * the first part's are kept, and its cache outcome stands for the pass.
+ */
+export function concatEmbedded(parts: EmbeddedSplits[]): EmbeddedSplits {
+  const size = parts.reduce((a, p) => a + p.size, 0);
+  const [first] = parts;
+  const prepared = Object.fromEntries(
+    Object.entries(first.prepared).map(([split, s]) => {
+      const x = new Float32Array(s.count * size);
+      for (let r = 0; r < s.count; r++) {
+        let at = r * size;
+        for (const p of parts) {
+          const px = p.prepared[split as keyof typeof first.prepared].x;
+          x.set(px.subarray(r * p.size, (r + 1) * p.size), at);
+          at += p.size;
+        }
+      }
+      return [split, { ...s, x }];
+    }),
+  ) as EmbeddedSplits['prepared'];
+  return { prepared, index: first.index, size, cache: first.cache, images: first.images };
+}

@@ -40,9 +40,10 @@ export async function embed(ctx: LoadedJob, deps: StageDeps): Promise<EmbeddedJo
 
 /**
  * Whether the representation search (stage `search`) runs, and over which cuts of the
- * base: the job's own first, then the descriptor's `search.candidates` (the raw pixels
- * are added by the search stage). It runs for a heads-only job on a pretrained base
- * whose descriptor lists candidates, when every main task is single-label
+ * base: the job's own first, then the descriptor's `search.candidates`, or for a
+ * `model:` base every layer from its input to its trunk's output (the raw pixels are
+ * added by the search stage). It runs for a heads-only job on a pretrained or `model:`
+ * base with such candidates, when every main task is single-label
  * classification (the search scores with a multinomial logistic model) and the spec
  * neither turns it off nor pins a cut.
  */
@@ -52,14 +53,22 @@ export function searchPlanOf(ctx: Pick<LoadedJob, 'spec' | 'plan' | 'jobBase' | 
   if (ctx.inputSpec.type !== 'image') return { skipped: 'vector inputs are their own representation' };
   if (spec.cut) return { skipped: `the spec pins its cut (${cutLabel(spec.cut)})` };
   if (ctx.plan.name !== 'heads') return { skipped: `a ${ctx.plan.name} job keeps its base's cut` };
-  if (jobBase.base.kind !== 'pretrained') return { skipped: `base "${jobBase.baseName}" has no cuts to choose from` };
-  const others = jobBase.base.descriptor.search?.candidates ?? [];
+  const base = jobBase.base;
+  if (base.kind === 'none') return { skipped: 'base "none" has no cuts to choose from' };
+  // A pretrained base lists its candidates; a model trained here offers every layer from its input (its own base's features) to its trunk's output.
+  const others: Cut[] =
+    base.kind === 'pretrained' ? (base.descriptor.search?.candidates ?? []) : (base.path ?? []).map((layer) => ({ layer, pooling: 'none' as const }));
   if (others.length === 0) return { skipped: `base "${jobBase.baseName}" lists no search candidates` };
   const main = ctx.heads.filter((h) => !h.auxiliary);
   if (main.some((h) => h.type !== 'classification'))
     return { skipped: 'the search scores single-label classification tasks; this spec has a multilabel or regression main task' };
-  const own = jobBase.cut ?? { layer: jobBase.base.descriptor.embedding.layer, pooling: jobBase.base.descriptor.embedding.pooling };
+  const own: Cut =
+    jobBase.cut ??
+    (base.kind === 'pretrained'
+      ? { layer: base.descriptor.embedding.layer, pooling: base.descriptor.embedding.pooling }
+      : { layer: base.layer, pooling: 'none' });
   const same = (a: Cut, b: Cut) => a.layer === b.layer && a.pooling === b.pooling;
+  if (others.every((c) => same(c, own))) return { skipped: `base "${jobBase.baseName}" has no other layer to try` };
   return { cuts: [own, ...others.filter((c) => !same(c, own))] };
 }
 

@@ -28,6 +28,7 @@ import { predictOutputs } from '../../../shared/ml/inference.js';
 import { embedJobSplits, taskWeightsOf, type EmbeddedSplits, type JobBase } from '../../../shared/ml/transfer-job.js';
 import { engineOf } from '../../../shared/ml/onnx/runtime.js';
 import { concatSplits, SPLITS, type Split } from '../../../shared/ml/split.js';
+import { concatEmbedded } from '../../../shared/ml/candidates.js';
 import type { EmbeddedJob, SearchedJob, StageDeps } from '../context.js';
 
 /**
@@ -78,10 +79,20 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   let pixels: EmbeddedSplits | undefined;
   const own = ctx.embedded!;
   const cuts = ctx.candidates ?? [];
+  // Every cut of a pretrained base side by side, from the same pass: its features are the others' concatenated.
+  const concat =
+    cuts.length > 1 && ctx.jobBase.base.kind === 'pretrained'
+      ? {
+          name: `concat of ${cuts.map((c) => c.name).join(', ')}`,
+          cut: { ...cuts[0].cut, concat: cuts.slice(1).map((c) => ({ layer: c.cut.layer, pooling: c.cut.pooling })) },
+          embedded: concatEmbedded(cuts.map((c) => c.embedded)),
+        }
+      : undefined;
+  const served = [...cuts, ...(concat ? [concat] : [])];
   const candidates: SearchCandidate[] = vectorFamily
     ? [{ name: 'standardised features', size: ctx.embeddingSize, x: pooled.x }]
     : [
-        ...cuts.map((c) => ({ name: c.name, size: c.embedded.size, x: poolOf(c.embedded) })),
+        ...served.map((c) => ({ name: c.name, size: c.embedded.size, x: poolOf(c.embedded) })),
         {
           name: `pixels ${NONE_INPUT_SHAPE.join('×')}`,
           size: NONE_INPUT_SHAPE[0] * NONE_INPUT_SHAPE[1] * NONE_INPUT_SHAPE[2],
@@ -109,9 +120,9 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   const { report, linearRefit, hiddenRefit } = await chooseHead(ctx, deps, { result, tasks, targets: pooled.targets, budgetMs, searchStarted });
   await deps.progress.update({ search: report });
   if (result.chosen === 0) return { ...ctx, search: report, linearRefit, hiddenRefit };
-  const isPixels = result.chosen === cuts.length;
-  const chosen = isPixels ? pixels! : cuts[result.chosen].embedded;
-  const jobBase: JobBase = isPixels ? pixelJobBase : { ...ctx.jobBase, cut: cuts[result.chosen].cut };
+  const isPixels = result.chosen === served.length;
+  const chosen = isPixels ? pixels! : served[result.chosen].embedded;
+  const jobBase: JobBase = isPixels ? pixelJobBase : { ...ctx.jobBase, cut: served[result.chosen].cut };
   return {
     ...ctx,
     jobBase,

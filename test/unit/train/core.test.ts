@@ -224,6 +224,7 @@ describe('runTrainingJob', () => {
       'flatten_1',
       'block_13_expand_relu (avg)',
       'block_16_project (avg)',
+      'concat of flatten_1, block_13_expand_relu (avg), block_16_project (avg)',
       'pixels 32×32×3',
     ]);
     expect(search.leaderboard.filter((e) => e.chosen).map((e) => e.candidate)).toEqual([search.chosen]);
@@ -258,6 +259,15 @@ describe('runTrainingJob', () => {
     const chosen = search.chosen;
     if (chosen.startsWith('pixels')) expect(meta.base).toMatchObject({ name: 'none', embeddingSize: 3072 });
     else if (chosen === 'flatten_1') expect(meta.base.cut).toBeUndefined();
+    else if (chosen.startsWith('concat'))
+      expect(meta.base.cut).toEqual({
+        layer: 'flatten_1',
+        pooling: 'none',
+        concat: [
+          { layer: 'block_13_expand_relu', pooling: 'avg' },
+          { layer: 'block_16_project', pooling: 'avg' },
+        ],
+      });
     else expect(meta.base.cut).toEqual({ layer: chosen.replace(' (avg)', ''), pooling: 'avg' });
     // Served as predict serves it (its embedder, its heads), the test split scores what the report says.
     const test = await readSplit(store, prepared.report, 'test');

@@ -3,7 +3,15 @@ import type { FsObjectStore } from '../../../shared/adapters/local/fs-object-sto
 import { runTrainingJob } from '../../../functions/train/core.js';
 import { readMetadata } from '../../../shared/models/registry.js';
 import { tempStore } from '../../helpers/temp-store.js';
-import { writePreparedDataset } from './fixtures.js';
+import { getJson } from '../../../shared/ports/object-store.js';
+import { readSplit } from '../../../shared/data/shards.js';
+import { loadModel } from '../../../shared/ml/model-io.js';
+import { loadEmbedder } from '../../../shared/ml/embedder.js';
+import { resolveBase } from '../../../shared/ml/base-models.js';
+import { predictTasks } from '../../../shared/ml/predict.js';
+import { VersionReportSchema } from '../../../shared/schemas/version-report.js';
+import type { SearchReport } from '../../../shared/schemas/search.js';
+import { SHAPE, writePreparedDataset } from './fixtures.js';
 
 describe('a model the search made', () => {
   let cleanup: () => Promise<void>;
@@ -49,5 +57,56 @@ describe('a model the search made', () => {
       { store },
     );
     expect(onTop, JSON.stringify(onTop)).toMatchObject({ ok: true });
+  });
+
+  it('searches a model: base over its layers, from its input to its trunk, and serves the one chosen', async () => {
+    // Prepare: a source model with a hidden trunk, on the raw pixels.
+    const source = await runTrainingJob(
+      await writePreparedDataset(store, {
+        hash: 't1',
+        spec: { base: 'none', sharing: { method: 'hard', trunk: [16] }, training: { epochs: 8, batchSize: 8, learningRate: 0.003 } },
+      }),
+      { store },
+    );
+    const v1 = (source as { version: string }).version;
+    const prepared = await writePreparedDataset(store, {
+      dataset: 'again',
+      hash: 't2',
+      perSplit: { train: 12, validation: 6, test: 6 },
+      spec: { base: `model:colours@${v1}`, training: { epochs: 3, searchBudgetSeconds: 120 } },
+    });
+
+    // Act
+    const result = await runTrainingJob(prepared, { store });
+
+    // Assess: the trunk's output (the base's own features) first, then the source's input, then the pixels.
+    expect(result, JSON.stringify(result)).toMatchObject({ ok: true });
+    const version = (result as { version: string }).version;
+    const meta = (await readMetadata(store, 'again', version))!;
+    const search = meta.metrics.search as SearchReport;
+    expect(search.leaderboard.filter((e) => e.family === 'linear').map((e) => [e.candidate, e.size])).toEqual([
+      ['trunk_0', 16],
+      ['embedding', 3072],
+      ['pixels 32×32×3', 3072],
+    ]);
+    const chosen = search.chosen;
+    if (chosen === 'trunk_0') expect(meta.base).toMatchObject({ name: `model:colours@${v1}`, embeddingSize: 16 });
+    else if (chosen === 'embedding')
+      expect(meta.base).toMatchObject({ name: `model:colours@${v1}`, embeddingSize: 3072, cut: { layer: 'embedding', pooling: 'none' } });
+    else expect(meta.base).toMatchObject({ name: 'none', embeddingSize: 3072 });
+    // Served as predict serves it, the test split scores what the report says.
+    const report = VersionReportSchema.parse(await getJson(store, `models/again/${version}/report.json`));
+    const test = await readSplit(store, prepared.report, 'test');
+    const embedder = await loadEmbedder(store, await resolveBase(store, meta.base.name), meta.base.cut ? { embedding: meta.base.cut } : {});
+    const heads = await loadModel(store, `models/again/${version}`);
+    try {
+      const x = await embedder.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
+      const out = await predictTasks(heads, meta.tasks, x, test.records.length, { topK: 1 });
+      const correct = out.filter((p, i) => (p.class as { label?: string }).label === test.records[i].labels.class).length;
+      expect(correct / test.records.length).toBeCloseTo((report.tasks.class.test as { accuracy: number }).accuracy, 6);
+    } finally {
+      heads.dispose();
+      embedder.dispose();
+    }
   });
 });
