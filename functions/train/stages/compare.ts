@@ -12,7 +12,8 @@ import type { ComparedJob, EvaluatedJob, StageDeps } from '../context.js';
 import { PROGRESS } from '../progress.js';
 
 export async function compare(ctx: EvaluatedJob, deps: StageDeps): Promise<ComparedJob> {
-  const sharingComparison = ctx.heads.length > 1 ? await singleTaskComparison(ctx, deps) : undefined;
+  // A linear refit per task shares only the frozen base: each of its heads is already its task's single-task model.
+  const sharingComparison = ctx.heads.length > 1 && !ctx.linearRefit ? await singleTaskComparison(ctx, deps) : undefined;
   const continual = ctx.jobBase.from ? await continualReport(deps.store, ctx.jobBase, ctx.served) : undefined;
   const opts = ctx.spec.training;
   const baseline = ctx.embedded

@@ -358,6 +358,6 @@ async function chooseHead(
     if (winner.tasks?.[task.name]) winner.tasks[task.name] = { ...winner.tasks[task.name], l2: refined.l2 };
   }
   report.seconds = seconds();
-  report.model = `the winning linear model${ctx.heads.length > 1 ? ' of each task' : ''} refitted on train + validation (λ from the folds); the test split is used once, for the report and the gate`;
+  report.model = `the winning linear model${ctx.heads.length > 1 ? ' of each task' : ''} refitted on train + validation (λ from the folds); the test split is used once, for the report and the gate${ctx.heads.length > 1 ? '; the tasks share the frozen base only, so no single-task comparison is made' : ''}`;
   return { report, linearRefit: { l2 }, hiddenRefit: undefined };
 }

@@ -332,6 +332,9 @@ describe('runTrainingJob', () => {
     expect(linearSearch.leaderboard.find((e) => e.family === 'hidden')?.note).toBe('not tried: the spec’s model has no hidden layer');
     expect(linearSearch.model).toMatch(/linear model of each task refitted on train \+ validation/);
     expect(rb.training.epochsRun).toBe(0);
+    // Its heads share only the frozen base: no "does sharing help?" comparison is trained for it.
+    expect(rb.sharingComparison).toBeUndefined();
+    expect(ra.sharingComparison === undefined).toBe(!hidden.chosen);
     const chosenRow = linearSearch.leaderboard.find((e) => e.chosen)!;
     expect(Object.values(chosenRow.tasks!).every((t) => [1, 0.1, 0.01, 0.001].includes(t.l2!))).toBe(true);
     const version = (b as { version: string }).version;
