@@ -13,7 +13,7 @@ import { resolveBase } from '../../../shared/ml/base-models.js';
 import { predictTasks } from '../../../shared/ml/predict.js';
 import { checkpointPrefix, runTrainingJob } from '../../../functions/train/core.js';
 import { VersionReportSchema } from '../../../shared/schemas/version-report.js';
-import { CLASSES, recordingStore, SHAPE, writePreparedDataset } from './fixtures.js';
+import { CLASSES, recordingStore, SHAPE, servedTestAccuracy, writePreparedDataset } from './fixtures.js';
 
 describe('runTrainingJob', () => {
   let cleanup: () => Promise<void>;
@@ -270,18 +270,8 @@ describe('runTrainingJob', () => {
       });
     else expect(meta.base.cut).toEqual({ layer: chosen.replace(' (avg)', ''), pooling: 'avg' });
     // Served as predict serves it (its embedder, its heads), the test split scores what the report says.
-    const test = await readSplit(store, prepared.report, 'test');
-    const embedder = await loadEmbedder(store, await resolveBase(store, meta.base.name), meta.base.cut ? { embedding: meta.base.cut } : {});
-    const heads = await loadModel(store, `models/colours/${version}`);
-    try {
-      const x = await embedder.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
-      const out = await predictTasks(heads, meta.tasks, x, test.records.length, { topK: 1 });
-      const correct = out.filter((p, i) => (p.class as { label?: string }).label === test.records[i].labels.class).length;
-      expect(correct / test.records.length).toBeCloseTo((report.tasks.class.test as { accuracy: number }).accuracy, 6);
-    } finally {
-      heads.dispose();
-      embedder.dispose();
-    }
+    const served = await servedTestAccuracy(store, 'colours', version, prepared.report, ['class']);
+    for (const [task, accuracy] of Object.entries(served)) expect(accuracy).toBeCloseTo((report.tasks[task].test as { accuracy: number }).accuracy, 6);
   });
 
   it('searches a multi-task spec: the spec’s model against a linear model per task, auxiliary and masked labels included', async () => {
@@ -340,20 +330,8 @@ describe('runTrainingJob', () => {
     const version = (b as { version: string }).version;
     const meta = (await readMetadata(store, 'colours', version))!;
     expect(meta.tasks.map((t) => t.name)).toEqual(['class', 'warm', 'parity']);
-    const test = await readSplit(store, withTrunk.report, 'test');
-    const embedder = await loadEmbedder(store, await resolveBase(store, meta.base.name), meta.base.cut ? { embedding: meta.base.cut } : {});
-    const heads = await loadModel(store, `models/colours/${version}`);
-    try {
-      const x = await embedder.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
-      const out = await predictTasks(heads, meta.tasks, x, test.records.length, { topK: 1 });
-      for (const task of ['class', 'warm']) {
-        const correct = out.filter((p, i) => (p[task] as { label?: string }).label === test.records[i].labels[task]).length;
-        expect(correct / test.records.length).toBeCloseTo((rb.tasks[task].test as { accuracy: number }).accuracy, 6);
-      }
-    } finally {
-      heads.dispose();
-      embedder.dispose();
-    }
+    const served = await servedTestAccuracy(store, 'colours', version, withTrunk.report, ['class', 'warm']);
+    for (const [task, accuracy] of Object.entries(served)) expect(accuracy).toBeCloseTo((rb.tasks[task].test as { accuracy: number }).accuracy, 6);
   });
 
   it('skips the search when the spec pins a cut or turns it off, and says why', async () => {

@@ -1,5 +1,10 @@
 /** Tiny synthetic prepared datasets for training-job tests: coloured noise images per class. */
-import { encodeShard } from '../../../shared/data/shards.js';
+import { encodeShard, readSplit } from '../../../shared/data/shards.js';
+import { resolveBase } from '../../../shared/ml/base-models.js';
+import { loadEmbedder } from '../../../shared/ml/embedder.js';
+import { loadModel } from '../../../shared/ml/model-io.js';
+import { predictTasks } from '../../../shared/ml/predict.js';
+import { readMetadata } from '../../../shared/models/registry.js';
 import { jobStatusKey } from '../../../shared/jobs/status.js';
 import { putJson, type ObjectStore } from '../../../shared/ports/object-store.js';
 import type { JobStatus } from '../../../shared/schemas/job.js';
@@ -133,4 +138,31 @@ export function recordingStore(
       return inner.put(key, body, o);
     },
   };
+}
+
+/**
+ * Test accuracy per task of a published version served as predict serves it (the
+ * embedder its metadata names, cut where it says, then its heads) on a prepared test split.
+ */
+export async function servedTestAccuracy(
+  store: ObjectStore,
+  model: string,
+  version: string,
+  report: DatasetReport,
+  tasks: string[],
+): Promise<Record<string, number>> {
+  const meta = (await readMetadata(store, model, version))!;
+  const test = await readSplit(store, report, 'test');
+  const embedder = await loadEmbedder(store, await resolveBase(store, meta.base.name), meta.base.cut ? { embedding: meta.base.cut } : {});
+  const heads = await loadModel(store, `models/${model}/${version}`);
+  try {
+    const x = await embedder.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
+    const out = await predictTasks(heads, meta.tasks, x, test.records.length, { topK: 1 });
+    return Object.fromEntries(
+      tasks.map((task) => [task, out.filter((p, i) => (p[task] as { label?: string }).label === test.records[i].labels[task]).length / test.records.length]),
+    );
+  } finally {
+    heads.dispose();
+    embedder.dispose();
+  }
 }

@@ -4,14 +4,9 @@ import { runTrainingJob } from '../../../functions/train/core.js';
 import { readMetadata } from '../../../shared/models/registry.js';
 import { tempStore } from '../../helpers/temp-store.js';
 import { getJson } from '../../../shared/ports/object-store.js';
-import { readSplit } from '../../../shared/data/shards.js';
-import { loadModel } from '../../../shared/ml/model-io.js';
-import { loadEmbedder } from '../../../shared/ml/embedder.js';
-import { resolveBase } from '../../../shared/ml/base-models.js';
-import { predictTasks } from '../../../shared/ml/predict.js';
 import { VersionReportSchema } from '../../../shared/schemas/version-report.js';
 import type { SearchReport } from '../../../shared/schemas/search.js';
-import { SHAPE, writePreparedDataset } from './fixtures.js';
+import { servedTestAccuracy, writePreparedDataset } from './fixtures.js';
 
 describe('a model the search made', () => {
   let cleanup: () => Promise<void>;
@@ -96,17 +91,7 @@ describe('a model the search made', () => {
     else expect(meta.base).toMatchObject({ name: 'none', embeddingSize: 3072 });
     // Served as predict serves it, the test split scores what the report says.
     const report = VersionReportSchema.parse(await getJson(store, `models/again/${version}/report.json`));
-    const test = await readSplit(store, prepared.report, 'test');
-    const embedder = await loadEmbedder(store, await resolveBase(store, meta.base.name), meta.base.cut ? { embedding: meta.base.cut } : {});
-    const heads = await loadModel(store, `models/again/${version}`);
-    try {
-      const x = await embedder.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
-      const out = await predictTasks(heads, meta.tasks, x, test.records.length, { topK: 1 });
-      const correct = out.filter((p, i) => (p.class as { label?: string }).label === test.records[i].labels.class).length;
-      expect(correct / test.records.length).toBeCloseTo((report.tasks.class.test as { accuracy: number }).accuracy, 6);
-    } finally {
-      heads.dispose();
-      embedder.dispose();
-    }
+    const served = await servedTestAccuracy(store, 'again', version, prepared.report, ['class']);
+    for (const [task, accuracy] of Object.entries(served)) expect(accuracy).toBeCloseTo((report.tasks[task].test as { accuracy: number }).accuracy, 6);
   });
 });
