@@ -8,7 +8,7 @@ import { generateShapesImages } from '../../../shared/local/demo-data.js';
 import { buildHeadModel } from '../../../shared/ml/architectures.js';
 import { resolveBase } from '../../../shared/ml/base-models.js';
 import { concatRows, cutKey, cutParts, describeCut, type EmbeddingCut } from '../../../shared/ml/cuts.js';
-import { loadEmbedder, type Embedder } from '../../../shared/ml/embedder.js';
+import { isMultiCut, loadEmbedder, type Embedder, type MultiCutEmbedder } from '../../../shared/ml/embedder.js';
 import { embeddingBaseKey, embeddingKeyFor } from '../../../shared/ml/embedding-cache.js';
 import { FineTuneError } from '../../../shared/ml/fine-tune.js';
 import { saveModel } from '../../../shared/ml/model-io.js';
@@ -142,7 +142,26 @@ describe('concat cut', () => {
     concatSize = r.size;
   }, 300_000);
 
-  it('tfjs engine: the same, from one tfjs model with several outputs', async () => {
+  it('onnx engine: a concat cut among several cuts of one pass comes back concatenated, its parts fetched once', async () => {
+    // Prepare
+    configureEngine({ engine: 'onnx', threads: 1, log });
+    const base = await resolveBase(store, 'mobilenet_v2');
+    const flatten = cutParts(CONCAT)[0];
+
+    // Act
+    const multi = await loadEmbedder(store, base, { embedding: flatten, cuts: [flatten, CONCAT] });
+    const alone = await loadEmbedder(store, base, { embedding: CONCAT });
+    const [first, both] = isMultiCut(multi) ? await multi.embedCuts(pixels, images.length) : [];
+    const expected = await alone.embed(pixels, images.length);
+
+    // Assess
+    expect(isMultiCut(multi)).toBe(true);
+    expect((multi as MultiCutEmbedder).sizes).toEqual([1280, alone.size]);
+    expect(first).toHaveLength(images.length * 1280);
+    expect(relativeMaxDiff(expected, both)).toBeLessThanOrEqual(1e-4);
+  }, 300_000);
+
+  it('tfjs engine: the concat embedder equals its parts’ embedders side by side, from one tfjs model with several outputs', async () => {
     // Prepare
     configureEngine({ engine: 'tfjs', log });
 
