@@ -7,6 +7,7 @@ import type { Instance, PredictRequest, TaskPrediction } from '../../shared/sche
 import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
 import { resolveBase } from '../../shared/ml/base-models.js';
 import { loadEmbedder, type Embedder, type EmbedOptions } from '../../shared/ml/embedder.js';
+import { cutKey } from '../../shared/ml/cuts.js';
 import { loadModel } from '../../shared/ml/model-io.js';
 import { predictTasks, selectTasks, UnknownTaskError } from '../../shared/ml/predict.js';
 import { loadPrototypes, scorePrototypes, type Prototypes } from '../../shared/ml/prototype-classifier.js';
@@ -159,7 +160,7 @@ export function createModelCache(store: ObjectStore, options: ModelCacheOptions 
 
   // Keyed by base and cut: a fine-tuned model's embedder stops lower than its base's default.
   const embedWith = ({ name, cut }: ModelMetadata['base']): EmbedFn => {
-    const key = cut ? `${name}#${cut.layer}#${cut.pooling}` : name;
+    const key = cut ? `${name}#${cutKey(cut)}` : name;
     const load = () => resolveBase(store, name).then((b) => loadEmbedder(store, b, cut ? { embedding: cut } : {}));
     return (pixels, count, opts) => embedders.use(key, load, (e) => e.embed(pixels, count, opts));
   };

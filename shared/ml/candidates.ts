@@ -15,11 +15,12 @@ import { isMultiCut, type MultiCutEmbedder } from './embedder.js';
 import type { ResolvedBase } from './base-models.js';
 import { embedJobSplits, type EmbeddedSplits, type JobBase } from './transfer-job.js';
 import type { Cut } from '../schemas/base-model.js';
+import { describeCut } from './cuts.js';
 
 type EmbedJobInput = Parameters<typeof embedJobSplits>[0];
 
-/** `flatten_1`, `block_13_expand_relu (avg)`. */
-export const cutLabel = (cut: Cut) => `${cut.layer}${cut.pooling === 'avg' ? ' (avg)' : ''}`;
+/** `flatten_1`, `block_13_expand_relu (avg)`, `concat of flatten_1, block_16_project (avg)`. */
+export const cutLabel = (cut: Cut) => describeCut(cut);
 
 /**
  * Every cut's splits, in `cuts` order, as embedJobSplits gives them for one cut.

@@ -6,7 +6,6 @@
  */
 import type { LayersModel, SymbolicTensor, Tensor, Tensor4D } from '@tensorflow/tfjs';
 import type { ObjectStore } from '../ports/object-store.js';
-import type { BaseModelDescriptor } from '../schemas/base-model.js';
 import { loadTf, type Tf } from '../tf/loader.js';
 import type { ResolvedBase } from './base-models.js';
 import { objectStoreIO } from './model-io.js';
@@ -15,6 +14,7 @@ import { UserError } from '../errors.js';
 import { UnsupportedLayerError } from './onnx/export.js';
 import { loadOnnxEmbedder } from './onnx/embedder.js';
 import { frozenEngine, logModelFallback, type EngineName } from './onnx/runtime.js';
+import { cutParts, describeCut, type EmbeddingCut } from './cuts.js';
 
 export type ImageShape = [number, number, number];
 
@@ -55,13 +55,16 @@ export class EmbedderError extends UserError {
 }
 
 export interface LoadEmbedderOptions {
-  /** Cut a pretrained base somewhere other than its descriptor's embedding layer (used to compare layers). */
-  embedding?: Pick<BaseModelDescriptor['embedding'], 'layer' | 'pooling'>;
+  /**
+   * Cut a pretrained base somewhere other than its descriptor's embedding layer (used to
+   * compare layers); a concat cut embeds its parts side by side, from one forward pass.
+   */
+  embedding?: EmbeddingCut;
   /**
    * Every cut one forward pass should give (the first is `embedding`'s): the onnx engine
    * returns an embedder with `embedCuts`; the tfjs engine ignores it (one cut per embedder).
    */
-  cuts?: Array<Pick<BaseModelDescriptor['embedding'], 'layer' | 'pooling'>>;
+  cuts?: EmbeddingCut[];
 }
 
 /** An embedder that gives several cuts from one forward pass (onnx/embedder.ts). */
@@ -118,9 +121,10 @@ abstract class BatchedEmbedder implements Embedder {
   abstract dispose(): void;
 }
 
-/** A pretrained base cut at its embedding layer. */
+/** A pretrained base cut at its embedding layer, or at several layers whose outputs are laid side by side (a concat cut). */
 class LayersEmbedder extends BatchedEmbedder {
   readonly size: number;
+  private readonly sizes: number[];
   protected readonly defaultBatch = 8;
   constructor(
     tf: Tf,
@@ -130,12 +134,17 @@ class LayersEmbedder extends BatchedEmbedder {
     private readonly norm: { scale: number; offset: number },
   ) {
     super(tf);
-    const shape = cut.outputs[0].shape;
-    this.size = prod(shape.slice(1) as number[]);
+    this.sizes = cut.outputs.map((o) => prod(o.shape.slice(1) as number[]));
+    this.size = this.sizes.reduce((a, b) => a + b, 0);
   }
   protected forward(x: Tensor4D): Tensor {
-    const y = this.cut.predict(x) as Tensor;
-    return y.reshape([x.shape[0], this.size]);
+    const y = this.cut.predict(x);
+    const n = x.shape[0];
+    if (!Array.isArray(y)) return y.reshape([n, this.size]);
+    return this.tf.concat(
+      y.map((t, i) => t.reshape([n, this.sizes[i]])),
+      1,
+    );
   }
   protected normalization() {
     return this.norm;
@@ -211,19 +220,24 @@ async function loadTfjsPretrained(store: ObjectStore, base: Extract<ResolvedBase
   const d = base.descriptor;
   const prefix = d.modelKey.replace(/\/model\.json$/, '');
   const full = await tf.loadLayersModel(objectStoreIO(store, prefix));
-  const want = opts.embedding ?? d.embedding;
-  let layer;
-  try {
-    layer = full.getLayer(want.layer);
-  } catch {
-    full.dispose();
-    throw new EmbedderError(`base ${base.name} has no layer "${want.layer}"`);
+  const want: EmbeddingCut = opts.embedding ?? d.embedding;
+  // One output per part of the cut: a concat cut's parts all come from this one model's pass.
+  const outputs: SymbolicTensor[] = [];
+  for (const [i, part] of cutParts(want).entries()) {
+    let layer;
+    try {
+      layer = full.getLayer(part.layer);
+    } catch {
+      full.dispose();
+      throw new EmbedderError(`base ${base.name} has no layer "${part.layer}"${want.concat ? ` (in the cut ${describeCut(want)})` : ''}`);
+    }
+    let output = layer.output as SymbolicTensor;
+    if (part.pooling === 'avg' && output.shape.length === 4) {
+      output = tf.layers.globalAveragePooling2d({ name: `${part.layer}_avg_pool${i ? `_${i}` : ''}` }).apply(output) as SymbolicTensor;
+    }
+    outputs.push(output);
   }
-  let output = layer.output as SymbolicTensor;
-  if (want.pooling === 'avg' && output.shape.length === 4) {
-    output = tf.layers.globalAveragePooling2d({ name: `${want.layer}_avg_pool` }).apply(output) as SymbolicTensor;
-  }
-  const cut = tf.model({ inputs: full.inputs, outputs: output });
+  const cut = tf.model({ inputs: full.inputs, outputs: outputs.length === 1 ? outputs[0] : outputs });
   const embedder = new LayersEmbedder(tf, cut, full, d.inputShape, d.normalization);
   if (!opts.embedding && embedder.size !== d.embedding.size) {
     embedder.dispose();

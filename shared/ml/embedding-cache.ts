@@ -30,14 +30,12 @@ import type { ModelMetadata } from '../schemas/model.js';
 import { versionPrefix } from '../models/registry.js';
 import { resolveBase, type ResolvedBase } from './base-models.js';
 import { loadEmbedder, type Embedder, type ImageShape } from './embedder.js';
+import { cutParts, type EmbeddingCut } from './cuts.js';
 
 export const EMBEDDING_CACHE_PREFIX = 'cache/embeddings';
 export type CacheOutcome = 'hit' | 'miss' | 'partial';
 
-export interface EmbeddingCut {
-  layer: string;
-  pooling: 'none' | 'avg';
-}
+export type { EmbeddingCut } from './cuts.js';
 
 /**
  * Escapes a base name into one key segment without merging distinct names:
@@ -53,10 +51,13 @@ function escapeSegment(raw: string): string {
  * `mobilenet_v2~block_16_project_BN`, `model%3Apets%40v2025…~trunk_0`), plus,
  * when given, a hash of the base's content (see baseIdentity): a base replaced
  * under the same name then gets a new folder instead of serving stale embeddings.
+ * A concat cut joins its parts with `+` (`mobilenet_v2~flatten_1+block_16_project~avg`):
+ * escaping keeps `+` and `~` out of layer names, so no single cut can take that folder.
  */
 export function embeddingBaseKey(baseName: string, cut?: EmbeddingCut, identity?: string): string {
   const name = escapeSegment(baseName);
-  const at = cut ? `${name}~${escapeSegment(cut.layer)}${cut.pooling === 'avg' ? '~avg' : ''}` : name;
+  const part = (p: { layer: string; pooling: string }) => `${escapeSegment(p.layer)}${p.pooling === 'avg' ? '~avg' : ''}`;
+  const at = cut ? `${name}~${cutParts(cut).map(part).join('+')}` : name;
   return identity ? `${at}~${identity}` : at;
 }
 

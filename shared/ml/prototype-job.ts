@@ -16,6 +16,7 @@ import { resolveBase } from './base-models.js';
 import { UserError } from '../errors.js';
 import type { ImageShape } from './embedder.js';
 import { embedForBase, type CacheOutcome } from './embedding-cache.js';
+import { describeCut } from './cuts.js';
 import { compareOnServingTest, lostClasses, type GateModel } from './promotion-gate.js';
 import { buildPrototypes, DEFAULT_PROTOTYPE_SCALE, leaveOneOutAccuracy, savePrototypes, scorePrototypes } from './prototype-classifier.js';
 
@@ -51,7 +52,7 @@ export interface CutSearch {
   candidates: Array<{ cut: string; size: number; leaveOneOutAccuracy?: number }>;
 }
 
-const cutName = (cut: Cut | undefined) => (cut ? `${cut.layer}${cut.pooling === 'avg' ? ' (avg pooled)' : ''}` : 'embedding layer');
+const cutName = (cut: Cut | undefined) => (cut ? describeCut(cut, ' (avg pooled)') : 'embedding layer');
 
 /**
  * Where the base is cut for prototypes. A base whose descriptor names few-shot

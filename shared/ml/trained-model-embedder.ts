@@ -14,6 +14,8 @@ import { loadTf } from '../tf/loader.js';
 import { resolveBase, UnknownBaseModelError, type ModelBase, type ResolvedBase } from './base-models.js';
 import type { EmbedOptions, Embedder, ImageShape, LoadEmbedderOptions } from './embedder.js';
 import { predictOutputs } from './inference.js';
+import { describeCut } from './cuts.js';
+import { UserError } from '../errors.js';
 import { loadModel } from './model-io.js';
 
 /** Loads the embedder of any base: how the source's own base is loaded (passed in, so this module does not import the dispatcher that imports it). */
@@ -50,6 +52,12 @@ class ModelEmbedder implements Embedder {
 
 /** Loads the embedder of a `model:` base, cut at `opts.embedding.layer` or the base's feature layer. */
 export async function loadModelEmbedder(store: ObjectStore, base: ModelBase, opts: LoadEmbedderOptions, loadParent: LoadBaseEmbedder): Promise<Embedder> {
+  // A `model:` base is cut at one layer of the stored model; its parent may be a concat cut, it may not.
+  if (opts.embedding?.concat?.length)
+    throw new UserError(
+      'BASE_MODEL_ERROR',
+      `base ${base.name} is cut at one layer of its model; a concat cut (${describeCut(opts.embedding)}) applies to a pretrained base`,
+    );
   const { tf } = await loadTf();
   const parent = await parentOf(store, base.source);
   const parentEmbedder = await loadParent(store, parent.base, parent.opts);

@@ -40,6 +40,7 @@ import { accuracyByTask, GATE_METRIC, versionOutputs } from './evaluate.js';
 import { compareOnServingTest, lostClasses, measureOn, publishedGateModel, type GateModel } from './promotion-gate.js';
 import { buildFineTuneModel, buildTopFeatureModel, FineTuneError, loadBaseGraph, planFineTune, type FineTunePlan } from './fine-tune.js';
 import { SPLITS, subsetRows, type Split } from './split.js';
+import { describeCut, isConcatCut } from './cuts.js';
 import type { TaskTargets } from './task-kinds.js';
 import { trainModel, type EpochLogs, type StageCheckpoint, type TrainCheckpoint, type TrainResult } from './train.js';
 import { tasksOf } from '../schemas/spec.js';
@@ -70,6 +71,11 @@ export async function prepareFrozenBase(store: ObjectStore, spec: TrainSpec, hea
  * and the frozen top alone (cut → embedding) to compute what the heads first train on.
  */
 export async function prepareFineTuneBase(store: ObjectStore, spec: TrainSpec, heads: TaskHead[]): Promise<JobBase> {
+  // The schema refuses this too; a spec built in code must not reach the planner with it.
+  if (spec.cut && isConcatCut(spec.cut))
+    throw new FineTuneError(
+      `"fineTune" cannot use the concat cut ${describeCut(spec.cut)}: fine-tuning unfreezes the base above one single-tensor cut; remove "cut" or "fineTune"`,
+    );
   const base = await resolveBase(store, spec.base);
   if (base.kind === 'none')
     throw new FineTuneError(

@@ -10,6 +10,7 @@ import type { ModelMetadata } from '../schemas/model.js';
 import { VersionReportSchema, type VersionReport } from '../schemas/version-report.js';
 import type { TaskMetricsRecord } from '../schemas/metrics.js';
 import { versionPrefix } from './registry.js';
+import { cutParts, isConcatCut, type EmbeddingCut } from '../ml/cuts.js';
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const num = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(3));
@@ -55,6 +56,13 @@ function taskSection(meta: ModelMetadata, report: VersionReport | undefined): st
   return lines;
 }
 
+/** `, cut at `layer` (average-pooled)`, or the parts of a concat cut in the order the model reads them. */
+function cutWords(cut: EmbeddingCut): string {
+  const part = (p: { layer: string; pooling: string }) => `\`${p.layer}\`${p.pooling === 'avg' ? ' (average-pooled)' : ''}`;
+  if (!isConcatCut(cut)) return `, cut at ${part(cut)}`;
+  return `, cut at several layers of one pass, concatenated in this order: ${cutParts(cut).map(part).join(', ')}`;
+}
+
 /** The card of one version, as markdown. */
 export async function buildModelCard(store: ObjectStore, meta: ModelMetadata): Promise<string> {
   const report =
@@ -66,7 +74,7 @@ export async function buildModelCard(store: ObjectStore, meta: ModelMetadata): P
     meta.input.type === 'image'
       ? `images, resized to ${meta.input.shape[0]}×${meta.input.shape[1]}×${meta.input.shape[2]}`
       : `vectors of ${meta.input.size} numbers`;
-  const cut = meta.base.cut ? `, cut at \`${meta.base.cut.layer}\`${meta.base.cut.pooling === 'avg' ? ' (average-pooled)' : ''}` : '';
+  const cut = meta.base.cut ? cutWords(meta.base.cut) : '';
   return [
     `# Model card: ${meta.model} @ ${meta.version}`,
     '',

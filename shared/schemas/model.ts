@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CutSchema } from './base-model.js';
 import { TaskTypeSchema, TrainSpecSchema } from './spec.js';
 
 export const TaskHeadSchema = z.strictObject({
@@ -52,8 +53,9 @@ export const ModelMetadataSchema = z.strictObject({
      * Where the frozen embedder is cut when it is not the base's own embedding layer:
      * a fine-tuned model stores the unfrozen top of the base, so its embedder stops
      * lower (at the input of that top part). For a `model:` base, a layer of that model.
+     * With `concat`, the stored model reads several cuts of one pass side by side.
      */
-    cut: z.strictObject({ layer: z.string(), pooling: z.enum(['none', 'avg']).default('none') }).optional(),
+    cut: CutSchema.optional(),
     /** Engine that ran the frozen part for this version (onnx: ONNX Runtime; both give the same embeddings to ~1e-5). */
     engine: z.enum(['onnx', 'tfjs']).optional(),
   }),

@@ -145,10 +145,27 @@ export const TrainSpecSchema = z
       .optional(),
     promotion: z.strictObject({ margin: z.number().min(0).max(1).default(0.01) }).default({ margin: 0.01 }),
   })
-  .refine((s) => !(s.cut && (s.fineTune || s.from || s.base === 'none')), {
-    message:
-      '"cut" applies to a frozen pretrained base: not with "fineTune" (which cuts where it unfreezes), "from" (which keeps the extended model\'s cut) or base "none"',
-    path: ['cut'],
+  .superRefine((s, ctx) => {
+    if (!s.cut) return;
+    // A concat cut gets its own reason first: fine-tuning needs one tensor to unfreeze above.
+    if (s.cut.concat && (s.fineTune || s.base.startsWith('model:'))) {
+      const named = `concat of ${[s.cut, ...s.cut.concat].map((c) => c.layer).join(', ')}`;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cut'],
+        message: s.fineTune
+          ? `"cut" is a concat cut (${named}): fine-tuning unfreezes the base above one single-tensor cut and cannot train on concatenated features; remove "fineTune" or pin one layer`
+          : `"cut" is a concat cut (${named}): it applies to a pretrained base, and a "model:" base is cut at one layer of its model`,
+      });
+      return;
+    }
+    if (s.fineTune || s.from || s.base === 'none')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cut'],
+        message:
+          '"cut" applies to a frozen pretrained base: not with "fineTune" (which cuts where it unfreezes), "from" (which keeps the extended model\'s cut) or base "none"',
+      });
   });
 export type TrainSpec = z.infer<typeof TrainSpecSchema>;
 export type TrainSpecInput = z.input<typeof TrainSpecSchema>;

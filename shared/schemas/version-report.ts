@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CutSchema } from './base-model.js';
 import { SplitNameSchema } from './report.js';
 import { LossWeightingSchema, SharingSchema } from './spec.js';
 import {
@@ -79,7 +80,7 @@ export const VersionReportSchema = z.strictObject({
     embeddingCache: z.enum(['hit', 'miss', 'partial']).optional(),
     /** Images found in the embedding cache and images that went through the base (each distinct image once). */
     embeddingCacheImages: z.strictObject({ cached: z.number().int(), embedded: z.number().int() }).optional(),
-    cut: z.strictObject({ layer: z.string(), pooling: z.enum(['none', 'avg']) }).optional(),
+    cut: CutSchema.optional(),
     baseline: BaselineResultSchema.extend(BaselineComparisonSchema.shape).optional(),
     fineTune: FineTuneReportSchema.optional(),
     continual: ContinualReportSchema.optional(),

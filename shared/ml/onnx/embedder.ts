@@ -10,7 +10,9 @@
  * process, one per (graph), so a cached embedder costs one session creation.
  *
  * One graph can have several outputs ("cuts"): `embedCuts` returns all of them
- * from one forward pass (comparing representations needs that).
+ * from one forward pass (comparing representations needs that). A concat cut is
+ * its parts' outputs of that pass laid side by side per image (cuts.ts), so the
+ * graph holds each distinct part once however many cuts share it.
  */
 import { createHash } from 'node:crypto';
 import type { InferenceSession } from 'onnxruntime-common';
@@ -19,6 +21,7 @@ import type { BaseModelDescriptor } from '../../schemas/base-model.js';
 import { loadTf } from '../../tf/loader.js';
 import { UserError } from '../../errors.js';
 import type { EmbedOptions, Embedder, ImageShape } from '../embedder.js';
+import { concatRows, cutKey, cutParts, type EmbeddingCut, type LayerCut } from '../cuts.js';
 import { objectStoreIO } from '../model-io.js';
 import { exportLayersModelToOnnx, type OnnxOutput } from './export.js';
 import { engineThreads, frozenEngine, type Ort } from './runtime.js';
@@ -26,7 +29,7 @@ import { engineThreads, frozenEngine, type Ort } from './runtime.js';
 /** Bumped when the exporter's output changes for the same model, so stored graphs are rebuilt. */
 export const EXPORTER_VERSION = 1;
 
-export type Cut = Pick<BaseModelDescriptor['embedding'], 'layer' | 'pooling'>;
+export type Cut = EmbeddingCut;
 
 export interface OnnxBase {
   name: string;
@@ -37,7 +40,7 @@ const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const cutName = (i: number) => `cut_${i}`;
 
 /** Content hash of the base's model files and what is exported from them. */
-async function graphKey(store: ObjectStore, base: OnnxBase, cuts: Cut[]): Promise<{ key: string; prefix: string }> {
+async function graphKey(store: ObjectStore, base: OnnxBase, cuts: LayerCut[]): Promise<{ key: string; prefix: string }> {
   const prefix = base.descriptor.modelKey.replace(/\/model\.json$/, '');
   const modelJson = await store.get(base.descriptor.modelKey);
   const h = createHash('sha256').update(modelJson);
@@ -48,7 +51,7 @@ async function graphKey(store: ObjectStore, base: OnnxBase, cuts: Cut[]): Promis
 }
 
 /** The stored graph, exported from the tfjs model and written first when missing. */
-async function storedGraph(store: ObjectStore, base: OnnxBase, cuts: Cut[]): Promise<{ key: string; bytes: Uint8Array }> {
+async function storedGraph(store: ObjectStore, base: OnnxBase, cuts: LayerCut[]): Promise<{ key: string; bytes: Uint8Array }> {
   const { key, prefix } = await graphKey(store, base, cuts);
   try {
     return { key, bytes: await store.get(key) };
@@ -152,17 +155,20 @@ export class OnnxEmbedder implements Embedder {
     private readonly ort: Ort,
     private readonly session: InferenceSession,
     inputShape: ImageShape,
-    sizes: number[],
+    /** Size of each graph output (`cut_<i>`). */
+    private readonly partSizes: number[],
     /** The stored graph's key. */
     readonly graphKey: string,
+    /** Per cut, the graph outputs it lays side by side (one for a plain cut). */
+    private readonly plan: number[][] = partSizes.map((_, i) => [i]),
   ) {
     this.inputShape = inputShape;
-    this.sizes = sizes;
-    this.size = sizes[0];
+    this.sizes = plan.map((parts) => parts.reduce((a, p) => a + partSizes[p], 0));
+    this.size = this.sizes[0];
   }
 
   async embed(pixels: Uint8Array, count: number, opts: EmbedOptions = {}): Promise<Float32Array> {
-    return (await this.run(pixels, count, opts, [cutName(0)]))[0];
+    return (await this.run(pixels, count, opts, [0]))[0];
   }
 
   /** Every cut's embeddings from one forward pass per batch, in cut order. */
@@ -171,17 +177,33 @@ export class OnnxEmbedder implements Embedder {
       pixels,
       count,
       opts,
-      this.sizes.map((_, i) => cutName(i)),
+      this.sizes.map((_, i) => i),
     );
   }
 
-  private async run(pixels: Uint8Array, count: number, opts: EmbedOptions, fetches: string[]): Promise<Float32Array[]> {
+  /** The graph outputs `cuts` need, each fetched once, then each cut's parts side by side. */
+  private async run(pixels: Uint8Array, count: number, opts: EmbedOptions, cuts: number[]): Promise<Float32Array[]> {
+    const parts = [...new Set(cuts.flatMap((c) => this.plan[c]))];
+    const byPart = await this.runParts(pixels, count, opts, parts);
+    return cuts.map((c) => {
+      const own = this.plan[c];
+      if (own.length === 1) return byPart.get(own[0])!;
+      return concatRows(
+        own.map((p) => byPart.get(p)!),
+        own.map((p) => this.partSizes[p]),
+        count,
+      );
+    });
+  }
+
+  private async runParts(pixels: Uint8Array, count: number, opts: EmbedOptions, parts: number[]): Promise<Map<number, Float32Array>> {
     const source = opts.sourceShape ?? this.inputShape;
     const per = prod(source);
     if (pixels.length !== count * per)
       throw new UserError('BASE_MODEL_ERROR', `expected ${count}×${source.join('×')} = ${count * per} pixel values, got ${pixels.length}`);
     const batch = Math.min(Math.max(1, opts.batchSize ?? MAX_RUN), MAX_RUN);
-    const sizes = fetches.map((f) => this.sizes[Number(f.slice(4))]);
+    const fetches = parts.map(cutName);
+    const sizes = parts.map((p) => this.partSizes[p]);
     const out = sizes.map((s) => new Float32Array(count * s));
     for (let start = 0; start < count; start += batch) {
       const n = Math.min(batch, count - start);
@@ -191,21 +213,40 @@ export class OnnxEmbedder implements Embedder {
       fetches.forEach((f, i) => out[i].set(result[f].data as Float32Array, start * sizes[i]));
       opts.onProgress?.(start + n, count);
     }
-    return out;
+    return new Map(parts.map((p, i) => [p, out[i]]));
   }
 
   /** The session stays cached for the next embedder of the same graph; nothing to free per embedder. */
   dispose(): void {}
 }
 
+/** The distinct layer cuts behind `cuts` (the graph's outputs), and per cut the indices of its parts among them. */
+function partsOf(cuts: Cut[]): { parts: LayerCut[]; plan: number[][] } {
+  const parts: LayerCut[] = [];
+  const index = new Map<string, number>();
+  const plan = cuts.map((cut) =>
+    cutParts(cut).map((p) => {
+      const key = cutKey(p);
+      if (!index.has(key)) {
+        index.set(key, parts.length);
+        parts.push(p);
+      }
+      return index.get(key)!;
+    }),
+  );
+  return { parts, plan };
+}
+
 /**
- * The ONNX embedder of a pretrained base cut at `cuts` (the first is what `embed` returns).
+ * The ONNX embedder of a pretrained base cut at `cuts` (the first is what `embed` returns);
+ * a concat cut gives its parts side by side.
  * @throws UnsupportedLayerError (export.ts) when a layer cannot be exported; the caller keeps tfjs.
  */
 export async function loadOnnxEmbedder(store: ObjectStore, base: OnnxBase, cuts: Cut[]): Promise<OnnxEmbedder> {
   const { ort } = await frozenEngine();
   if (!ort) throw new UserError('BASE_MODEL_ERROR', 'the onnx engine is not available in this process');
-  const { key, bytes } = await storedGraph(store, base, cuts);
-  const { session, sizes } = await sessionFor(ort, key, bytes, base.descriptor.inputShape, cuts.length);
-  return new OnnxEmbedder(ort, session, base.descriptor.inputShape, sizes, key);
+  const { parts, plan } = partsOf(cuts);
+  const { key, bytes } = await storedGraph(store, base, parts);
+  const { session, sizes } = await sessionFor(ort, key, bytes, base.descriptor.inputShape, parts.length);
+  return new OnnxEmbedder(ort, session, base.descriptor.inputShape, sizes, key, plan);
 }

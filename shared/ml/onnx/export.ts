@@ -16,6 +16,7 @@
 import type { LayersModel, SymbolicTensor, Tensor } from '@tensorflow/tfjs';
 import { UserError } from '../../errors.js';
 import { GraphBuilder, type Initializer } from './graph.js';
+import { cutParts } from '../cuts.js';
 
 type Layer = LayersModel['layers'][number];
 type Config = Record<string, unknown>;
@@ -503,7 +504,12 @@ export interface ChainOutput {
 export interface ExportChainOptions {
   /** The frozen part: a base cut at `cut`, or pixels scaled and flattened (`pixels`), or nothing (vector models). */
   front?:
-    | { kind: 'base'; model: LayersModel; cut: Omit<OnnxOutput, 'name'>; normalization: { scale: number; offset: number } }
+    | {
+        kind: 'base';
+        model: LayersModel;
+        cut: Omit<OnnxOutput, 'name'> & { concat?: Array<Omit<OnnxOutput, 'name'>> };
+        normalization: { scale: number; offset: number };
+      }
     | { kind: 'pixels'; shape: number[]; scale: number }
     /** Vector models: (x − mean) / std per feature, NaN (a missing value) as 0, the train mean (shared/ml/features.ts). */
     | { kind: 'features'; size: number; mean: number[]; std: number[] };
@@ -539,8 +545,22 @@ export function exportChainToOnnx(opts: ExportChainOptions): Uint8Array {
       throw new UnsupportedLayerError(front.model.inputLayers[0].name, 'InputLayer', 'needs a fixed [H, W, C] image input');
     const source = opts.inputShape ?? target;
     const image = imageInput(g, opts.inputName ?? 'image', source, target, front.normalization, 'nchw');
-    const values = addModel(g, front.model, new Set([front.cut.layer]), { name: image, shape: target }, {});
-    input = flatValue(g, values.get(front.cut.layer)!, front.cut.pooling, 'embedding');
+    const parts = cutParts(front.cut);
+    const values = addModel(g, front.model, new Set(parts.map((p) => p.layer)), { name: image, shape: target }, {});
+    const flat = parts.map((p, i) => flatValue(g, values.get(p.layer)!, p.pooling, parts.length === 1 ? 'embedding' : `embedding_${i}`));
+    // A concat cut: the parts of this one pass side by side, in the order the heads were trained on.
+    input =
+      flat.length === 1
+        ? flat[0]
+        : {
+            name: g.op(
+              'Concat',
+              flat.map((f) => f.name),
+              'embedding',
+              { axis: 1 },
+            ),
+            shape: [flat.reduce((a, f) => a + f.shape[0], 0)],
+          };
   } else if (front?.kind === 'pixels') {
     const image = imageInput(g, opts.inputName ?? 'image', opts.inputShape ?? front.shape, front.shape, { scale: front.scale, offset: 0 }, 'nhwc');
     input = { name: g.op('Flatten', [image], 'embedding', { axis: 1 }), shape: [prod(front.shape)] };
