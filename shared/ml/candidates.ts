@@ -15,7 +15,7 @@ import { isMultiCut, type MultiCutEmbedder } from './embedder.js';
 import type { ResolvedBase } from './base-models.js';
 import { embedJobSplits, type EmbeddedSplits, type JobBase } from './transfer-job.js';
 import type { Cut } from '../schemas/base-model.js';
-import { describeCut } from './cuts.js';
+import { concatRows, describeCut } from './cuts.js';
 
 type EmbedJobInput = Parameters<typeof embedJobSplits>[0];
 
@@ -102,16 +102,18 @@ export function concatEmbedded(parts: EmbeddedSplits[]): EmbeddedSplits {
   const [first] = parts;
   const prepared = Object.fromEntries(
     Object.entries(first.prepared).map(([split, s]) => {
-      const x = new Float32Array(s.count * size);
-      for (let r = 0; r < s.count; r++) {
-        let at = r * size;
-        for (const p of parts) {
-          const px = p.prepared[split as keyof typeof first.prepared].x;
-          x.set(px.subarray(r * p.size, (r + 1) * p.size), at);
-          at += p.size;
-        }
-      }
-      return [split, { ...s, x }];
+      const xs = parts.map((p) => p.prepared[split as keyof typeof first.prepared].x);
+      return [
+        split,
+        {
+          ...s,
+          x: concatRows(
+            xs,
+            parts.map((p) => p.size),
+            s.count,
+          ),
+        },
+      ];
     }),
   ) as EmbeddedSplits['prepared'];
   return { prepared, index: first.index, size, cache: first.cache, images: first.images };

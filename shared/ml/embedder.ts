@@ -62,12 +62,13 @@ export interface LoadEmbedderOptions {
   embedding?: EmbeddingCut;
   /**
    * Every cut one forward pass should give (the first is `embedding`'s): the onnx engine
-   * returns an embedder with `embedCuts`; the tfjs engine ignores it (one cut per embedder).
+   * and a `model:` base (one pass of its parent, then its layers) return an embedder with
+   * `embedCuts`; a pretrained base on the tfjs engine ignores it (one cut per embedder).
    */
   cuts?: EmbeddingCut[];
 }
 
-/** An embedder that gives several cuts from one forward pass (onnx/embedder.ts). */
+/** An embedder that gives several cuts from one forward pass (onnx/embedder.ts, trained-model-embedder.ts). */
 export interface MultiCutEmbedder extends Embedder {
   readonly sizes: number[];
   embedCuts(pixels: Uint8Array, count: number, opts?: EmbedOptions): Promise<Float32Array[]>;

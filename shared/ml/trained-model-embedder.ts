@@ -6,13 +6,13 @@
  * task becomes the features of the new one. A cat detector's trunk can then serve
  * to locate cat faces.
  */
-import type { LayersModel } from '@tensorflow/tfjs';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import { versionPrefix } from '../models/registry.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { ModelMetadata } from '../schemas/model.js';
 import { loadTf } from '../tf/loader.js';
 import { resolveBase, UnknownBaseModelError, type ModelBase, type ResolvedBase } from './base-models.js';
-import type { EmbedOptions, Embedder, ImageShape, LoadEmbedderOptions } from './embedder.js';
+import type { EmbedOptions, Embedder, ImageShape, LoadEmbedderOptions, MultiCutEmbedder } from './embedder.js';
 import { predictOutputs } from './inference.js';
 import { describeCut } from './cuts.js';
 import { UserError } from '../errors.js';
@@ -26,23 +26,40 @@ async function parentOf(store: ObjectStore, source: ModelMetadata): Promise<{ ba
   return { base: await resolveBase(store, source.base.name), opts: source.base.cut ? { embedding: source.base.cut } : {} };
 }
 
-class ModelEmbedder implements Embedder {
+/**
+ * The parent's embedding through the stored model up to each requested layer: one pass
+ * of the parent (the expensive part) serves every layer (`embedCuts`, the search's
+ * candidates); `embed` gives the first. A layer that is the stored model's input is the
+ * parent's embedding itself.
+ */
+class ModelEmbedder implements MultiCutEmbedder {
   readonly size: number;
+  readonly sizes: number[];
   readonly inputShape: ImageShape;
   get engine() {
     return this.parent.engine;
   }
+  /**
+   * @param trunk the stored model cut at every requested layer that is not its input (undefined when all are)
+   * @param outputOf per requested layer, its output index in `trunk`, or -1 for the input
+   */
   constructor(
     private readonly parent: Embedder,
     private readonly stored: LayersModel,
-    private readonly cut: LayersModel | undefined,
+    private readonly trunk: LayersModel | undefined,
+    private readonly outputOf: number[],
   ) {
     this.inputShape = parent.inputShape;
-    this.size = cut ? (cut.outputs[0].shape.slice(1) as number[]).reduce((a, b) => a * b, 1) : parent.size;
+    this.sizes = outputOf.map((o) => (o < 0 ? parent.size : (trunk!.outputs[o].shape.slice(1) as number[]).reduce((a, b) => a * b, 1)));
+    this.size = this.sizes[0];
+  }
+  async embedCuts(pixels: Uint8Array, count: number, opts?: EmbedOptions): Promise<Float32Array[]> {
+    const e = await this.parent.embed(pixels, count, opts);
+    const outs = this.trunk ? await predictOutputs(this.trunk, e, count) : [];
+    return this.outputOf.map((o) => (o < 0 ? e : outs[o]));
   }
   async embed(pixels: Uint8Array, count: number, opts?: EmbedOptions): Promise<Float32Array> {
-    const e = await this.parent.embed(pixels, count, opts);
-    return this.cut ? (await predictOutputs(this.cut, e, count))[0] : e;
+    return (await this.embedCuts(pixels, count, opts))[0];
   }
   dispose(): void {
     this.parent.dispose();
@@ -64,11 +81,21 @@ export async function loadModelEmbedder(store: ObjectStore, base: ModelBase, opt
   let stored: LayersModel | undefined;
   try {
     stored = await loadModel(store, versionPrefix(base.source.model, base.source.version));
-    const layerName = opts.embedding?.layer ?? base.layer;
-    const layer = stored.layers.find((l) => l.name === layerName);
-    if (!layer) throw new UnknownBaseModelError(`base ${base.name} has no layer "${layerName}"`);
-    const cut = layer.getClassName() === 'InputLayer' ? undefined : tf.model({ inputs: stored.inputs, outputs: layer.output });
-    return new ModelEmbedder(parentEmbedder, stored, cut);
+    // `cuts` (the search's candidates, the first being `embedding`'s) come out of one pass of the parent.
+    const names = opts.cuts?.length ? opts.cuts.map((c) => c.layer) : [opts.embedding?.layer ?? base.layer];
+    const layers = names.map((name) => {
+      const layer = stored!.layers.find((l) => l.name === name);
+      if (!layer) throw new UnknownBaseModelError(`base ${base.name} has no layer "${name}"`);
+      return layer;
+    });
+    const inner = layers.filter((l) => l.getClassName() !== 'InputLayer');
+    const trunk = inner.length ? tf.model({ inputs: stored.inputs, outputs: inner.map((l) => l.output as SymbolicTensor) }) : undefined;
+    return new ModelEmbedder(
+      parentEmbedder,
+      stored,
+      trunk,
+      layers.map((l) => inner.indexOf(l)),
+    );
   } catch (err) {
     parentEmbedder.dispose();
     stored?.dispose();

@@ -28,7 +28,8 @@ import { predictOutputs } from '../../../shared/ml/inference.js';
 import { embedJobSplits, taskWeightsOf, type EmbeddedSplits, type JobBase } from '../../../shared/ml/transfer-job.js';
 import { engineOf } from '../../../shared/ml/onnx/runtime.js';
 import { concatSplits, SPLITS, type Split } from '../../../shared/ml/split.js';
-import { concatEmbedded } from '../../../shared/ml/candidates.js';
+import { concatEmbedded, cutLabel } from '../../../shared/ml/candidates.js';
+import type { Cut } from '../../../shared/schemas/base-model.js';
 import type { EmbeddedJob, SearchedJob, StageDeps } from '../context.js';
 
 /**
@@ -80,14 +81,11 @@ export async function search(ctx: EmbeddedJob, deps: StageDeps): Promise<Searche
   const own = ctx.embedded!;
   const cuts = ctx.candidates ?? [];
   // Every cut of a pretrained base side by side, from the same pass: its features are the others' concatenated.
-  const concat =
+  const concatCut: Cut | undefined =
     cuts.length > 1 && ctx.jobBase.base.kind === 'pretrained'
-      ? {
-          name: `concat of ${cuts.map((c) => c.name).join(', ')}`,
-          cut: { ...cuts[0].cut, concat: cuts.slice(1).map((c) => ({ layer: c.cut.layer, pooling: c.cut.pooling })) },
-          embedded: concatEmbedded(cuts.map((c) => c.embedded)),
-        }
+      ? { ...cuts[0].cut, concat: cuts.slice(1).map((c) => ({ layer: c.cut.layer, pooling: c.cut.pooling })) }
       : undefined;
+  const concat = concatCut && { name: cutLabel(concatCut), cut: concatCut, embedded: concatEmbedded(cuts.map((c) => c.embedded)) };
   const served = [...cuts, ...(concat ? [concat] : [])];
   const candidates: SearchCandidate[] = vectorFamily
     ? [{ name: 'standardised features', size: ctx.embeddingSize, x: pooled.x }]

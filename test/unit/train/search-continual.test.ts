@@ -6,7 +6,10 @@ import { tempStore } from '../../helpers/temp-store.js';
 import { getJson } from '../../../shared/ports/object-store.js';
 import { VersionReportSchema } from '../../../shared/schemas/version-report.js';
 import type { SearchReport } from '../../../shared/schemas/search.js';
-import { servedTestAccuracy, writePreparedDataset } from './fixtures.js';
+import { SHAPE, servedTestAccuracy, writePreparedDataset } from './fixtures.js';
+import { readSplit } from '../../../shared/data/shards.js';
+import { resolveBase } from '../../../shared/ml/base-models.js';
+import { isMultiCut, loadEmbedder, type MultiCutEmbedder } from '../../../shared/ml/embedder.js';
 
 describe('a model the search made', () => {
   let cleanup: () => Promise<void>;
@@ -89,6 +92,28 @@ describe('a model the search made', () => {
     else if (chosen === 'embedding')
       expect(meta.base).toMatchObject({ name: `model:colours@${v1}`, embeddingSize: 3072, cut: { layer: 'embedding', pooling: 'none' } });
     else expect(meta.base).toMatchObject({ name: 'none', embeddingSize: 3072 });
+    // One pass of the source's base serves both layers: the same features as an embedder per layer.
+    const base = await resolveBase(store, `model:colours@${v1}`);
+    const cuts = [
+      { layer: 'trunk_0', pooling: 'none' as const },
+      { layer: 'embedding', pooling: 'none' as const },
+    ];
+    const multi = await loadEmbedder(store, base, { embedding: cuts[0], cuts });
+    const test = await readSplit(store, prepared.report, 'test');
+    try {
+      expect(isMultiCut(multi) && multi.sizes).toEqual([16, 3072]);
+      const both = await (multi as MultiCutEmbedder).embedCuts(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE });
+      for (const [i, cut] of cuts.entries()) {
+        const one = await loadEmbedder(store, base, { embedding: cut });
+        try {
+          expect(both[i]).toEqual(await one.embed(test.data as Uint8Array, test.records.length, { sourceShape: SHAPE }));
+        } finally {
+          one.dispose();
+        }
+      }
+    } finally {
+      multi.dispose();
+    }
     // Served as predict serves it, the test split scores what the report says.
     const report = VersionReportSchema.parse(await getJson(store, `models/again/${version}/report.json`));
     const served = await servedTestAccuracy(store, 'again', version, prepared.report, ['class']);
