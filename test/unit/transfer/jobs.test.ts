@@ -202,7 +202,13 @@ describe('transfer in training jobs', () => {
 
   it('uses a trained model as a base: model:<name> pinned to its version', async () => {
     // Act
-    const { version, report } = await run({ dataset: 'reuse', hash: 'r1', classes: COLOURS, spec: { base: 'model:colours', training: FAST } });
+    // Search off: the base's own feature layer (the search over its layers has its own test in search-continual.test.ts).
+    const { version, report } = await run({
+      dataset: 'reuse',
+      hash: 'r1',
+      classes: COLOURS,
+      spec: { base: 'model:colours', training: { ...FAST, search: 'off' } },
+    });
 
     // Assess
     const latest = (await readAlias(store, 'colours', 'latest'))!.version;
