@@ -134,7 +134,20 @@ export function Leaderboard({ report }: { report: VersionReport }) {
               </th>
               <td>{e.family === 'linear' ? 'linear (L2)' : `hidden layer${e.folds ? `, ${e.folds}-fold` : ''}${e.epochs ? `, ${e.epochs} epochs` : ''}`}</td>
               <td>{e.size}</td>
-              <td>{e.cvMean === undefined ? (e.note ?? '–') : `${percent(e.cvMean)} ± ${percent(e.cvSd ?? 0)}`}</td>
+              <td>
+                {e.cvMean === undefined ? (e.note ?? '–') : `${percent(e.cvMean)} ± ${percent(e.cvSd ?? 0)}`}
+                {/* Multi-task: the criterion is a ratio; each task's own CV accuracy says what it means. */}
+                {e.tasks && Object.keys(e.tasks).length > 1 ? (
+                  <small class="muted" data-testid="task-scores">
+                    {' '}
+                    (
+                    {Object.entries(e.tasks)
+                      .map(([task, v]) => `${task} ${percent(v.cvMean)}`)
+                      .join(', ')}
+                    )
+                  </small>
+                ) : null}
+              </td>
               <td>{e.seconds === undefined ? '–' : e.seconds.toFixed(1)}</td>
             </tr>
           ))}

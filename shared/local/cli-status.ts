@@ -51,11 +51,18 @@ export function leaderboardLines(search: SearchReport): string[] {
   const name = (e: SearchReport['leaderboard'][number]) =>
     `${e.candidate}${e.family === 'hidden' ? ` + hidden layer${e.folds ? ` (${e.folds}-fold)` : ''}` : ''}`;
   const width = Math.max(...search.leaderboard.map((e) => name(e).length));
+  // Multi-task: the criterion is a ratio to each task's best; the tasks' own CV accuracies follow it.
+  const perTask = (e: SearchReport['leaderboard'][number]) =>
+    e.tasks && Object.keys(e.tasks).length > 1
+      ? `  (${Object.entries(e.tasks)
+          .map(([t, v]) => `${t} ${v.cvMean.toFixed(3)}`)
+          .join(', ')})`
+      : '';
   return [
     `representation search (${search.criterion}, ${search.folds}-fold CV on ${search.records} records, ${search.seconds.toFixed(1)} s):`,
     ...search.leaderboard.map(
       (e) =>
-        `  ${e.chosen ? '*' : ' '} ${name(e).padEnd(width)}  ${e.cvMean === undefined ? (e.note ?? 'not scored') : `${e.cvMean.toFixed(3)} ± ${(e.cvSd ?? 0).toFixed(3)}  ${(e.seconds ?? 0).toFixed(1)} s`}`,
+        `  ${e.chosen ? '*' : ' '} ${name(e).padEnd(width)}  ${e.cvMean === undefined ? (e.note ?? 'not scored') : `${e.cvMean.toFixed(3)} ± ${(e.cvSd ?? 0).toFixed(3)}  ${(e.seconds ?? 0).toFixed(1)} s${perTask(e)}`}`,
     ),
     `  ${search.verdict}`,
   ];

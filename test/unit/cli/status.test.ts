@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../../shared/local/cli.js';
-import { showStatus } from '../../../shared/local/cli-status.js';
+import { leaderboardLines, showStatus } from '../../../shared/local/cli-status.js';
 import { FakePlatform, captureOutput, jobStatus } from './fake-platform.js';
 
 describe('tl status', () => {
@@ -209,6 +209,31 @@ describe('tl status', () => {
       '    flatten_1 + hidden layer (3-fold)          0.710 ± 0.020  4.0 s',
       '  block_13_expand_relu (avg) wins by 6.7 points over flatten_1',
     ]);
+  });
+
+  it('adds each task’s own CV accuracy to a multi-task leaderboard row', () => {
+    const lines = leaderboardLines({
+      method: 'stratified 5-fold cross-validation …',
+      criterion: 'mean over main tasks of CV accuracy / that task’s best',
+      records: 300,
+      folds: 5,
+      seconds: 9,
+      leaderboard: [
+        {
+          candidate: 'block_13_expand_relu (avg)',
+          size: 576,
+          family: 'linear',
+          cvMean: 0.9983,
+          cvSd: 0.01,
+          seconds: 2,
+          chosen: true,
+          tasks: { fine: { cvMean: 0.7667, cvSd: 0.02, l2: 0.1 }, coarse: { cvMean: 0.95, cvSd: 0.01, l2: 1 } },
+        },
+      ],
+      chosen: 'block_13_expand_relu (avg)',
+      verdict: 'block_13_expand_relu (avg) was the only representation tried',
+    });
+    expect(lines[1]).toBe('  * block_13_expand_relu (avg)  0.998 ± 0.010  2.0 s  (fine 0.767, coarse 0.950)');
   });
 
   it('without --wait prints the status once: exit 0 for success, 2 while running', async () => {
