@@ -21,6 +21,7 @@ import { ModelMetadataSchema, type ModelMetadata, type TaskHead } from '../../..
 import { TrainSpecSchema, type TrainSpec } from '../../../shared/schemas/spec.js';
 import { apiEvent } from '../../helpers/api.js';
 import { tempStore } from '../../helpers/temp-store.js';
+import { argmaxRows, relativeMaxDiff } from '../../helpers/agreement.js';
 
 /** The cut the search may pick on mobilenet_v2: the pooled embedding, then two pooled maps from lower blocks. */
 const CONCAT: EmbeddingCut = {
@@ -34,25 +35,6 @@ const CONCAT: EmbeddingCut = {
 const SIDE = 224;
 const PER = SIDE * SIDE * 3;
 const TASKS: TaskHead[] = [{ name: 'shape', type: 'classification', auxiliary: false, labels: ['circle', 'square', 'triangle'] }];
-
-/** max |a − b| over the largest |a|. */
-function relativeMaxDiff(a: Float32Array, b: Float32Array): number {
-  expect(b.length).toBe(a.length);
-  let diff = 0;
-  let top = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    top = Math.max(top, Math.abs(a[i]));
-  }
-  return diff / top;
-}
-
-const argmaxRows = (x: Float32Array, size: number) =>
-  Array.from({ length: x.length / size }, (_, r) => {
-    let best = 0;
-    for (let j = 1; j < size; j++) if (x[r * size + j] > x[r * size + best]) best = j;
-    return best;
-  });
 
 /** Column block [from, from + width) of count rows of `size` values. */
 function columns(x: Float32Array, count: number, size: number, from: number, width: number): Float32Array {

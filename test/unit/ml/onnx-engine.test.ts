@@ -13,28 +13,7 @@ import { generateShapesImages } from '../../../shared/local/demo-data.js';
 import { decodeImage } from '../../../shared/data/images.js';
 import { loadTf, type Tf } from '../../../shared/tf/loader.js';
 import { buildHeadModel } from '../../../shared/ml/architectures.js';
-
-/** max |a − b| over the largest |a|: the agreement measure of the issue (≤ 1e-3). */
-function relativeMaxDiff(a: Float32Array, b: Float32Array): number {
-  expect(b.length).toBe(a.length);
-  let diff = 0;
-  let top = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    top = Math.max(top, Math.abs(a[i]));
-  }
-  return diff / top;
-}
-
-function argmaxRows(x: Float32Array, size: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r < x.length / size; r++) {
-    let best = 0;
-    for (let j = 1; j < size; j++) if (x[r * size + j] > x[r * size + best]) best = j;
-    out.push(best);
-  }
-  return out;
-}
+import { argmaxRows, relativeMaxDiff } from '../../helpers/agreement.js';
 
 async function runOnnx(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; dims: number[] }>): Promise<Record<string, Float32Array>> {
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
