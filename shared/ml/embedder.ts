@@ -14,6 +14,7 @@ import { UserError } from '../errors.js';
 import { UnsupportedLayerError } from './onnx/export.js';
 import { loadOnnxEmbedder } from './onnx/embedder.js';
 import { frozenEngine, logModelFallback, type EngineName } from './onnx/runtime.js';
+import { toFloatPixels } from './pixels.js';
 import { cutParts, describeCut, type EmbeddingCut } from './cuts.js';
 
 export type ImageShape = [number, number, number];
@@ -80,11 +81,10 @@ const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Turns a batch of uint8 images into normalized float input of the target shape. */
 function toInput(tf: Tf, pixels: Uint8Array, n: number, source: ImageShape, target: ImageShape, scale: number, offset: number): Tensor4D {
-  let x = tf.tensor4d(Float32Array.from(pixels), [n, ...source]);
-  if (source[2] === 1 && target[2] === 3) x = tf.tile(x, [1, 1, 1, 3]);
-  else if (source[2] !== target[2]) throw new EmbedderError(`cannot feed ${source[2]}-channel images to a ${target[2]}-channel input`);
-  if (source[0] !== target[0] || source[1] !== target[1]) x = tf.image.resizeBilinear(x, [target[0], target[1]], true);
-  return x.mul(scale).add<Tensor4D>(offset);
+  return tf
+    .tensor4d(toFloatPixels(pixels, n, source, target), [n, ...target])
+    .mul(scale)
+    .add<Tensor4D>(offset);
 }
 
 abstract class BatchedEmbedder implements Embedder {

@@ -23,6 +23,7 @@ import { UserError } from '../../errors.js';
 import type { EmbedOptions, Embedder, ImageShape } from '../embedder.js';
 import { concatRows, cutKey, cutParts, type EmbeddingCut, type LayerCut } from '../cuts.js';
 import { objectStoreIO } from '../model-io.js';
+import { toFloatPixels } from '../pixels.js';
 import { exportLayersModelToOnnx, type OnnxOutput } from './export.js';
 import { engineThreads, frozenEngine, type Ort } from './runtime.js';
 
@@ -111,27 +112,6 @@ function sessionFor(ort: Ort, key: string, bytes: Uint8Array, inputShape: ImageS
   return s;
 }
 
-/** uint8 HWC images → float32 NHWC in the model's input shape (0–255; the graph normalises). */
-async function toFloatInput(pixels: Uint8Array, n: number, source: ImageShape, target: ImageShape): Promise<Float32Array> {
-  if (source.every((d, i) => d === target[i])) return Float32Array.from(pixels);
-  if (source[2] !== target[2] && !(source[2] === 1 && target[2] === 3)) {
-    throw new UserError('BASE_MODEL_ERROR', `cannot feed ${source[2]}-channel images to a ${target[2]}-channel input`);
-  }
-  // Resizing as the tfjs engine does (bilinear, align corners), so both engines see the same input.
-  const { tf } = await loadTf();
-  const y = tf.tidy(() => {
-    let x = tf.tensor4d(Float32Array.from(pixels), [n, ...source]);
-    if (source[2] === 1 && target[2] === 3) x = tf.tile(x, [1, 1, 1, 3]);
-    if (source[0] !== target[0] || source[1] !== target[1]) x = tf.image.resizeBilinear(x, [target[0], target[1]], true);
-    return x;
-  });
-  try {
-    return (await y.data()) as Float32Array;
-  } finally {
-    y.dispose();
-  }
-}
-
 /**
  * Images per `session.run`, whatever batch the caller asks for (its batch size is an
  * upper bound). Large runs are slower per image on CPU: the activations of a run of
@@ -205,9 +185,11 @@ export class OnnxEmbedder implements Embedder {
     const fetches = parts.map(cutName);
     const sizes = parts.map((p) => this.partSizes[p]);
     const out = sizes.map((s) => new Float32Array(count * s));
+    // One input buffer for every batch of this call (the graph normalises the 0–255 values).
+    const input = new Float32Array(Math.min(batch, count) * prod(this.inputShape));
     for (let start = 0; start < count; start += batch) {
       const n = Math.min(batch, count - start);
-      const x = await toFloatInput(pixels.subarray(start * per, (start + n) * per), n, source, this.inputShape);
+      const x = toFloatPixels(pixels.subarray(start * per, (start + n) * per), n, source, this.inputShape, input);
       const feeds = { image: new this.ort.Tensor('float32', x, [n, ...this.inputShape]) };
       const result = await this.session.run(feeds, fetches);
       fetches.forEach((f, i) => out[i].set(result[f].data as Float32Array, start * sizes[i]));
