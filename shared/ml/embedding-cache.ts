@@ -282,6 +282,18 @@ export interface EmbedCachedResult {
   embedded: number;
 }
 
+/**
+ * The images as one view of the memory they already share, when each follows the one
+ * before it there (a job's split read whole, nothing cached): no copy is needed then.
+ */
+function adjacent(images: Uint8Array[]): Uint8Array | undefined {
+  const [first] = images;
+  for (let j = 1; j < images.length; j++) {
+    if (images[j].buffer !== first.buffer || images[j].byteOffset !== first.byteOffset + j * first.length) return undefined;
+  }
+  return new Uint8Array(first.buffer, first.byteOffset, first.length * images.length);
+}
+
 /** Images per call to the embedder: bounds the copy of the missing images' pixels. */
 const EMBED_CHUNK = 256;
 
@@ -315,10 +327,20 @@ export async function embedCached(opts: EmbedCachedOptions): Promise<EmbedCached
     size = embedder.size;
     const order = [...todo.values()];
     const x = new Float32Array(order.length * size);
-    for (let start = 0; start < order.length; start += EMBED_CHUNK) {
-      const chunk = order.slice(start, start + EMBED_CHUNK);
-      const pixels = new Uint8Array(chunk.length * per);
-      chunk.forEach((idx, j) => pixels.set(images[idx[0]], j * per));
+    // One buffer for the chunks that must be copied (fresh memory per chunk cost more than the copy).
+    let buffer: Uint8Array | undefined;
+    for (let start = 0; start < order.length;) {
+      // A chunk stays within one source array, where its images usually lie side by side.
+      const from = images[order[start][0]].buffer;
+      let end = start + 1;
+      while (end < order.length && end - start < EMBED_CHUNK && images[order[end][0]].buffer === from) end++;
+      const chunk = order.slice(start, end);
+      let pixels = adjacent(chunk.map((idx) => images[idx[0]]));
+      if (!pixels) {
+        buffer ??= new Uint8Array(Math.min(EMBED_CHUNK, order.length) * per);
+        pixels = buffer.subarray(0, chunk.length * per);
+        chunk.forEach((idx, j) => pixels!.set(images[idx[0]], j * per));
+      }
       const base = done;
       const y = await embedder.embed(pixels, chunk.length, {
         sourceShape: opts.shape,
@@ -326,6 +348,7 @@ export async function embedCached(opts: EmbedCachedOptions): Promise<EmbedCached
       });
       x.set(y, start * size);
       done += chunk.reduce((a, idx) => a + idx.length, 0);
+      start = end;
     }
     fresh = { keys: order.map((idx) => keys[idx[0]]), x };
   }

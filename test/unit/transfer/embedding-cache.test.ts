@@ -79,6 +79,26 @@ describe('per-image embedding cache', () => {
     expect(keys.filter((k) => k.includes('/index/'))).toHaveLength(2);
   });
 
+  it('gives each image its own embedding whether its chunk is read in place or copied (repeats break the run)', async () => {
+    // Arrange: 600 new images over two arrays; in the second, every image repeats the one before it
+    const seeds = [...range(5000, 300), ...range(5300, 150).flatMap((s) => [s, s])];
+    const counted = counting(pixelEmbedder);
+
+    // Act
+    const r = await embedCached({
+      store,
+      baseKey: 'chunks',
+      pixels: [images(seeds.slice(0, 300)), images(seeds.slice(300))],
+      count: seeds.length,
+      shape: SHAPE,
+      embedder: counted.load,
+    });
+
+    // Assess: 450 distinct images embedded once each, every row what the embedder gives for its image
+    expect([r.cache, r.embedded, counted.seen()]).toEqual(['miss', 450, 450]);
+    expect(r.x).toEqual(await (await pixelEmbedder()).embed(images(seeds), seeds.length));
+  });
+
   it('merges small blocks beyond MAX_BLOCKS and still finds every image', async () => {
     // Prepare: two jobs at once adding an image both lack: it lands in two blocks
     await Promise.all([
