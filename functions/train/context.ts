@@ -9,6 +9,7 @@ import type { Embedder, LoadEmbedderOptions } from '../../shared/ml/embedder.js'
 import type { EngineName } from '../../shared/ml/onnx/runtime.js';
 import type { ResolvedBase } from '../../shared/ml/base-models.js';
 import type { BaselineComparison, BaselineResult } from '../../shared/ml/baseline.js';
+import type { BaselineRun } from '../../shared/ml/baseline-thread.js';
 import type { SharingComparison, TaskMetrics } from '../../shared/ml/mtl-evaluate.js';
 import type { Split } from '../../shared/ml/split.js';
 import type { trainModel } from '../../shared/ml/train.js';
@@ -90,6 +91,8 @@ export interface EmbeddedJob extends LoadedJob {
   candidates?: Array<{ name: string; cut: Cut; embedded: EmbeddedSplits }>;
   /** Why the representation search does not run for this job. */
   searchSkipped?: string;
+  /** Image jobs: the from-scratch baseline, started here and training beside the next stages; `compare` collects it. */
+  baselineRun?: BaselineRun;
 }
 
 /** After `search`: the representation chosen (already in `data`), its leaderboard, and how to fit the served model. */

@@ -94,24 +94,47 @@ export function trainMeanFigures(head: TaskHead, targets: TaskTargets, count: nu
  */
 export async function fitBaseline(input: FitBaselineInput): Promise<BaselineResult | undefined> {
   const started = performance.now();
+  const features = await baselineFeatures(input);
+  return features && fitBaselineOnFeatures(features, input, started);
+}
+
+/** The baseline's inputs: every split's images downsampled to 32×32 and scaled to [0, 1]; undefined when there is no task. */
+export interface BaselineFeatures {
+  size: number;
+  splits: { train: Split; validation: Split; test: Split };
+}
+
+/** The first half of fitBaseline (a few milliseconds): what the network reads. */
+export async function baselineFeatures(input: FitBaselineInput): Promise<BaselineFeatures | undefined> {
   const heads = input.heads;
   if (heads.length === 0) return undefined;
   const embedder = await loadEmbedder(input.store, { kind: 'none', name: 'none', inputShape: [BASELINE_SIZE, BASELINE_SIZE, input.sourceShape[2]] });
-  const split = async (s: BaselineSplit): Promise<Split> => ({
-    x: s.count ? await embedder.embed(s.pixels, s.count, { sourceShape: input.sourceShape }) : new Float32Array(0),
-    count: s.count,
-    targets: Object.fromEntries(heads.map((h) => [h.name, s.targets[h.name]])),
-  });
-  const [train, validation, test] = [await split(input.splits.train), await split(input.splits.validation), await split(input.splits.test)];
   try {
-    return await fitAndEvaluate({ embeddingSize: embedder.size, trunk: [128], dropout: 0.2, method: BASELINE_METHOD, started }, input, {
-      train,
-      validation,
-      test,
+    const split = async (s: BaselineSplit): Promise<Split> => ({
+      x: s.count ? await embedder.embed(s.pixels, s.count, { sourceShape: input.sourceShape }) : new Float32Array(0),
+      count: s.count,
+      targets: Object.fromEntries(heads.map((h) => [h.name, s.targets[h.name]])),
     });
+    return {
+      size: embedder.size,
+      splits: { train: await split(input.splits.train), validation: await split(input.splits.validation), test: await split(input.splits.test) },
+    };
   } finally {
     embedder.dispose();
   }
+}
+
+/**
+ * The second half of fitBaseline (seconds: the training), which a worker thread can run
+ * (baseline-thread.ts): its inputs are plain arrays.
+ * @param started when the baseline began (performance.now() of the caller's thread), for `ms`
+ */
+export function fitBaselineOnFeatures(
+  features: BaselineFeatures,
+  input: { heads: TaskHead[]; seed?: number; epochs?: number },
+  started = performance.now(),
+): Promise<BaselineResult> {
+  return fitAndEvaluate({ embeddingSize: features.size, trunk: [128], dropout: 0.2, method: BASELINE_METHOD, started }, input, features.splits);
 }
 
 export const LINEAR_BASELINE_METHOD = 'linear model on the standardised features (one softmax, sigmoid or linear output per task)';

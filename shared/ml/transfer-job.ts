@@ -10,7 +10,7 @@
  *    embedding cache.
  * 3. buildContinualFor / trainContinual when extending a model.
  * 4. fineTuneStage after the heads converged.
- * 5. continualReport, baselineStage and promotionStage for the report and the gate.
+ * 5. continualReport, startBaselineRun/baselineStage and promotionStage for the report and the gate.
  */
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { Shard } from '../data/shards.js';
@@ -24,15 +24,7 @@ import { FineTuneReportSchema, TaskSummarySchema } from '../schemas/metrics.js';
 import { z } from 'zod';
 import { readReport, readSplit } from '../data/shards.js';
 import { resolveBase, type ResolvedBase } from './base-models.js';
-import {
-  accuracyOf,
-  compareWithBaseline,
-  fitBaseline,
-  fitLinearBaseline,
-  type BaselineComparison,
-  type BaselineResult,
-  type TransferFigures,
-} from './baseline.js';
+import { accuracyOf, compareWithBaseline, fitLinearBaseline, type BaselineComparison, type BaselineResult, type TransferFigures } from './baseline.js';
 import { buildContinualModel, mergeHeads, resolveFrom, type MergedHeads } from './continual.js';
 import { embedCached, embedForBase, embeddingKeyFor, lazyEmbedder, type CacheOutcome, type EmbeddingCut } from './embedding-cache.js';
 import { loadEmbedder, type Embedder, type ImageShape, type LoadEmbedderOptions } from './embedder.js';
@@ -44,6 +36,7 @@ import { describeCut, isConcatCut } from './cuts.js';
 import type { TaskTargets } from './task-kinds.js';
 import { trainModel, type EpochLogs, type StageCheckpoint, type TrainCheckpoint, type TrainResult } from './train.js';
 import { tasksOf } from '../schemas/spec.js';
+import { startBaseline, type BaselineRun } from './baseline-thread.js';
 import { predictOutputs } from './inference.js';
 import { loadModel } from './model-io.js';
 
@@ -432,21 +425,25 @@ export async function continualReport(store: ObjectStore, jobBase: JobBase, mode
   return result;
 }
 
-/** Fits the from-scratch baseline on the job's own split, every task kind, and compares it with the transfer model's test figures. */
-export async function baselineStage(input: {
-  store: ObjectStore;
-  shards: Record<SplitName, Shard>;
-  embedded: EmbeddedSplits;
-  sourceShape: ImageShape;
-  heads: TaskHead[];
-  seed: number;
-  /** The job's epoch budget, so both models get the same schedule. @default 100 */
-  epochs?: number;
-  /** The transfer model's test figures per task (summaryMetrics): accuracy, micro/macro F1, R² and MAE. */
-  transferTest: TransferFigures;
-  /** The job's spec, to pick the verdict's advice. */
-  spec?: Pick<TrainSpec, 'base' | 'fineTune' | 'from'>;
-}): Promise<{ result: BaselineResult; comparison: BaselineComparison } | undefined> {
+/**
+ * Starts the from-scratch baseline on the job's own split, every task kind: on a worker
+ * thread when there is a second core (baseline-thread.ts), so it trains while the job
+ * searches and trains; `baselineStage` collects it.
+ */
+export async function startBaselineRun(
+  input: {
+    store: ObjectStore;
+    shards: Record<SplitName, Shard>;
+    embedded: Pick<EmbeddedSplits, 'index' | 'prepared'>;
+    sourceShape: ImageShape;
+    /** The job's heads, regression ones with the train split's statistics. */
+    heads: TaskHead[];
+    seed: number;
+    /** The job's epoch budget, so both models get the same schedule. @default 100 */
+    epochs?: number;
+  },
+  log?: (line: string) => void,
+): Promise<BaselineRun> {
   const per = input.sourceShape[0] * input.sourceShape[1] * input.sourceShape[2];
   const split = (s: SplitName) => {
     const data = input.shards[s].data as Uint8Array;
@@ -455,16 +452,30 @@ export async function baselineStage(input: {
     idx.forEach((j, n) => pixels.set(data.subarray(j * per, (j + 1) * per), n * per));
     return { pixels, count: idx.length, targets: input.embedded.prepared[s].targets };
   };
-  const result = await fitBaseline({
-    store: input.store,
-    splits: { train: split('train'), validation: split('validation'), test: split('test') },
-    sourceShape: input.sourceShape,
-    heads: input.heads,
-    seed: input.seed,
-    epochs: input.epochs,
-  });
+  return startBaseline(
+    {
+      store: input.store,
+      splits: { train: split('train'), validation: split('validation'), test: split('test') },
+      sourceShape: input.sourceShape,
+      heads: input.heads,
+      seed: input.seed,
+      epochs: input.epochs,
+    },
+    log,
+  );
+}
+
+/** The started baseline's figures, compared with the transfer model's test figures. */
+export async function baselineStage(
+  run: BaselineRun,
+  /** The transfer model's test figures per task (summaryMetrics): accuracy, micro/macro F1, R² and MAE. */
+  transferTest: TransferFigures,
+  /** The job's spec, to pick the verdict's advice. */
+  spec?: Pick<TrainSpec, 'base' | 'fineTune' | 'from'>,
+): Promise<{ result: BaselineResult; comparison: BaselineComparison } | undefined> {
+  const result = await run.result;
   if (!result) return undefined;
-  return { result, comparison: compareWithBaseline(input.transferTest, result, { base: input.spec?.base, fineTuned: Boolean(input.spec?.fineTune) }) };
+  return { result, comparison: compareWithBaseline(transferTest, result, { base: spec?.base, fineTuned: Boolean(spec?.fineTune) }) };
 }
 
 /** Vector jobs' "does the network pay?": a linear model on the same standardised splits (fitLinearBaseline). */

@@ -7,7 +7,6 @@
  */
 import { compareWithSingleTask } from '../../../shared/ml/mtl-evaluate.js';
 import { baselineStage, continualReport, linearBaselineStage } from '../../../shared/ml/transfer-job.js';
-import type { ImageShape } from '../../../shared/ml/embedder.js';
 import type { ComparedJob, EvaluatedJob, StageDeps } from '../context.js';
 import { PROGRESS } from '../progress.js';
 
@@ -16,18 +15,8 @@ export async function compare(ctx: EvaluatedJob, deps: StageDeps): Promise<Compa
   const sharingComparison = ctx.heads.length > 1 && !ctx.linearRefit ? await singleTaskComparison(ctx, deps) : undefined;
   const continual = ctx.jobBase.from ? await continualReport(deps.store, ctx.jobBase, ctx.served) : undefined;
   const opts = ctx.spec.training;
-  const baseline = ctx.embedded
-    ? await baselineStage({
-        store: deps.store,
-        shards: ctx.shards,
-        embedded: ctx.embedded,
-        sourceShape: ctx.report.inputShape as ImageShape,
-        heads: ctx.heads,
-        seed: opts.seed,
-        epochs: opts.epochs,
-        transferTest: ctx.testMetrics,
-        spec: ctx.spec,
-      })
+  const baseline = ctx.baselineRun
+    ? await baselineStage(ctx.baselineRun, ctx.testMetrics, ctx.spec)
     : ctx.inputSpec.type === 'vector'
       ? await linearBaselineStage({
           data: ctx.data,

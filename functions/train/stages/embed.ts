@@ -9,7 +9,7 @@ import { fitFeatureScaling, standardiseFeatures } from '../../../shared/ml/featu
 import { withTargetStatistics } from '../../../shared/ml/mtl-evaluate.js';
 import { SPLITS, subsetRows, type Split } from '../../../shared/ml/split.js';
 import { countLabelled, isLabelled, selectTargets, taskKind, type TaskTargets } from '../../../shared/ml/task-kinds.js';
-import { embedJobSplits } from '../../../shared/ml/transfer-job.js';
+import { embedJobSplits, startBaselineRun } from '../../../shared/ml/transfer-job.js';
 import { cutLabel, embedCandidateCuts } from '../../../shared/ml/candidates.js';
 import type { Cut } from '../../../shared/schemas/base-model.js';
 import { engineOf } from '../../../shared/ml/onnx/runtime.js';
@@ -35,7 +35,34 @@ export async function embed(ctx: LoadedJob, deps: StageDeps): Promise<EmbeddedJo
   );
   // Regression heads are standardised with the train split's mean and std (stored in the head).
   const heads = withTargetStatistics(ctx.heads, data.train);
-  return { ...ctx, heads, data, embeddingSize, embedded, engine, inputSpec, candidates, ...('skipped' in plan ? { searchSkipped: plan.skipped } : {}) };
+  // The baseline needs only the labelled records and their pixels: it trains from here on, beside search and training.
+  const baselineRun = embedded
+    ? await startBaselineRun(
+        {
+          store: deps.store,
+          shards: ctx.shards,
+          embedded,
+          sourceShape: ctx.report.inputShape as ImageShape,
+          heads,
+          seed: ctx.spec.training.seed,
+          epochs: ctx.spec.training.epochs,
+        },
+        deps.log,
+      )
+    : undefined;
+  if (baselineRun) deps.defer(() => baselineRun.stop());
+  return {
+    ...ctx,
+    heads,
+    data,
+    embeddingSize,
+    embedded,
+    engine,
+    inputSpec,
+    candidates,
+    baselineRun,
+    ...('skipped' in plan ? { searchSkipped: plan.skipped } : {}),
+  };
 }
 
 /**
