@@ -192,7 +192,7 @@ async function putBytes(
 }
 
 /** Runs `work` over `items` with at most `limit` at once; the first failure stops new starts. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | undefined;
   async function worker(): Promise<void> {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startPlatform, type Platform, type PlatformOptions } from '../../shared/local/platform.js';
 import { TERMINAL_STATES, type JobStatus } from '../../shared/schemas/job.js';
+import { forEachLimited } from '../../shared/local/cli-upload.js';
 
 export interface TestPlatform {
   platform: Platform;
@@ -54,10 +55,15 @@ export async function startTestPlatform(options: Partial<PlatformOptions> = {}):
       const ordered = [...files.filter((f) => f.path !== 'train.json'), ...files.filter((f) => f.path === 'train.json')];
       const res = await call('POST', `/datasets/${dataset}/uploads`, { files: ordered.map((f) => ({ path: f.path })) });
       if (res.status !== 200) throw new Error(`upload URLs: ${res.status} ${JSON.stringify(res.body)}`);
-      for (const [i, u] of (res.body.uploads as Array<{ url: string; headers: Record<string, string> }>).entries()) {
-        const put = await fetch(u.url, { method: 'PUT', headers: u.headers, body: new Uint8Array(Buffer.from(ordered[i].data)) });
-        if (put.status !== 200) throw new Error(`PUT ${ordered[i].path}: ${put.status} ${await put.text()}`);
-      }
+      const uploads = res.body.uploads as Array<{ url: string; headers: Record<string, string> }>;
+      const put = async (i: number) => {
+        const r = await fetch(uploads[i].url, { method: 'PUT', headers: uploads[i].headers, body: new Uint8Array(Buffer.from(ordered[i].data)) });
+        if (r.status !== 200) throw new Error(`PUT ${ordered[i].path}: ${r.status} ${await r.text()}`);
+      };
+      // As `tl upload` sends them: four in flight (its default), train.json (which starts training) after the rest.
+      const last = ordered.at(-1)?.path === 'train.json' ? ordered.length - 1 : ordered.length;
+      await forEachLimited([...Array(last).keys()], 4, put);
+      if (last < ordered.length) await put(last);
     },
     async waitForJob(model, { timeoutMs = 240_000, since = 0 } = {}) {
       const deadline = Date.now() + timeoutMs;
