@@ -23,7 +23,8 @@ export interface BaselineWorkerData {
   featuresMs: number;
 }
 
-export type BaselineThreadMessage = { type: 'ready' } | { type: 'result'; result: BaselineResult } | { type: 'error'; name: string; message: string };
+export type BaselineThreadMessage =
+  { type: 'ready' } | { type: 'log'; line: string } | { type: 'result'; result: BaselineResult } | { type: 'error'; name: string; message: string };
 
 export interface BaselineRun {
   /** The baseline's result; rejects as fitBaseline would. */
