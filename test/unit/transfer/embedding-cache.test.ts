@@ -49,6 +49,9 @@ describe('per-image embedding cache', () => {
   afterAll(async () => cleanup());
 
   const pixelEmbedder = () => loadEmbedder(store, { kind: 'none', name: 'none', inputShape: SHAPE });
+  /** The images of `seeds` through the cache, as two arrays split at `at`. */
+  const inTwoArrays = (baseKey: string, seeds: number[], at: number, embedder: () => Promise<Embedder>) =>
+    embedCached({ store, baseKey, pixels: [images(seeds.slice(0, at)), images(seeds.slice(at))], count: seeds.length, shape: SHAPE, embedder });
   const objectsUnder = async (baseKey: string) => (await store.list(`${EMBEDDING_CACHE_PREFIX}/${baseKey}/`)).map((o) => o.key);
 
   it('embeds only the images it has not seen, whatever their order or array, and stores them in blocks', async () => {
@@ -60,14 +63,7 @@ describe('per-image embedding cache', () => {
     // Act: the same 1,000 shuffled across two arrays, plus 10 new ones and a repeat of one of them
     const seeds = [...range(1000, 10), ...range(0, 1000).reverse(), 1003];
     const again = counting(pixelEmbedder);
-    const warm = await embedCached({
-      store,
-      baseKey: 'unit',
-      pixels: [images(seeds.slice(0, 500)), images(seeds.slice(500))],
-      count: seeds.length,
-      shape: SHAPE,
-      embedder: again.load,
-    });
+    const warm = await inTwoArrays('unit', seeds, 500, again.load);
 
     // Assess: 10 went through the embedder, the values are what it computes, the store holds two blocks
     expect(again.seen()).toBe(10);
@@ -85,14 +81,7 @@ describe('per-image embedding cache', () => {
     const counted = counting(pixelEmbedder);
 
     // Act
-    const r = await embedCached({
-      store,
-      baseKey: 'chunks',
-      pixels: [images(seeds.slice(0, 300)), images(seeds.slice(300))],
-      count: seeds.length,
-      shape: SHAPE,
-      embedder: counted.load,
-    });
+    const r = await inTwoArrays('chunks', seeds, 300, counted.load);
 
     // Assess: 450 distinct images embedded once each, every row what the embedder gives for its image
     expect([r.cache, r.embedded, counted.seen()]).toEqual(['miss', 450, 450]);
