@@ -2,12 +2,13 @@
  * The from-scratch baseline (baseline.ts) trained on a second core while the job goes
  * on: the training job starts it once the records are known (after `embed`) and the
  * `compare` stage collects it. The search and the heads run on the main thread's tfjs
- * (one wasm thread), so on two cores the baseline's seconds come off the pipeline
- * instead of adding to it (measured in the 500-image pipeline bench: compare 2.7 s → see README).
+ * (one wasm thread), so on two cores most of the baseline's 2.5–3 s come off the
+ * 500-image pipeline (README, runs F–I and the A/B beside them).
  *
  * A worker loads TypeScript through tsx's loader, which the bootstrap registers (the job
- * runs under tsx, tests under vitest; a worker inherits neither). When no second core is available, or the worker cannot start, the baseline
- * trains on this thread: same code, same seed, same figures.
+ * runs under tsx, tests under vitest; a worker inherits neither). When no second core is
+ * available, or the worker cannot start, the baseline trains on this thread: same code,
+ * same seed, same figures.
  */
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
@@ -42,7 +43,7 @@ const { workerData } = require('node:worker_threads');
 (async () => {
   (await import(workerData.tsx)).register();
   await import(workerData.entry);
-})().catch((err) => { throw err; });
+})();
 `;
 
 /** tsx's ESM API (`tsx/esm/api`, import condition): a CommonJS resolve would give its require build. */

@@ -8,7 +8,7 @@
  * in the conversion, 1 s in the copy). Here each output value reads its four source
  * values straight from the uint8 images. The arithmetic is tfjs's ResizeBilinear with
  * `alignCorners: true` (tfjs-backend-cpu's resize_bilinear kernel), so models trained
- * before this change see the same inputs, up to float rounding (test/unit/pixels.test.ts).
+ * before this change see the same inputs, up to float rounding (test/unit/ml/pixels.test.ts).
  * sharp resizes too, but with other kernels (its output differs by tens of levels).
  */
 import type { ImageShape } from './embedder.js';

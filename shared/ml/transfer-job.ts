@@ -448,8 +448,10 @@ export async function startBaselineRun(
   const split = (s: SplitName) => {
     const data = input.shards[s].data as Uint8Array;
     const idx = input.embedded.index[s];
-    const pixels = new Uint8Array(idx.length * per);
-    idx.forEach((j, n) => pixels.set(data.subarray(j * per, (j + 1) * per), n * per));
+    // Every record labelled (the usual case): the shard's own pixels, not a copy.
+    const every = idx.every((j, n) => j === n);
+    const pixels = every ? data.subarray(0, idx.length * per) : new Uint8Array(idx.length * per);
+    if (!every) idx.forEach((j, n) => pixels.set(data.subarray(j * per, (j + 1) * per), n * per));
     return { pixels, count: idx.length, targets: input.embedded.prepared[s].targets };
   };
   return startBaseline(
