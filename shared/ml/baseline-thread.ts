@@ -78,21 +78,23 @@ export async function startBaseline(
     eval: true,
     workerData: { ...data, entry: (opts.entry ?? new URL('./baseline-worker.ts', import.meta.url)).href, tsx: tsxApi() },
   });
-  let ready = false;
+  // loading → ready (training there), or → failed (its code would not load: it trains here).
+  let state: 'loading' | 'ready' | 'failed' = 'loading';
   const spawned = performance.now();
   // The worker's result, or `undefined` when it could not load its code (then it trains here).
   const outcome = new Promise<{ result: BaselineResult } | undefined>((resolve, reject) => {
     worker.on('message', (m: BaselineThreadMessage) => {
       if (m.type === 'log') return log(m.line);
       if (m.type === 'ready') {
-        ready = true;
+        state = 'ready';
         log(`baseline: training on a worker thread, beside the job (its code loaded in ${Math.round(performance.now() - spawned)} ms)`);
       } else if (m.type === 'result') resolve({ result: m.result });
       else reject(Object.assign(new Error(m.message), { name: m.name }));
       if (m.type !== 'ready') void worker.terminate();
     });
     worker.on('error', (err) => {
-      if (ready) return reject(err);
+      if (state === 'ready') return reject(err);
+      state = 'failed';
       log(`baseline: no worker thread (${err.message}); training it on the main thread`);
       resolve(undefined);
     });
@@ -100,10 +102,19 @@ export async function startBaseline(
   });
   // Settled later by the compare stage; a failure before then must not count as unhandled.
   outcome.catch(() => undefined);
+  const stop = () => void worker.terminate();
   return lazyRun(
     'worker',
-    () => outcome.then((o) => (o ? o.result : here())),
-    () => void worker.terminate(),
+    () => {
+      // Asked for before the worker even loaded its code (a small job, a busy machine): training here is sooner.
+      if (state === 'loading') {
+        stop();
+        log('baseline: the worker thread had not loaded its code yet; training it on the main thread');
+        return here();
+      }
+      return outcome.then((o) => (o ? o.result : here()));
+    },
+    stop,
   );
 }
 

@@ -33,6 +33,14 @@ const input: FitBaselineInput = {
   epochs: 6,
 };
 
+/** Waits until a line matching `re` has been logged (the worker's code loads in the background). */
+async function untilLogged(lines: string[], re: RegExp): Promise<void> {
+  for (let waited = 0; !lines.some((l) => re.test(l)); waited += 20) {
+    if (waited > 30_000) throw new Error(`nothing logged like ${re}; got ${JSON.stringify(lines)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('startBaseline', () => {
   it('trains the baseline on a worker thread with the figures of training it here', async () => {
     // Arrange
@@ -41,6 +49,7 @@ describe('startBaseline', () => {
 
     // Act
     const run = await startBaseline(input, (l) => lines.push(l), { cores: 2 });
+    await untilLogged(lines, /^baseline: training on a worker thread/);
     const there = await run.result;
 
     // Assess
@@ -68,6 +77,7 @@ describe('startBaseline', () => {
 
     // Act
     const run = await startBaseline(input, (l) => lines.push(l), { cores: 2, entry: new URL('./no-such-worker.ts', import.meta.url) });
+    await untilLogged(lines, /^baseline: no worker thread/);
     const result = await run.result;
 
     // Assess
@@ -77,8 +87,12 @@ describe('startBaseline', () => {
   });
 
   it('stops a worker still training, leaving no unhandled rejection (a failed job stops it so)', async () => {
+    // Arrange: a worker that has started training
+    const lines: string[] = [];
+    const run = await startBaseline(input, (l) => lines.push(l), { cores: 2 });
+    await untilLogged(lines, /^baseline: training on a worker thread/);
+
     // Act
-    const run = await startBaseline(input, () => {}, { cores: 2 });
     run.stop();
     await new Promise((r) => setTimeout(r, 300));
 
@@ -86,14 +100,28 @@ describe('startBaseline', () => {
     await expect(run.result).rejects.toThrow(/worker thread exited with code \d+ before its result/);
   });
 
+  it('trains here, saying so, when asked for the result before the worker has loaded its code', async () => {
+    // Arrange
+    const lines: string[] = [];
+    const run = await startBaseline(input, (l) => lines.push(l), { cores: 2 });
+
+    // Act: asked for at once (loading the worker's code takes hundreds of milliseconds)
+    const result = await run.result;
+
+    // Assess
+    expect(lines).toEqual(['baseline: the worker thread had not loaded its code yet; training it on the main thread']);
+    expect(result?.test).toEqual((await fitBaseline(input))?.test);
+  });
+
   it('rejects with the error the training raised in the worker', async () => {
     // Arrange: a task the baseline cannot build a head for
     const bad = { ...input, heads: [{ name: 'colour', type: 'ranking', auxiliary: false } as unknown as FitBaselineInput['heads'][number]] };
-
     const here = await fitBaseline(bad).catch((err: Error) => err);
 
     // Act
-    const run = await startBaseline(bad, () => {}, { cores: 2 });
+    const lines: string[] = [];
+    const run = await startBaseline(bad, (l) => lines.push(l), { cores: 2 });
+    await untilLogged(lines, /^baseline: training on a worker thread/);
 
     // Assess: the same error, name and message, as training it here
     expect(here).toBeInstanceOf(Error);
