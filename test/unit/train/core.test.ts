@@ -213,7 +213,8 @@ describe('runTrainingJob', () => {
   });
 
   it('searches the representation on mobilenet_v2 and serves the winner, refitted on train + validation, with the leaderboard everywhere', async () => {
-    const prepared = await writePreparedDataset(store, { perSplit: { train: 12, validation: 6, test: 6 }, spec: { base: 'mobilenet_v2' } });
+    // Two train records mislabelled: no linear model is right on every held-out record, so the hidden family is tried too.
+    const prepared = await writePreparedDataset(store, { perSplit: { train: 12, validation: 6, test: 6 }, mislabelled: [1, 5], spec: { base: 'mobilenet_v2' } });
     const result = await runTrainingJob(prepared, { store, statusIntervalMs: 0 });
     expect(result.ok).toBe(true);
     const version = (result as { version: string }).version;
@@ -274,6 +275,21 @@ describe('runTrainingJob', () => {
     for (const [task, accuracy] of Object.entries(served)) expect(accuracy).toBeCloseTo((report.tasks[task].test as { accuracy: number }).accuracy, 6);
   });
 
+  it('does not cross-validate the spec’s hidden-layer model when a linear model is right on every held-out record', async () => {
+    // Colours without label noise: some cut separates them perfectly in every fold.
+    const prepared = await writePreparedDataset(store, { hash: 'clean', perSplit: { train: 12, validation: 6, test: 6 }, spec: { base: 'mobilenet_v2' } });
+    const result = await runTrainingJob(prepared, { store });
+    expect(result.ok).toBe(true);
+    const report = VersionReportSchema.parse(await getJson(store, `models/colours/${(result as { version: string }).version}/report.json`));
+    const search = report.search!;
+    const winner = search.leaderboard.find((e) => e.family === 'linear' && e.chosen)!;
+    expect(winner.cvMean).toBe(1);
+    const hidden = search.leaderboard.find((e) => e.family === 'hidden')!;
+    expect(hidden).toMatchObject({ candidate: search.chosen, chosen: false, note: expect.stringMatching(/not tried: the linear model classified every held-out record correctly/) });
+    expect(hidden.folds).toBeUndefined();
+    expect(report.training).toMatchObject({ sharing: { method: 'hard', trunk: [] }, epochsRun: 0 });
+  });
+
   it('searches a multi-task spec: the spec’s model against a linear model per task, auxiliary and masked labels included', async () => {
     // Prepare: "class" and "warm" (main; warm unlabelled on some train records) and an auxiliary task.
     const moreTasks = {
@@ -285,6 +301,7 @@ describe('runTrainingJob', () => {
     const withTrunk = await writePreparedDataset(store, {
       hash: 'm1',
       perSplit: { train: 12, validation: 6, test: 6 },
+      mislabelled: [1, 5],
       moreTasks,
       spec: { base: 'mobilenet_v2', tasks, training: budget },
     });

@@ -21,6 +21,8 @@ export interface FixtureOptions {
   perSplit?: Partial<Record<SplitName, number>>;
   /** Records (by index within the train split) whose label is null. */
   unlabelled?: number[];
+  /** Records (by index within the train split) labelled with the next class instead of their own: label noise, so no model is right on every record. */
+  mislabelled?: number[];
   classes?: string[];
   /** Write float32 feature vectors of this length instead of images. */
   vectorSize?: number;
@@ -68,11 +70,12 @@ export async function writePreparedDataset(
       else data.set(image(c, seed), i * perRecord);
       seed++;
       const missing = split === 'train' && opts.unlabelled?.includes(i);
+      const given = classes[split === 'train' && opts.mislabelled?.includes(i) ? (c + 1) % classes.length : c];
       if (!missing) {
-        counts[classes[c]] += 1;
+        counts[given] += 1;
         labelled += 1;
       }
-      const labels: Record<string, string | null> = { class: missing ? null : classes[c] };
+      const labels: Record<string, string | null> = { class: missing ? null : given };
       for (const [name, labelOf] of more) {
         const label = (labels[name] = labelOf(classes[c], split, i));
         if (label === null) continue;
