@@ -9,6 +9,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { readJobStatus } from '../../shared/jobs/status.js';
 import { createObservability, type Observability } from '../../shared/observability.js';
+import { receiveEnvironment, STANDBY_FLAG } from '../../shared/adapters/local/standby.js';
 import { loadEnv, PlatformEnvSchema, TrainJobEnvSchema } from '../../shared/schemas/env.js';
 import { configureFrozenEngine, createStore } from '../../shared/wiring.js';
 import { runTrainingJob, type TrainJobResult } from './core.js';
@@ -51,7 +52,13 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<number
   }
 }
 
-main().then(
+/** As the Batch container runs it, or (with STANDBY_FLAG) as a standby that waits for its job's environment on stdin. */
+async function entry(): Promise<number> {
+  if (process.argv.includes(STANDBY_FLAG) && !(await receiveEnvironment())) return 0;
+  return main();
+}
+
+entry().then(
   (code) => {
     process.exitCode = code;
   },

@@ -157,6 +157,8 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     })());
 
   const tenants: TenantRuntime[] = [];
+  // The first job (a resumed one, or the first upload's) starts in a process that has already loaded.
+  runner.prepareStandby();
   for (const tenant of file.tenants) {
     const { rt, jobs } = createTenantRuntime(tenant, { dataDir, url, uploadSecret: file.uploadSecret, runner, options, log });
     const { store, bucketDir } = rt;

@@ -214,7 +214,11 @@ describe('runTrainingJob', () => {
 
   it('searches the representation on mobilenet_v2 and serves the winner, refitted on train + validation, with the leaderboard everywhere', async () => {
     // Two train records mislabelled: no linear model is right on every held-out record, so the hidden family is tried too.
-    const prepared = await writePreparedDataset(store, { perSplit: { train: 12, validation: 6, test: 6 }, mislabelled: [1, 5], spec: { base: 'mobilenet_v2' } });
+    const prepared = await writePreparedDataset(store, {
+      perSplit: { train: 12, validation: 6, test: 6 },
+      mislabelled: [1, 5],
+      spec: { base: 'mobilenet_v2' },
+    });
     const result = await runTrainingJob(prepared, { store, statusIntervalMs: 0 });
     expect(result.ok).toBe(true);
     const version = (result as { version: string }).version;
@@ -285,7 +289,11 @@ describe('runTrainingJob', () => {
     const winner = search.leaderboard.find((e) => e.family === 'linear' && e.chosen)!;
     expect(winner.cvMean).toBe(1);
     const hidden = search.leaderboard.find((e) => e.family === 'hidden')!;
-    expect(hidden).toMatchObject({ candidate: search.chosen, chosen: false, note: expect.stringMatching(/not tried: the linear model classified every held-out record correctly/) });
+    expect(hidden).toMatchObject({
+      candidate: search.chosen,
+      chosen: false,
+      note: expect.stringMatching(/not tried: the linear model classified every held-out record correctly/),
+    });
     expect(hidden.folds).toBeUndefined();
     expect(report.training).toMatchObject({ sharing: { method: 'hard', trunk: [] }, epochsRun: 0 });
   });
