@@ -31,6 +31,7 @@ import type { ObjectCreated } from '../../shared/schemas/events.js';
 import { JobStatusSchema, SKIPPED_SHOWN, TERMINAL_STATES, type JobState, type JobStatus, type RecordsSummary } from '../../shared/schemas/job.js';
 import { DatasetReportSchema, type DatasetReport, type SplitName } from '../../shared/schemas/report.js';
 import { tasksOf, TrainSpecSchema, type Task, type TrainSpec } from '../../shared/schemas/spec.js';
+import { forEachLimited } from '../../shared/concurrency.js';
 
 /**
  * Preprocessing: from an uploaded `datasets/<dataset>/train.json` to prepared
@@ -369,7 +370,7 @@ async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
   // Decoded pixels stay in memory until the split is known (it needs every usable
   // record's labels): 224×224×3 is 150 kB per image, so ~6,000 images per GB.
   const pixels: Array<Uint8Array | undefined> = new Array(contents.items.length);
-  await forEachLimit(contents.items, input.options?.concurrency ?? 4, async (item, i) => {
+  await forEachLimited(contents.items, input.options?.concurrency ?? 4, async (item, i) => {
     let bytes: Buffer;
     try {
       bytes = await store.get(item.objectKey);
@@ -516,16 +517,4 @@ async function prepareVectorDataset(input: PrepareInput): Promise<DatasetReport>
 function describeSkipped(skipped: readonly SkippedFile[]): string {
   const shown = skipped.slice(0, 3).map((s) => `"${s.key}": ${s.reason}`);
   return shown.join('; ') + (skipped.length > 3 ? `; and ${skipped.length - 3} more` : '');
-}
-
-/** Runs `fn` over items with at most `limit` calls in flight; the first failure rejects. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }

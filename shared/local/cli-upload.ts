@@ -5,6 +5,7 @@ import { UploadResponseSchema, type UploadResponse } from '../schemas/predict.js
 import { TrainSpecSchema } from '../schemas/spec.js';
 import { ApiError, CliError, EndpointUnreachableError, UsageError, callApi, normaliseEndpoint, toApiError, type Connection } from './cli-client.js';
 import { ProgressLine, formatBytes, renderBar, type Output } from './cli-progress.js';
+import { forEachLimited } from '../concurrency.js';
 
 /** The spec's name in a dataset: its upload is what starts training. */
 export const TRAIN_SPEC_FILE = 'train.json';
@@ -189,24 +190,6 @@ async function putBytes(
       await sleep(options.retryDelayMs * (attempt + 1));
     }
   }
-}
-
-/** Runs `work` over `items` with at most `limit` at once; the first failure stops new starts. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  async function worker(): Promise<void> {
-    while (!failure && next < items.length) {
-      const item = items[next++];
-      try {
-        await work(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failure) throw failure.error;
 }
 
 /**

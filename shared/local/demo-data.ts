@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import type { z } from 'zod';
 import type { TrainSpecSchema } from '../schemas/spec.js';
+import { mapLimited } from '../concurrency.js';
 
 /**
  * A labelled image dataset the project draws itself, so the demo, the end-to-end test and
@@ -187,20 +188,6 @@ function withDefaults(options: ShapesOptions, seed: number): ResolvedOptions {
   return resolved;
 }
 
-/** Runs at most `limit` draws at once: sharp has its own thread pool, so a few suffice. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 function plan(options: ResolvedOptions, stream: string): { label: ShapeKind; index: number; seed: number }[] {
   return options.classes.flatMap((label) =>
     Array.from({ length: options.perClass }, (_, index) => ({ label, index, seed: hashSeed(`${stream}:${options.seed}:${label}:${index}`) })),
@@ -214,6 +201,7 @@ function plan(options: ResolvedOptions, stream: string): { label: ShapeKind; ind
  */
 export async function generateShapesImages(options: ShapesOptions = {}): Promise<ShapeImage[]> {
   const resolved = withDefaults({ perClass: 10, ...options }, 1);
+  // At most 4 draws at once: sharp has its own thread pool, so a few suffice.
   return mapLimited(plan(resolved, 'held-out'), 4, async ({ label, seed }) => {
     const drawn = await drawShape(label, seed, resolved);
     return { label, format: drawn.format, width: drawn.size, height: drawn.size, buffer: drawn.buffer };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startPlatform, type Platform, type PlatformOptions } from '../../shared/local/platform.js';
 import { TERMINAL_STATES, type JobStatus } from '../../shared/schemas/job.js';
-import { forEachLimited } from '../../shared/local/cli-upload.js';
+import { forEachLimited } from '../../shared/concurrency.js';
 
 export interface TestPlatform {
   platform: Platform;
