@@ -18,7 +18,7 @@ import {
   type VectorManifestEntry,
 } from '../../shared/data/dataset.js';
 import { decodeImage, ImageDecodeError } from '../../shared/data/images.js';
-import { encodeShard, type ShardRecord } from '../../shared/data/shards.js';
+import { encodeShard, encodeShardFrom, type ShardRecord } from '../../shared/data/shards.js';
 import { jobIdFor, jobStatusKey, modelJobPointerKey, readJobStatus, reconcileJobStatus, updateJobStatus } from '../../shared/jobs/status.js';
 import { resolveBase, UnknownBaseModelError } from '../../shared/ml/base-models.js';
 import { publishPrototypeModel, PrototypeInputError } from '../../shared/ml/prototype-job.js';
@@ -404,7 +404,6 @@ async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
 
   const splits = assignSplits(usable, spec.training, tasks);
   const shardSize = input.options?.shardSize ?? 256;
-  const perRecord = inputShape[0] * inputShape[1] * inputShape[2];
   const shards: DatasetReport['shards'] = [];
   const counts = { train: 0, validation: 0, test: 0 } satisfies Record<SplitName, number>;
   for (const split of SPLITS) {
@@ -412,11 +411,13 @@ async function prepareDataset(input: PrepareInput): Promise<DatasetReport> {
     counts[split] = members.length;
     for (let start = 0, n = 0; start < members.length; start += shardSize, n++) {
       const chunk = members.slice(start, start + shardSize);
-      const data = new Uint8Array(chunk.length * perRecord);
-      chunk.forEach((m, j) => data.set(m.pixels, j * perRecord));
       const records: ShardRecord[] = chunk.map((m) => ({ key: m.key, labels: m.labels }));
       const key = `${preparedPrefix}/shards/${split}-${String(n).padStart(5, '0')}.bin`;
-      await store.put(key, encodeShard({ split, dtype: 'uint8', shape: [...inputShape], records, data }), { contentType: 'application/octet-stream' });
+      const body = encodeShardFrom(
+        { split, dtype: 'uint8', shape: [...inputShape], records },
+        chunk.map((m) => m.pixels),
+      );
+      await store.put(key, body, { contentType: 'application/octet-stream' });
       shards.push({ key, split, count: chunk.length });
     }
   }

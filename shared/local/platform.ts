@@ -228,9 +228,8 @@ function createTenantRuntime(tenant: Tenant, { dataDir, url, uploadSecret, runne
     faultFile: options.faultFile,
     presign: { baseUrl: url, secret: uploadSecret, bucket: tenant.id },
     // The S3 notification filter of the cloud stack: prefix datasets/, suffix train.json.
-    onObjectCreated: (info) => {
-      if (TRAIN_JSON.test(info.key)) void queue.send(s3EventBody(bucketName, info.key, info.size, info.etag));
-    },
+    notifyFilter: (key) => TRAIN_JSON.test(key),
+    onObjectCreated: (info) => void queue.send(s3EventBody(bucketName, info.key, info.size, info.etag)),
   });
   const jobs: JobRunner = {
     submit: (req) =>

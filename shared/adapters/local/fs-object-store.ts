@@ -12,6 +12,12 @@ export interface FsObjectStoreOptions {
   root: string;
   /** Called after an object is created or replaced, as S3 would notify. */
   onObjectCreated?: (info: ObjectInfo) => void;
+  /**
+   * Which keys onObjectCreated is called for, as an S3 notification's prefix/suffix
+   * filter. Others are not stat'ed or hashed for it: the MD5 etag rereads the object
+   * (measured: ~0.3 s of a 500-image preprocessing, every shard read back). @default every key
+   */
+  notifyFilter?: (key: string) => boolean;
   /** Needed for presignPut: where the local HTTP server accepts signed uploads. */
   presign?: { baseUrl: string; secret: string; bucket: string };
   /**
@@ -187,7 +193,12 @@ export class FsObjectStore implements ObjectStore {
       await fs.rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
-    this.options.onObjectCreated?.(await this.stat(key, file));
+    await this.notify(key, file);
+  }
+
+  private async notify(key: string, file: string): Promise<void> {
+    const { onObjectCreated, notifyFilter } = this.options;
+    if (onObjectCreated && (!notifyFilter || notifyFilter(key))) onObjectCreated(await this.stat(key, file));
   }
 
   private async stat(key: string, file: string): Promise<ObjectInfo> {
@@ -204,7 +215,7 @@ export class FsObjectStore implements ObjectStore {
       await fs.rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
-    this.options.onObjectCreated?.(await this.stat(key, file));
+    await this.notify(key, file);
   }
 
   async putIfAbsent(key: string, body: Buffer | Uint8Array | string, _options?: PutOptions): Promise<boolean> {
@@ -221,7 +232,7 @@ export class FsObjectStore implements ObjectStore {
     } finally {
       await fs.rm(tmp, { force: true });
     }
-    this.options.onObjectCreated?.(await this.stat(key, file));
+    await this.notify(key, file);
     return true;
   }
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../../shared/adapters/local/fs-object-store.js';
-import { decodeShard, encodeShard, readSplit, ShardFormatError, type Shard } from '../../../shared/data/shards.js';
+import { decodeShard, encodeShard, encodeShardFrom, readSplit, ShardFormatError, type Shard } from '../../../shared/data/shards.js';
 import { TrainSpecSchema } from '../../../shared/schemas/spec.js';
 import type { DatasetReport } from '../../../shared/schemas/report.js';
 
@@ -54,6 +54,51 @@ describe('shards', () => {
     const buf = encodeShard({ split: 'train', dtype: 'uint8', shape: [2], records: [{ key: 'k', labels: {} }], data: new Uint8Array(2) });
     expect(() => decodeShard(buf.subarray(0, buf.length - 1))).toThrow(ShardFormatError);
     expect(() => decodeShard(Buffer.from([1, 0]))).toThrow(ShardFormatError);
+  });
+
+  it('writes a shard from one array per record, byte for byte as from the joined array, and refuses a wrong total', () => {
+    const shape = [2, 2, 3];
+    const records = [0, 1, 2].map((i) => ({ key: `k${i}`, labels: { class: `c${i}` } }));
+    const data = pixels(3, shape);
+    const parts = [0, 1, 2].map((i) => data.slice(i * 12, (i + 1) * 12));
+    const header = { split: 'train' as const, dtype: 'uint8' as const, shape, records };
+    expect(encodeShardFrom(header, parts).equals(encodeShard({ ...header, data }))).toBe(true);
+    expect(() => encodeShardFrom(header, parts.slice(1))).toThrow(ShardFormatError);
+  });
+
+  it('reads a split of one shard in place, float32 values too, and refuses shards of mixed types', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tl-shards-'));
+    try {
+      const store = new FsObjectStore({ root: dir });
+      const features = Float32Array.from([0.5, -2, 1e-7, 3]);
+      const one = {
+        split: 'validation' as const,
+        dtype: 'float32' as const,
+        shape: [2],
+        records: [0, 1].map((i) => ({ key: `v${i}`, labels: {} })),
+        data: features,
+      };
+      await store.put('p/validation-0.bin', encodeShard(one));
+      const images = { split: 'test' as const, dtype: 'uint8' as const, shape: [2], records: [{ key: 't', labels: {} }], data: Uint8Array.from([7, 9]) };
+      await store.put('p/test-0.bin', encodeShard(images));
+      await store.put('p/test-1.bin', encodeShard({ ...one, split: 'test' }));
+      const report = {
+        inputShape: [2],
+        shards: [
+          { key: 'p/validation-0.bin', split: 'validation' as const, count: 2 },
+          { key: 'p/test-0.bin', split: 'test' as const, count: 1 },
+          { key: 'p/test-1.bin', split: 'test' as const, count: 2 },
+        ],
+      } as unknown as DatasetReport;
+      const read = await readSplit(store, report, 'validation');
+      expect(read.data).toBeInstanceOf(Float32Array);
+      expect(Array.from(read.data)).toEqual(Array.from(features));
+      expect(read.records.map((r) => r.key)).toEqual(['v0', 'v1']);
+      await expect(readSplit(store, report, 'test')).rejects.toThrow(/mix data types/);
+      expect((await readSplit(store, { ...report, shards: [] } as DatasetReport, 'train')).data).toHaveLength(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('joins the shards of one split in report order', async () => {
