@@ -152,6 +152,8 @@ export class FsObjectStore implements ObjectStore {
     const file = this.pathOf(key);
     const tmp = await this.tempPath(file);
     const handle = await fs.open(tmp, 'wx');
+    // The etag is hashed from the bytes as they pass, so a listing never rereads an upload for it.
+    const md5 = createHash('md5');
     try {
       await new Promise<void>((resolve, reject) => {
         let size = 0;
@@ -172,6 +174,7 @@ export class FsObjectStore implements ObjectStore {
           size += chunk.length;
           if (size > maxBytes) return finish(new ObjectTooLargeError(maxBytes));
           body.pause();
+          md5.update(chunk);
           pending = handle.write(chunk).then(
             () => !settled && body.resume(),
             (err: unknown) => finish(err),
@@ -185,9 +188,12 @@ export class FsObjectStore implements ObjectStore {
         body.once('aborted', onAborted);
         body.resume();
       });
+      // The written file's own mtime and size key the etag (a rename keeps both), so a later replacement is hashed anew.
+      const st = await handle.stat();
       await handle.close();
       this.checkFault('rename', file);
       await fs.rename(tmp, file);
+      this.etags.set(file, { mtimeMs: st.mtimeMs, size: st.size, etag: md5.digest('hex') });
     } catch (err) {
       await handle.close().catch(() => undefined);
       await fs.rm(tmp, { force: true }).catch(() => undefined);
