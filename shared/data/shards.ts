@@ -51,6 +51,7 @@ export function encodeShard(shard: Shard): Buffer {
 export function encodeShardFrom(header: Omit<Shard, 'data'>, parts: readonly (Uint8Array | Float32Array)[]): Buffer {
   const bytesPer = header.dtype === 'uint8' ? 1 : 4;
   const bytes = header.records.length * recordSize(header.shape) * bytesPer;
+  if (parts.some((p) => (header.dtype === 'uint8') !== p instanceof Uint8Array)) throw new ShardFormatError('shard dtype does not match its data');
   const given = parts.reduce((a, p) => a + p.byteLength, 0);
   if (given !== bytes) throw new ShardFormatError(`shard data has ${given / bytesPer} values, expected ${bytes / bytesPer}`);
   const h: ShardHeader = { format: 'tl-shard-1', split: header.split, dtype: header.dtype, shape: header.shape, records: header.records };
@@ -79,7 +80,8 @@ function parseShard(buf: Buffer): { header: ShardHeader; body: Uint8Array } {
   const start = 4 + hlen;
   const bytes = header.dtype === 'uint8' ? n : n * 4;
   if (buf.length - start !== bytes) throw new ShardFormatError(`shard body has ${buf.length - start} bytes, expected ${bytes}`);
-  return { header, body: buf.subarray(start) };
+  // A plain Uint8Array, not a Buffer (whose slice() is a view and whose constructor is deprecated).
+  return { header, body: new Uint8Array(buf.buffer, buf.byteOffset + start, bytes) };
 }
 
 /** Values of `dtype` over `body`: a view when its bytes are aligned for it, else a copy. */

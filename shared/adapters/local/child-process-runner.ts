@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JobDescription, JobRequest, JobRunner } from '../../ports/job-runner.js';
-import { STANDBY_FLAG } from './standby.js';
+import { STANDBY_ACK, STANDBY_FLAG } from './standby.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The training job's entry point: the same file the Batch container runs. */
@@ -51,6 +51,8 @@ export class ChildProcessJobRunner implements JobRunner {
   private readonly idleWaiters = new Set<() => void>();
   private spare?: ChildProcess;
   private spareTimer?: NodeJS.Timeout;
+  /** Set by stopAll: no standby starts until a job is submitted again. */
+  private stopped = false;
 
   constructor(private readonly options: ChildProcessJobRunnerOptions = {}) {}
 
@@ -58,6 +60,7 @@ export class ChildProcessJobRunner implements JobRunner {
     const runnerJobId = `local-${randomBytes(4).toString('hex')}`;
     const entry: Entry = { request, runnerJobId, state: 'submitted', tail: [] };
     this.jobs.set(runnerJobId, entry);
+    this.stopped = false;
     this.waiting.push(entry);
     this.pump();
     return { runnerJobId };
@@ -91,6 +94,8 @@ export class ChildProcessJobRunner implements JobRunner {
 
   /** Stops every running job and the standby (used on shutdown). */
   async stopAll(): Promise<void> {
+    // The jobs stopped below end after this returns; their ends must not start a standby.
+    this.stopped = true;
     clearTimeout(this.spareTimer);
     this.spare?.kill('SIGTERM');
     this.spare = undefined;
@@ -112,7 +117,7 @@ export class ChildProcessJobRunner implements JobRunner {
    */
   prepareStandby(): void {
     const cmd = this.standbyCommand();
-    if (!cmd || this.spare) return;
+    if (!cmd || this.spare || this.stopped) return;
     const child = spawn(cmd.file, cmd.args, { cwd: repoRoot, env: process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     child.on('error', () => {}); // a standby that cannot start is dropped below; the job then starts on its own
     child.on('exit', () => {
@@ -130,7 +135,8 @@ export class ChildProcessJobRunner implements JobRunner {
    * published answers its first predictions.
    */
   private replenishLater(): void {
-    if (!this.standbyCommand() || this.spare) return;
+    // With jobs waiting the next one starts at once; the end of the last one replenishes.
+    if (!this.standbyCommand() || this.spare || this.stopped || this.waiting.length > 0) return;
     clearTimeout(this.spareTimer);
     this.spareTimer = setTimeout(() => this.prepareStandby(), this.options.standbyDelayMs ?? 2000);
     this.spareTimer.unref();
@@ -165,8 +171,13 @@ export class ChildProcessJobRunner implements JobRunner {
     e.state = 'running';
     this.running++;
     const env = { ...process.env, ...e.request.env };
-    const child = this.takeSpare(env) ?? spawn(cmd.file, cmd.args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const spare = this.takeSpare(env);
+    const child = spare ?? spawn(cmd.file, cmd.args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     e.child = child;
+    // A standby says when it has its job (STANDBY_ACK, not forwarded); one that ends
+    // without saying so had died before it got it, and the job starts again in a process
+    // of its own instead of failing for it.
+    let received = !spare;
     const forward = (stream: NodeJS.ReadableStream) => {
       let buf = '';
       stream.setEncoding('utf8');
@@ -175,9 +186,13 @@ export class ChildProcessJobRunner implements JobRunner {
         let i: number;
         while ((i = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, i);
-          out(e.request.jobId, line);
-          if (line.trim()) e.tail = [...e.tail.slice(-4), readable(line).slice(0, 500)];
           buf = buf.slice(i + 1);
+          if (!received && line === STANDBY_ACK) {
+            received = true;
+            continue;
+          }
+          out(e.request.jobId, line);
+          if (line.trim() && received) e.tail = [...e.tail.slice(-4), readable(line).slice(0, 500)];
         }
       });
       stream.on('end', () => buf && out(e.request.jobId, buf));
@@ -189,6 +204,13 @@ export class ChildProcessJobRunner implements JobRunner {
     });
     child.on('close', (code, signal) => {
       e.child = undefined;
+      if (!received && !e.reason) {
+        this.running--;
+        e.state = 'submitted';
+        this.waiting.unshift(e);
+        this.pump();
+        return;
+      }
       if (e.reason && signal) e.state = 'cancelled';
       else if (code === 0) e.state = 'succeeded';
       else {

@@ -193,7 +193,9 @@ export class FsObjectStore implements ObjectStore {
       await handle.close();
       this.checkFault('rename', file);
       await fs.rename(tmp, file);
-      this.etags.set(file, { mtimeMs: st.mtimeMs, size: st.size, etag: md5.digest('hex') });
+      // Kept only if the file is still the one written (no other writer replaced it since).
+      const now = await fs.stat(file).catch(() => undefined);
+      if (now?.ino === st.ino) this.etags.set(file, { mtimeMs: st.mtimeMs, size: st.size, etag: md5.digest('hex') });
     } catch (err) {
       await handle.close().catch(() => undefined);
       await fs.rm(tmp, { force: true }).catch(() => undefined);

@@ -92,6 +92,8 @@ describe('shards', () => {
       } as unknown as DatasetReport;
       const read = await readSplit(store, report, 'validation');
       expect(read.data).toBeInstanceOf(Float32Array);
+      // In place: a view into the bytes read, after the header (a copy would start at offset 0).
+      expect(read.data.byteOffset).toBeGreaterThan(0);
       expect(Array.from(read.data)).toEqual(Array.from(features));
       expect(read.records.map((r) => r.key)).toEqual(['v0', 'v1']);
       await expect(readSplit(store, report, 'test')).rejects.toThrow(/mix data types/);

@@ -112,19 +112,31 @@ describe('ChildProcessJobRunner standby', () => {
     await until('the orphaned standby to exit', () => !alive(pid));
   });
 
-  it('starts a job in its own process when the standby has died, and stops the standby with the runner', async () => {
+  it('starts a job in its own process when the standby died just before it, and stops the standby with the runner', async () => {
     await run('job-1', {});
     const dead = await standbyPid();
-    process.kill(dead, 'SIGKILL');
-    await until('the standby to die', () => !alive(dead));
     await rm(path.join(dir, 'standby-pid'));
+    // Killed and handed the job in the same turn: the runner has not seen it exit, so the job
+    // goes to the dead process, which never says it received it, and starts again on its own.
+    process.kill(dead, 'SIGKILL');
     const second = await run('job-2', { ENV_JOB_A: 'two' });
     expect(second.state).toBe('succeeded');
     expect(second.printed.pid).not.toBe(dead);
+    expect(second.printed.env.ENV_JOB_A).toBe('two');
     expect(second.printed.loadedAt).toBeGreaterThanOrEqual(second.submittedAt);
     // Its replacement goes when the runner stops.
     const next = await standbyPid();
     await runner.stopAll();
     await until('the standby to stop', () => !alive(next));
+  });
+
+  it('starts no standby after it is stopped, when the jobs it stopped end', async () => {
+    const { runnerJobId } = await runner.submit({ jobId: 'long', env: { ENV_JOB_SLEEP_MS: '20000' } } as never);
+    await until('the job to print', () => (lines.get('long') ?? []).length > 0);
+    await runner.stopAll();
+    await runner.whenIdle();
+    expect((await runner.describe(runnerJobId))?.state).toBe('cancelled');
+    await new Promise((r) => setTimeout(r, 1500));
+    await expect(readFile(path.join(dir, 'standby-pid'), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 });
