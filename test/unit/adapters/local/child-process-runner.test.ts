@@ -131,7 +131,7 @@ describe('ChildProcessJobRunner standby', () => {
   });
 
   it('starts no standby after it is stopped, when the jobs it stopped end', async () => {
-    const { runnerJobId } = await runner.submit({ jobId: 'long', env: { ENV_JOB_SLEEP_MS: '20000' } } as never);
+    const { runnerJobId } = await runner.submit({ jobId: 'long', env: { ENV_JOB_SLEEP_MS: '20000' } });
     await until('the job to print', () => (lines.get('long') ?? []).length > 0);
     await runner.stopAll();
     await runner.whenIdle();
