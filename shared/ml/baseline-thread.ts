@@ -5,16 +5,12 @@
  * (one wasm thread), so on two cores most of the baseline's 2.5–3 s come off the
  * 500-image pipeline (README, runs F–I and the A/B beside them).
  *
- * A worker loads TypeScript through tsx's loader, which the bootstrap registers (the job
- * runs under tsx, tests under vitest; a worker inherits neither). When no second core is
+ * The worker loads TypeScript through tsx (./ts-worker.ts). When no second core is
  * available, or the worker cannot start, the baseline trains on this thread: same code,
  * same seed, same figures.
  */
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { startTsWorker } from './ts-worker.js';
 import { baselineFeatures, fitBaselineOnFeatures, type BaselineFeatures, type BaselineResult, type FitBaselineInput } from './baseline.js';
 
 export interface BaselineWorkerData {
@@ -34,24 +30,6 @@ export interface BaselineRun {
   where: 'worker' | 'main';
   /** Stops a worker still training (the job failed or was cancelled); nothing to do on the main thread. */
   stop(): void;
-}
-
-// A worker does not inherit the loader hooks of `--import tsx` (measured: Node 20 refuses
-// the .ts entry), so the bootstrap registers tsx's ESM loader in the worker itself.
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-(async () => {
-  (await import(workerData.tsx)).register();
-  await import(workerData.entry);
-})();
-`;
-
-/** tsx's ESM API (`tsx/esm/api`, import condition): a CommonJS resolve would give its require build. */
-function tsxApi(): string {
-  const require = createRequire(import.meta.url);
-  const pkg = require.resolve('tsx/package.json');
-  const { exports } = require('tsx/package.json') as { exports: Record<string, { import: { default: string } }> };
-  return pathToFileURL(resolve(dirname(pkg), exports['./esm/api'].import.default)).href;
 }
 
 /**
@@ -74,10 +52,7 @@ export async function startBaseline(
   const here = () => fitBaselineOnFeatures(features, input, performance.now() - featuresMs);
   if ((opts.cores ?? availableParallelism()) < 2) return lazyRun('main', here);
   const data: BaselineWorkerData = { features, input: { heads: input.heads, seed: input.seed, epochs: input.epochs }, featuresMs };
-  const worker = new Worker(BOOTSTRAP, {
-    eval: true,
-    workerData: { ...data, entry: (opts.entry ?? new URL('./baseline-worker.ts', import.meta.url)).href, tsx: tsxApi() },
-  });
+  const worker = startTsWorker(opts.entry ?? new URL('./baseline-worker.ts', import.meta.url), data);
   // loading → ready (training there), or → failed (its code would not load: it trains here).
   let state: 'loading' | 'ready' | 'failed' = 'loading';
   const spawned = performance.now();
