@@ -9,6 +9,15 @@ import { STANDBY_ACK, STANDBY_FLAG } from './standby.js';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** The training job's entry point: the same file the Batch container runs. */
 export const TRAIN_ENTRY = path.join(repoRoot, 'functions/train/main.ts');
+const JOB_COMMAND = { file: process.execPath, args: ['--import', 'tsx', TRAIN_ENTRY] };
+
+/** Whether a child process (and its pipes) keeps this process's event loop alive. */
+function holdLoop(child: ChildProcess, hold: boolean): void {
+  for (const handle of [child, child.stdin, child.stdout, child.stderr] as Array<ChildProcess | Socket | null>) {
+    if (hold) handle?.ref();
+    else handle?.unref();
+  }
+}
 
 export interface ChildProcessJobRunnerOptions {
   /** Jobs run at once; the rest wait, as in a Batch queue. @default 1 */
@@ -105,7 +114,7 @@ export class ChildProcessJobRunner implements JobRunner {
   private standbyCommand(): { file: string; args: string[] } | undefined {
     const { standby, command } = this.options;
     if (standby === false) return undefined;
-    return standby ?? (command ? undefined : { file: process.execPath, args: ['--import', 'tsx', TRAIN_ENTRY, STANDBY_FLAG] });
+    return standby ?? (command ? undefined : { file: JOB_COMMAND.file, args: [...JOB_COMMAND.args, STANDBY_FLAG] });
   }
 
   /**
@@ -123,8 +132,7 @@ export class ChildProcessJobRunner implements JobRunner {
     child.on('exit', () => {
       if (this.spare === child) this.spare = undefined;
     });
-    child.unref();
-    for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as Socket | null)?.unref();
+    holdLoop(child, false);
     this.spare = child;
   }
 
@@ -147,10 +155,9 @@ export class ChildProcessJobRunner implements JobRunner {
     const child = this.spare;
     this.spare = undefined;
     if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return undefined;
-    child.ref();
-    for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as Socket | null)?.ref();
-    // Should it die between the check above and this write, the write fails quietly and
-    // the job ends as any job whose process died does (its exit code, then the state).
+    holdLoop(child, true);
+    // Should it have died unseen (its exit not yet handled), the write fails quietly; it
+    // never acknowledges the job, which then starts again in a process of its own (start()).
     child.stdin!.on('error', () => {});
     child.stdin!.end(`${JSON.stringify(env)}\n`);
     return child;
@@ -166,7 +173,7 @@ export class ChildProcessJobRunner implements JobRunner {
   }
 
   private start(e: Entry): void {
-    const cmd = this.options.command ?? { file: process.execPath, args: ['--import', 'tsx', TRAIN_ENTRY] };
+    const cmd = this.options.command ?? JOB_COMMAND;
     const out = this.options.onOutput ?? ((id, line) => process.stderr.write(`[${id}] ${line}\n`));
     e.state = 'running';
     this.running++;
