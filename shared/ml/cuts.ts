@@ -54,3 +54,36 @@ export function concatRows(parts: Float32Array[], sizes: number[], count: number
   }
   return out;
 }
+
+/**
+ * The distinct layer cuts behind several cuts (one forward pass computes each once),
+ * and per cut the indices of its parts among them, in the cut's order.
+ */
+export function partsOf(cuts: readonly EmbeddingCut[]): { parts: LayerCut[]; plan: number[][] } {
+  const parts: LayerCut[] = [];
+  const index = new Map<string, number>();
+  const plan = cuts.map((cut) =>
+    cutParts(cut).map((p) => {
+      const key = cutKey(p);
+      if (!index.has(key)) {
+        index.set(key, parts.length);
+        parts.push(p);
+      }
+      return index.get(key)!;
+    }),
+  );
+  return { parts, plan };
+}
+
+/** Per cut, its parts' rows side by side, from every part's count×size rows. */
+export function assembleCuts(byPart: Float32Array[], partSizes: number[], plan: number[][], count: number): Float32Array[] {
+  return plan.map((own) =>
+    own.length === 1
+      ? byPart[own[0]]
+      : concatRows(
+          own.map((p) => byPart[p]),
+          own.map((p) => partSizes[p]),
+          count,
+        ),
+  );
+}

@@ -15,7 +15,7 @@ import { UnsupportedLayerError } from './onnx/export.js';
 import { loadOnnxEmbedder } from './onnx/embedder.js';
 import { frozenEngine, logModelFallback, type EngineName } from './onnx/runtime.js';
 import { toFloatPixels } from './pixels.js';
-import { cutParts, describeCut, type EmbeddingCut } from './cuts.js';
+import { assembleCuts, cutParts, describeCut, partsOf, type EmbeddingCut } from './cuts.js';
 
 export type ImageShape = [number, number, number];
 
@@ -62,9 +62,9 @@ export interface LoadEmbedderOptions {
    */
   embedding?: EmbeddingCut;
   /**
-   * Every cut one forward pass should give (the first is `embedding`'s): the onnx engine
-   * and a `model:` base (one pass of its parent, then its layers) return an embedder with
-   * `embedCuts`; a pretrained base on the tfjs engine ignores it (one cut per embedder).
+   * Every cut one forward pass should give (the first is `embedding`'s): a pretrained
+   * base (either engine) and a `model:` base (one pass of its parent, then its layers)
+   * return an embedder with `embedCuts`.
    */
   cuts?: EmbeddingCut[];
 }
@@ -97,19 +97,27 @@ abstract class BatchedEmbedder implements Embedder {
   protected abstract normalization(): { scale: number; offset: number };
 
   async embed(pixels: Uint8Array, count: number, opts: EmbedOptions = {}): Promise<Float32Array> {
+    return (await this.batches(pixels, count, opts, (x) => [this.forward(x)], [this.size]))[0];
+  }
+
+  /**
+   * `forward` over the images in batches, each of its outputs (count×sizes[i] once
+   * reshaped) copied into its own array.
+   */
+  protected async batches(pixels: Uint8Array, count: number, opts: EmbedOptions, forward: (x: Tensor4D) => Tensor[], sizes: number[]): Promise<Float32Array[]> {
     const source = opts.sourceShape ?? this.inputShape;
     const per = prod(source);
     if (pixels.length !== count * per) throw new EmbedderError(`expected ${count}×${source.join('×')} = ${count * per} pixel values, got ${pixels.length}`);
     const batch = Math.max(1, opts.batchSize ?? this.defaultBatch);
-    const out = new Float32Array(count * this.size);
+    const out = sizes.map((s) => new Float32Array(count * s));
     const { scale, offset } = this.normalization();
     for (let start = 0; start < count; start += batch) {
       const n = Math.min(batch, count - start);
-      const y = this.tf.tidy(() => this.forward(toInput(this.tf, pixels.subarray(start * per, (start + n) * per), n, source, this.inputShape, scale, offset)));
+      const ys = this.tf.tidy(() => forward(toInput(this.tf, pixels.subarray(start * per, (start + n) * per), n, source, this.inputShape, scale, offset)));
       try {
-        out.set(await y.data(), start * this.size);
+        for (const [i, y] of ys.entries()) out[i].set(await y.data(), start * sizes[i]);
       } finally {
-        y.dispose();
+        this.tf.dispose(ys);
       }
       opts.onProgress?.(start + n, count);
       // On wasm, data() settles as a microtask, so without this the loop never lets
@@ -122,30 +130,51 @@ abstract class BatchedEmbedder implements Embedder {
   abstract dispose(): void;
 }
 
-/** A pretrained base cut at its embedding layer, or at several layers whose outputs are laid side by side (a concat cut). */
-class LayersEmbedder extends BatchedEmbedder {
+/**
+ * A pretrained base cut at its embedding layer, or at several layers whose outputs are
+ * laid side by side (a concat cut). Given several cuts, `embedCuts` returns every one of
+ * them from one forward pass per batch (the representation search's candidates), each
+ * distinct layer computed once, as the onnx engine does: before, the tfjs engine ran the
+ * base once per candidate cut.
+ */
+class LayersEmbedder extends BatchedEmbedder implements MultiCutEmbedder {
   readonly size: number;
-  private readonly sizes: number[];
+  /** Size of each cut's embedding, in cut order; `size` is the first. */
+  readonly sizes: number[];
   protected readonly defaultBatch = 8;
+  private readonly partSizes: number[];
+  /** The first cut alone: a model with just its parts' outputs, so `embed` computes no other part. */
+  private readonly first: LayersModel;
   constructor(
     tf: Tf,
-    private readonly cut: LayersModel,
+    /** The base with one output per distinct part of the cuts. */
+    private readonly parts: LayersModel,
+    /** Per cut, the indices of its parts among `parts`' outputs. */
+    private readonly plan: number[][],
     private readonly full: LayersModel,
     readonly inputShape: ImageShape,
     private readonly norm: { scale: number; offset: number },
   ) {
     super(tf);
-    this.sizes = cut.outputs.map((o) => prod(o.shape.slice(1) as number[]));
-    this.size = this.sizes.reduce((a, b) => a + b, 0);
+    this.partSizes = parts.outputs.map((o) => prod(o.shape.slice(1) as number[]));
+    this.sizes = plan.map((own) => own.reduce((a, p) => a + this.partSizes[p], 0));
+    this.size = this.sizes[0];
+    const outputs = plan[0].map((p) => parts.outputs[p]);
+    this.first = plan[0].length === parts.outputs.length && plan[0].every((p, i) => p === i) ? parts : tf.model({ inputs: parts.inputs, outputs });
   }
   protected forward(x: Tensor4D): Tensor {
-    const y = this.cut.predict(x);
+    const ys = this.predictParts(this.first, x);
+    return ys.length === 1 ? ys[0] : this.tf.concat(ys, 1);
+  }
+  /** Each output of `model` as n×size rows. */
+  private predictParts(model: LayersModel, x: Tensor4D): Tensor[] {
     const n = x.shape[0];
-    if (!Array.isArray(y)) return y.reshape([n, this.size]);
-    return this.tf.concat(
-      y.map((t, i) => t.reshape([n, this.sizes[i]])),
-      1,
-    );
+    const y = model.predict(x);
+    return (Array.isArray(y) ? y : [y]).map((t) => t.reshape([n, -1]));
+  }
+  async embedCuts(pixels: Uint8Array, count: number, opts: EmbedOptions = {}): Promise<Float32Array[]> {
+    const byPart = await this.batches(pixels, count, opts, (x) => this.predictParts(this.parts, x), this.partSizes);
+    return assembleCuts(byPart, this.partSizes, this.plan, count);
   }
   protected normalization() {
     return this.norm;
@@ -222,15 +251,18 @@ async function loadTfjsPretrained(store: ObjectStore, base: Extract<ResolvedBase
   const prefix = d.modelKey.replace(/\/model\.json$/, '');
   const full = await tf.loadLayersModel(objectStoreIO(store, prefix));
   const want: EmbeddingCut = opts.embedding ?? d.embedding;
-  // One output per part of the cut: a concat cut's parts all come from this one model's pass.
+  // Every cut asked for from one pass: one output per distinct part of them (a concat cut's parts too).
+  const cuts = opts.cuts?.length ? opts.cuts : [want];
+  const { parts, plan } = partsOf(cuts);
   const outputs: SymbolicTensor[] = [];
-  for (const [i, part] of cutParts(want).entries()) {
+  for (const [i, part] of parts.entries()) {
     let layer;
     try {
       layer = full.getLayer(part.layer);
     } catch {
       full.dispose();
-      throw new EmbedderError(`base ${base.name} has no layer "${part.layer}"${want.concat ? ` (in the cut ${describeCut(want)})` : ''}`);
+      const cut = cuts.find((c) => cutParts(c).some((p) => p.layer === part.layer))!;
+      throw new EmbedderError(`base ${base.name} has no layer "${part.layer}"${cut.concat ? ` (in the cut ${describeCut(cut)})` : ''}`);
     }
     let output = layer.output as SymbolicTensor;
     if (part.pooling === 'avg' && output.shape.length === 4) {
@@ -238,8 +270,8 @@ async function loadTfjsPretrained(store: ObjectStore, base: Extract<ResolvedBase
     }
     outputs.push(output);
   }
-  const cut = tf.model({ inputs: full.inputs, outputs: outputs.length === 1 ? outputs[0] : outputs });
-  const embedder = new LayersEmbedder(tf, cut, full, d.inputShape, d.normalization);
+  const model = tf.model({ inputs: full.inputs, outputs: outputs.length === 1 ? outputs[0] : outputs });
+  const embedder = new LayersEmbedder(tf, model, plan, full, d.inputShape, d.normalization);
   if (!opts.embedding && embedder.size !== d.embedding.size) {
     embedder.dispose();
     throw new EmbedderError(`base ${base.name}: layer ${d.embedding.layer} gives ${embedder.size} values, the descriptor says ${d.embedding.size}`);

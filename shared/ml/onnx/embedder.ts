@@ -21,7 +21,7 @@ import type { BaseModelDescriptor } from '../../schemas/base-model.js';
 import { loadTf } from '../../tf/loader.js';
 import { UserError } from '../../errors.js';
 import type { EmbedOptions, Embedder, ImageShape } from '../embedder.js';
-import { concatRows, cutKey, cutParts, type EmbeddingCut, type LayerCut } from '../cuts.js';
+import { assembleCuts, partsOf, type EmbeddingCut, type LayerCut } from '../cuts.js';
 import { objectStoreIO } from '../model-io.js';
 import { toFloatPixels } from '../pixels.js';
 import { exportLayersModelToOnnx, type OnnxOutput } from './export.js';
@@ -165,15 +165,14 @@ export class OnnxEmbedder implements Embedder {
   private async run(pixels: Uint8Array, count: number, opts: EmbedOptions, cuts: number[]): Promise<Float32Array[]> {
     const parts = [...new Set(cuts.flatMap((c) => this.plan[c]))];
     const byPart = await this.runParts(pixels, count, opts, parts);
-    return cuts.map((c) => {
-      const own = this.plan[c];
-      if (own.length === 1) return byPart.get(own[0])!;
-      return concatRows(
-        own.map((p) => byPart.get(p)!),
-        own.map((p) => this.partSizes[p]),
-        count,
-      );
-    });
+    const all: Float32Array[] = [];
+    byPart.forEach((rows, p) => (all[p] = rows));
+    return assembleCuts(
+      all,
+      this.partSizes,
+      cuts.map((c) => this.plan[c]),
+      count,
+    );
   }
 
   private async runParts(pixels: Uint8Array, count: number, opts: EmbedOptions, parts: number[]): Promise<Map<number, Float32Array>> {
@@ -200,23 +199,6 @@ export class OnnxEmbedder implements Embedder {
 
   /** The session stays cached for the next embedder of the same graph; nothing to free per embedder. */
   dispose(): void {}
-}
-
-/** The distinct layer cuts behind `cuts` (the graph's outputs), and per cut the indices of its parts among them. */
-function partsOf(cuts: Cut[]): { parts: LayerCut[]; plan: number[][] } {
-  const parts: LayerCut[] = [];
-  const index = new Map<string, number>();
-  const plan = cuts.map((cut) =>
-    cutParts(cut).map((p) => {
-      const key = cutKey(p);
-      if (!index.has(key)) {
-        index.set(key, parts.length);
-        parts.push(p);
-      }
-      return index.get(key)!;
-    }),
-  );
-  return { parts, plan };
 }
 
 /**
