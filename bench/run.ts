@@ -4,7 +4,7 @@
  * bench/results/latest.json (plus a dated copy). Figures come with a baseline
  * measured in the same run where one makes sense, as ratios.
  *
- * Sections: embedding, engines, head, predict, pipeline, retrain, mtl, transfer, load (default: all).
+ * Sections: embedding, engines, head, predict, busy, pipeline, retrain, mtl, transfer, load (default: all).
  * Pick some with `npm run bench -- predict pipeline`. `engines` times the frozen base on tfjs and on
  * ONNX Runtime side by side (bench/engines.ts). `retrain` times a re-train after adding 1 % of the images
  * against the cold run (bench/retrain.ts; `TL_BENCH_RETRAIN_IMAGES`, default 300). `load` runs the embedded server under autocannon
@@ -33,6 +33,7 @@ import { loadModel } from '../shared/ml/model-io.js';
 import { predictTasks } from '../shared/ml/predict.js';
 import { resolveModel, versionPrefix } from '../shared/models/registry.js';
 import { getJson, type ObjectStore } from '../shared/ports/object-store.js';
+import { DEFAULT_JOB_NICENESS } from '../shared/adapters/local/child-process-runner.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
@@ -137,6 +138,59 @@ async function inProcessPredict(store: ObjectStore, model: string, image: Buffer
   }
 }
 
+/**
+ * `busy`: one-image predicts every 20 ms while a 501-image job trains on the same
+ * machine, with the job processes at the runner's default nice value and at the
+ * server's own priority, each on a fresh platform (its own store, so neither finds the
+ * other's embeddings cached), and the same predicts with no job as the baseline.
+ */
+async function benchPredictWhileTraining() {
+  const rows: Record<string, unknown> = {};
+  for (const niceness of [0, DEFAULT_JOB_NICENESS]) {
+    const t = await startTestPlatform({ runner: { niceness, onOutput: () => {} } });
+    const work = await mkdtemp(path.join(tmpdir(), 'tl-bench-busy-'));
+    try {
+      await uploadAndServe(t, 'bench-small', 10, work);
+      const image = (await generateShapesImages({ perClass: 1, seed: 77 }))[0].buffer;
+      const body = { instances: [{ image: image.toString('base64') }] };
+      const paced = async (until: () => boolean, at = 0) => {
+        const times: number[] = [];
+        while (!until() || times.length < at) {
+          const s = performance.now();
+          const res = await t.call('POST', '/models/bench-small/predict', body);
+          times.push(performance.now() - s);
+          if (res.status !== 200) throw new Error(`predict answered ${res.status}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return times;
+      };
+      // The standby starts 2 s after the job: measured after it has loaded, as the job will be.
+      await new Promise((r) => setTimeout(r, 5000));
+      const idle = await paced(() => true, 60);
+      let done = false;
+      const job = uploadAndServe(t, 'bench-busy', 167, work, {}, 13 + niceness).finally(() => (done = true));
+      const during = await paced(() => done);
+      const r = await job;
+      const figures = (xs: number[]) => ({
+        calls: xs.length,
+        p50Ms: round(percentile(xs, 50), 1),
+        p90Ms: round(percentile(xs, 90), 1),
+        p99Ms: round(percentile(xs, 99), 1),
+      });
+      const row = { idle: figures(idle), whileTraining: figures(during), uploadToServableSeconds: r.uploadToServableSeconds };
+      rows[`nice${niceness}`] = row;
+      const ms = (f: ReturnType<typeof figures>) => `${f.p50Ms}/${f.p90Ms}/${f.p99Ms} ms`;
+      log(
+        `busy (job at nice ${niceness}): predict p50/p90/p99 ${ms(row.idle)} idle, ${ms(row.whileTraining)} while the job trained (${during.length} calls); job servable after ${r.uploadToServableSeconds} s`,
+      );
+    } finally {
+      await t.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
 async function benchPredictAndPipeline(sections: Set<string>) {
   const out: Record<string, unknown> = {};
   const t = await startTestPlatform();
@@ -182,6 +236,10 @@ async function benchPredictAndPipeline(sections: Set<string>) {
       log(
         `predict (${inProcess[0].engine}): p50 ${round(p50, 1)} ms, p99 ${round(percentile(times, 99), 1)} ms over HTTP; in process ${round(base, 1)} ms embed + heads (${round(withDecode, 1)} ms with decode): ${round(p50 / base)}×`,
       );
+    }
+    if (sections.has('busy')) {
+      log('busy: predicts while a 500-image job trains, the job at the server’s priority and below it...');
+      out.busy = await benchPredictWhileTraining();
     }
     if (sections.has('pipeline')) {
       log('pipeline: 500-image dataset, upload to servable model...');
@@ -253,7 +311,7 @@ async function predictAndPipelineByEngine(sections: Set<string>) {
 }
 
 async function main() {
-  const all = ['embedding', 'engines', 'head', 'predict', 'pipeline', 'retrain', 'mtl', 'transfer', 'load', 'search'];
+  const all = ['embedding', 'engines', 'head', 'predict', 'busy', 'pipeline', 'retrain', 'mtl', 'transfer', 'load', 'search'];
   const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const sections = new Set(asked.length ? asked : all);
   const { backend, packageName } = await loadTf(log);
@@ -287,7 +345,7 @@ async function main() {
     log('head: training a head on 1000 cached embeddings...');
     results.headTraining = await benchHeadTraining({ records: 1000, epochs: 10 });
   }
-  if (sections.has('predict') || sections.has('pipeline')) Object.assign(results, await predictAndPipelineByEngine(sections));
+  if (sections.has('predict') || sections.has('pipeline') || sections.has('busy')) Object.assign(results, await predictAndPipelineByEngine(sections));
   if (sections.has('retrain')) {
     const images = Number(process.env.TL_BENCH_RETRAIN_IMAGES ?? 300);
     results.retrain = await benchRetrain({ images: Number.isInteger(images) && images > 0 ? images : 300, log });

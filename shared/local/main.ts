@@ -1,7 +1,8 @@
 /**
  * `npm start`: the embedded platform on one machine, no AWS account needed.
  * PORT (default 8080) and TL_DATA_DIR (default .data) configure it; TL_DEMO=0
- * skips training the demo model; TL_MAX_INFLIGHT_PREDICTS bounds predictions in flight (429 beyond it).
+ * skips training the demo model; TL_MAX_INFLIGHT_PREDICTS bounds predictions in flight (429 beyond it);
+ * TL_JOB_NICENESS is the nice value of training jobs (default 10: below the server; 0: the same).
  */
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
@@ -17,6 +18,8 @@ const LocalEnvSchema = z.object({
   TL_DEMO: z.enum(['0', '1', 'false', 'true']).default('1'),
   /** Predict calls in flight before the server answers 429 with Retry-After. */
   TL_MAX_INFLIGHT_PREDICTS: z.coerce.number().int().min(1).optional(),
+  /** How far below the server's priority training jobs run (a nice value, 0 to 19). */
+  TL_JOB_NICENESS: z.coerce.number().int().min(0).max(19).optional(),
 });
 
 async function main(): Promise<void> {
@@ -26,7 +29,13 @@ async function main(): Promise<void> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   let platform: Platform;
   try {
-    platform = await startPlatform({ dataDir: env.TL_DATA_DIR, port: env.PORT, host: env.TL_HOST, maxInFlightPredicts: env.TL_MAX_INFLIGHT_PREDICTS });
+    platform = await startPlatform({
+      dataDir: env.TL_DATA_DIR,
+      port: env.PORT,
+      host: env.TL_HOST,
+      maxInFlightPredicts: env.TL_MAX_INFLIGHT_PREDICTS,
+      runner: env.TL_JOB_NICENESS === undefined ? undefined : { niceness: env.TL_JOB_NICENESS },
+    });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       process.stderr.write(`port ${env.PORT} is in use: stop the other server or set PORT=<free port>\n`);

@@ -1,16 +1,17 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ChildProcessJobRunner } from '../../../../shared/adapters/local/child-process-runner.js';
+import { ChildProcessJobRunner, DEFAULT_JOB_NICENESS } from '../../../../shared/adapters/local/child-process-runner.js';
 
 const helper = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../helpers/env-job.ts');
 const node = (...args: string[]) => ({ file: process.execPath, args: ['--import', 'tsx', helper, ...args] });
 
 interface Printed {
   pid: number;
+  priority: number;
   loadedAt: number;
   env: Record<string, string | null>;
 }
@@ -86,6 +87,28 @@ describe('ChildProcessJobRunner standby', () => {
     expect(second.printed.pid).toBe(pid);
     expect(second.printed.loadedAt).toBeLessThan(second.submittedAt);
     expect(second.printed.env).toEqual({ ENV_JOB_A: 'two', ENV_JOB_LATE: 'set after', ENV_JOB_GONE: null });
+  });
+
+  it('runs jobs below its own priority, in a fresh process and in a standby alike', async () => {
+    // Linux caps nice values at 19; a vitest worker that already runs at 10 or more still sees a difference.
+    const expected = Math.min(19, getPriority() + DEFAULT_JOB_NICENESS);
+    const first = await run('job-1', {});
+    const pid = await standbyPid();
+    const second = await run('job-2', {});
+    expect(second.printed.pid).toBe(pid);
+    expect([first.printed.priority, second.printed.priority]).toEqual([expected, expected]);
+  });
+
+  it('runs jobs at its own priority when told to (niceness 0)', async () => {
+    await runner.stopAll();
+    runner = new ChildProcessJobRunner({
+      command: node(),
+      standby: false,
+      niceness: 0,
+      onOutput: (id, line) => lines.set(id, [...(lines.get(id) ?? []), line]),
+    });
+    const job = await run('job-1', {});
+    expect(job.printed.priority).toBe(getPriority());
   });
 
   it('reports a standby job’s exit code as a fresh process’s', async () => {
