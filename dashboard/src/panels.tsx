@@ -147,6 +147,13 @@ export function Leaderboard({ report }: { report: VersionReport }) {
                     )
                   </small>
                 ) : null}
+                {/* A candidate stopped early (it could not reach the leader) has a score over the folds it ran, and says so. */}
+                {e.cvMean !== undefined && e.note ? (
+                  <small class="muted" data-testid="search-note">
+                    {' '}
+                    ({e.note})
+                  </small>
+                ) : null}
               </td>
               <td>{e.seconds === undefined ? '–' : e.seconds.toFixed(1)}</td>
             </tr>

@@ -62,7 +62,7 @@ export function leaderboardLines(search: SearchReport): string[] {
     `representation search (${search.criterion}, ${search.folds}-fold CV on ${search.records} records, ${search.seconds.toFixed(1)} s):`,
     ...search.leaderboard.map(
       (e) =>
-        `  ${e.chosen ? '*' : ' '} ${name(e).padEnd(width)}  ${e.cvMean === undefined ? (e.note ?? 'not scored') : `${e.cvMean.toFixed(3)} ± ${(e.cvSd ?? 0).toFixed(3)}  ${(e.seconds ?? 0).toFixed(1)} s${perTask(e)}`}`,
+        `  ${e.chosen ? '*' : ' '} ${name(e).padEnd(width)}  ${e.cvMean === undefined ? (e.note ?? 'not scored') : `${e.cvMean.toFixed(3)} ± ${(e.cvSd ?? 0).toFixed(3)}  ${(e.seconds ?? 0).toFixed(1)} s${perTask(e)}${e.note ? `  (${e.note})` : ''}`}`,
     ),
     `  ${search.verdict}`,
   ];

@@ -231,6 +231,29 @@ export interface CvPathOptions {
   tolerance?: number;
   /** Maps a fold's standardised fitting and held-out rows to the features the fits read (e.g. the rows' span). @default as they are */
   features?: (fit: Float32Array, held: Float32Array, nFit: number, nHeld: number) => Promise<{ fit: Float32Array; held: Float32Array }>;
+  /**
+   * Stops after a fold once no λ can end with a mean accuracy of at least this, even if
+   * every fold left were all right (see cannotReach): the scores are then over the folds
+   * done, and `folds` says how many. @default never stops early
+   */
+  stopBelow?: number;
+}
+
+/**
+ * The highest mean over `k` folds that per-fold scores (`done` so far) can still end
+ * with: each fold left at its most, `max` (1 for an accuracy).
+ */
+export function bestPossibleMean(scores: readonly number[], k: number, max = 1): number {
+  return (scores.reduce((a, b) => a + b, 0) + (k - scores.length) * max) / k;
+}
+
+/**
+ * Whether per-fold accuracies can no longer average `target` or more, even if every fold
+ * left were all right. No statistics, no risk: a candidate stopped on this could not
+ * have reached the target.
+ */
+export function cannotReach(accuracies: readonly number[], k: number, target: number): boolean {
+  return bestPossibleMean(accuracies, k) < target - 1e-12;
 }
 
 /**
@@ -245,7 +268,7 @@ export async function crossValidatePath(
   labels: ArrayLike<number>,
   classes: number,
   opts: CvPathOptions,
-): Promise<{ scores: CvScore[]; best: CvScore; k: number }> {
+): Promise<{ scores: CvScore[]; best: CvScore; k: number; folds: number }> {
   const d = x.length / labels.length;
   const grid = [...opts.l2Grid].sort((a, b) => b - a);
   const folds = stratifiedFolds(labels, opts.k ?? 5, opts.seed ?? 42);
@@ -264,6 +287,8 @@ export async function crossValidatePath(
       previous = await fitLogistic(fitRows, yFit, classes, { l2, start: previous, tolerance: opts.tolerance });
       accs[g].push(accuracyOf(predictLogistic(previous, heldRows), yHeld, classes));
     }
+    const target = opts.stopBelow;
+    if (target !== undefined && f < folds.k - 1 && accs.every((a) => cannotReach(a, folds.k, target))) break;
   }
   const scores: CvScore[] = grid.map((l2, g) => {
     const mean = accs[g].reduce((a, b) => a + b, 0) / accs[g].length;
@@ -272,7 +297,7 @@ export async function crossValidatePath(
   });
   // Strictly better only: on a tie the larger λ (earlier in the grid) stays.
   const best = scores.reduce((a, b) => (b.mean > a.mean + 1e-12 ? b : a));
-  return { scores, best, k: folds.k };
+  return { scores, best, k: folds.k, folds: accs[0].length };
 }
 
 /**

@@ -24,6 +24,7 @@ import {
 import { buildHeadModel } from '../../../shared/ml/architectures.js';
 import { accuracyOf } from '../../../shared/ml/baseline.js';
 import { foldSplit, stratifiedFolds } from '../../../shared/ml/folds.js';
+import { bestPossibleMean } from '../../../shared/ml/logistic.js';
 import { predictOutputs } from '../../../shared/ml/inference.js';
 import { embedJobSplits, taskWeightsOf, type EmbeddedSplits, type JobBase } from '../../../shared/ml/transfer-job.js';
 import { engineOf } from '../../../shared/ml/onnx/runtime.js';
@@ -154,7 +155,8 @@ function pickTargets(targets: Split['targets'], count: number, idx: number[]): S
  * task, CV accuracy; several, the mean over main tasks of accuracy / that task's best
  * linear score. The folds are stratified on the main task with the most labels (records
  * without it sit out). Skipped (and said so) when the spec's model has no hidden layer or
- * the budget is spent.
+ * the budget is spent; stopped after the fold from which it could no longer beat the
+ * linear winner even with every record of the folds left right.
  */
 async function crossValidateHidden(
   ctx: EmbeddedJob,
@@ -169,6 +171,8 @@ async function crossValidateHidden(
     best: Record<string, number>;
     /** Per main task, the winning linear candidate's CV accuracy. */
     winner: Record<string, number>;
+    /** The winning linear candidate's criterion as the leaderboard shows it: the hidden family must beat it. */
+    toBeat: number;
     folds: number;
     budgetMs: number;
     totalBudgetMs: number;
@@ -192,6 +196,9 @@ async function crossValidateHidden(
   const folds = stratifiedFolds(stratum.labels, Math.min(input.folds, HIDDEN_FOLDS), spec.training.seed);
   const perTask: Record<string, number[]> = Object.fromEntries(input.tasks.map((t) => [t.name, []]));
   const epochs: number[] = [];
+  const single = input.tasks.length === 1;
+  const criterion = foldCriterion(input.tasks, input.best);
+  let stoppedAfter: number | undefined;
   const rows = (idx: number[]) => {
     const out = new Float32Array(idx.length * input.size);
     idx.forEach((r, n) => out.set(input.x.subarray(r * input.size, (r + 1) * input.size), n * input.size));
@@ -236,25 +243,24 @@ async function crossValidateHidden(
     } finally {
       model.dispose();
     }
+    // Raced as the linear candidates are (cannotReach in logistic.ts): once even every record
+    // right in the folds left could not beat the linear winner, those folds would only cost time.
+    if (f < folds.k - 1 && bestPossibleMean(criterion.of(perTask, f + 1), folds.k, criterion.max) <= input.toBeat) {
+      stoppedAfter = f + 1;
+      break;
+    }
   }
   const stats = (xs: number[]) => {
     const m = xs.reduce((a, b) => a + b, 0) / xs.length;
     return { mean: m, sd: Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, xs.length - 1)) };
   };
-  const single = input.tasks.length === 1;
-  // Per fold, the criterion the linear family was ranked by.
-  const criterion = Array.from({ length: folds.k }, (_, f) =>
-    single
-      ? perTask[input.tasks[0].name][f]
-      : input.tasks.reduce((a, t) => a + perTask[t.name][f] / Math.max(1e-12, input.best[t.name]), 0) / input.tasks.length,
-  );
-  const { mean, sd } = stats(criterion);
+  const { mean, sd } = stats(criterion.of(perTask, epochs.length));
   const sorted = [...epochs].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
   const seconds = (performance.now() - started) / 1000;
   const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
   deps.log(
-    `search: the spec's ${JSON.stringify(trunk)} model on the winner, ${folds.k} folds: ${mean.toFixed(3)} ± ${sd.toFixed(3)} in ${seconds.toFixed(1)} s (best epochs ${epochs.join(', ')})`,
+    `search: the spec's ${JSON.stringify(trunk)} model on the winner, ${epochs.length} of ${folds.k} folds: ${mean.toFixed(3)} ± ${sd.toFixed(3)} in ${seconds.toFixed(1)} s (best epochs ${epochs.join(', ')})${stoppedAfter ? '; stopped: it could not beat the linear model any more' : ''}`,
   );
   return {
     mean,
@@ -263,7 +269,7 @@ async function crossValidateHidden(
       candidate: '',
       size: input.size,
       family: 'hidden',
-      folds: folds.k,
+      folds: epochs.length,
       cvMean: round4(mean),
       cvSd: round4(sd),
       tasks: single
@@ -277,7 +283,24 @@ async function crossValidateHidden(
       epochs: median,
       seconds: Math.round(seconds * 100) / 100,
       chosen: false,
+      ...(stoppedAfter
+        ? { note: `stopped after ${stoppedAfter} of ${folds.k} folds: even with every record right in the folds left it could not beat the linear model` }
+        : {}),
     },
+  };
+}
+
+/**
+ * Per fold, the criterion the linear family was ranked by (one task: its accuracy; several:
+ * the mean of each task's accuracy over its best linear one), and the most a fold can score
+ * (every record right).
+ */
+function foldCriterion(tasks: SearchTask[], best: Record<string, number>) {
+  const part = (t: SearchTask, accuracy: number) => (tasks.length === 1 ? accuracy : accuracy / Math.max(1e-12, best[t.name]) / tasks.length);
+  return {
+    of: (perTask: Record<string, number[]>, folds: number) =>
+      Array.from({ length: folds }, (_, f) => tasks.reduce((a, t) => a + part(t, perTask[t.name][f]), 0)),
+    max: tasks.reduce((a, t) => a + part(t, 1), 0),
   };
 }
 
@@ -319,6 +342,7 @@ async function chooseHead(
     targets: input.targets,
     best,
     winner: result.cvMeans,
+    toBeat: winner.cvMean!,
     folds: report.folds,
     budgetMs: Math.max(0, budgetMs - (performance.now() - searchStarted)),
     totalBudgetMs: budgetMs,

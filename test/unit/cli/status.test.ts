@@ -192,6 +192,7 @@ describe('tl status', () => {
         { candidate: 'block_13_expand_relu (avg)', size: 576, family: 'linear', cvMean: 0.767, cvSd: 0.054, seconds: 0.9, chosen: true },
         { candidate: 'block_13_expand_relu (avg)', size: 576, family: 'hidden', chosen: false, note: 'not tried: over budget' },
         { candidate: 'flatten_1', size: 1280, family: 'hidden', folds: 3, cvMean: 0.71, cvSd: 0.02, seconds: 4, chosen: false },
+        { candidate: 'pixels', size: 3072, family: 'linear', folds: 1, cvMean: 0.4, cvSd: 0, seconds: 0.3, chosen: false, note: 'stopped after 1 of 5 folds' },
       ],
       chosen: 'block_13_expand_relu (avg)',
       verdict: 'block_13_expand_relu (avg) wins by 6.7 points over flatten_1',
@@ -202,11 +203,12 @@ describe('tl status', () => {
     const lines = out.text().split('\n');
     const start = lines.findIndex((l) => l.startsWith('representation search (CV accuracy, 5-fold CV on 300 records, 6.4 s):'));
     expect(start).toBeGreaterThan(0);
-    expect(lines.slice(start + 1, start + 6)).toEqual([
+    expect(lines.slice(start + 1, start + 7)).toEqual([
       '    flatten_1                                  0.700 ± 0.067  1.2 s',
       '  * block_13_expand_relu (avg)                 0.767 ± 0.054  0.9 s',
       '    block_13_expand_relu (avg) + hidden layer  not tried: over budget',
       '    flatten_1 + hidden layer (3-fold)          0.710 ± 0.020  4.0 s',
+      '    pixels                                     0.400 ± 0.000  0.3 s  (stopped after 1 of 5 folds)',
       '  block_13_expand_relu (avg) wins by 6.7 points over flatten_1',
     ]);
   });

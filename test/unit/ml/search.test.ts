@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildHeadModel, headLayerName } from '../../../shared/ml/architectures.js';
 import { fitFeatureScaling, standardiseFeatures } from '../../../shared/ml/features.js';
-import { fitLogistic, predictLogistic } from '../../../shared/ml/logistic.js';
+import { bestPossibleMean, cannotReach, fitLogistic, predictLogistic } from '../../../shared/ml/logistic.js';
 import { predictOutputs } from '../../../shared/ml/inference.js';
 import { mulberry32 } from '../../../shared/random.js';
 import {
@@ -69,6 +69,38 @@ describe('searchRepresentations', () => {
       expect(result.report.leaderboard.map((e) => e.cvMean)).toEqual([1, 1]);
       expect(result.report.chosen).toBe('narrow');
     }
+  });
+
+  it('stops a candidate once it can no longer reach the leader, which it could not have beaten', async () => {
+    const labels = labelsOf(60, 3);
+    const task: SearchTask = { name: 'class', classes: 3, labels };
+    const signal = { name: 'signal', size: 12, x: features(labels, 12, 6, 2) };
+    const noise = { name: 'noise', size: 12, x: features(labels, 12, 0, 1) };
+
+    const result = await searchRepresentations({ candidates: [signal, noise], tasks: [task] });
+
+    expect(SearchReportSchema.parse(result.report)).toEqual(result.report);
+    expect(result.report.chosen).toBe('signal');
+    const [first, second] = result.report.leaderboard;
+    expect(first.folds).toBeUndefined();
+    expect(first.note).toBeUndefined();
+    expect(second.folds).toBeLessThan(5);
+    expect(second.note).toMatch(new RegExp(`^stopped after ${second.folds} of 5 folds`));
+    // Scored on every fold, it ends where the bound said: below the leader.
+    const full = await crossValidateTask(noise.x, noise.size, task);
+    expect(full.folds).toBe(5);
+    expect(full.mean).toBeLessThan(first.cvMean!);
+    // The leader is never stopped, whatever comes before it.
+    const other = await searchRepresentations({ candidates: [noise, signal], tasks: [task] });
+    expect(other.report.leaderboard.map((e) => e.folds)).toEqual([undefined, undefined]);
+  });
+
+  it('bounds a mean over folds by the folds left at their best', () => {
+    expect(bestPossibleMean([0.5, 0.7], 5)).toBeCloseTo((0.5 + 0.7 + 3) / 5, 12);
+    expect(bestPossibleMean([0.2], 3, 1.5)).toBeCloseTo((0.2 + 3) / 3, 12);
+    expect(cannotReach([0.4], 5, 0.9)).toBe(true); // at most 0.88
+    expect(cannotReach([0.5], 5, 0.9)).toBe(false); // 0.9 is still possible: a tie is not ruled out
+    expect(cannotReach([1, 1, 1, 1, 1], 5, 1)).toBe(false);
   });
 
   it('scores several tasks by the mean of each task’s accuracy over its best candidate', async () => {

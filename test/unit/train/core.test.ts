@@ -298,6 +298,36 @@ describe('runTrainingJob', () => {
     expect(report.training).toMatchObject({ sharing: { method: 'hard', trunk: [] }, epochsRun: 0 });
   });
 
+  it('stops cross-validating the spec’s hidden-layer model once it can no longer beat the linear one', async () => {
+    // A trainer that leaves the network as it was built: chance level, far below the linear model.
+    const prepared = await writePreparedDataset(store, {
+      hash: 'untrained',
+      perSplit: { train: 12, validation: 6, test: 6 },
+      mislabelled: [1, 5],
+      spec: { base: 'mobilenet_v2', training: { searchBudgetSeconds: 600 } },
+    });
+    let trainings = 0;
+    const result = await runTrainingJob(prepared, {
+      store,
+      trainer: async () => {
+        trainings++;
+        return { history: [], bestEpoch: 0, epochsRun: 0, stoppedEarly: false, taskWeights: {} };
+      },
+    });
+    expect(result.ok).toBe(true);
+    const report = VersionReportSchema.parse(await getJson(store, `models/colours/${(result as { version: string }).version}/report.json`));
+    const search = report.search!;
+    const winner = search.leaderboard.find((e) => e.family === 'linear' && e.chosen)!;
+    expect(winner.cvMean).toBeLessThan(1);
+    const hidden = search.leaderboard.find((e) => e.family === 'hidden')!;
+    expect(hidden.chosen).toBe(false);
+    expect(hidden.folds).toBeLessThan(3);
+    expect(hidden.note).toMatch(new RegExp(`^stopped after ${hidden.folds} of 3 folds`));
+    // What was scored could not have won: every fold left at 100 % still ends at or below the winner.
+    expect(((hidden.cvMean ?? 0) * hidden.folds! + (3 - hidden.folds!)) / 3).toBeLessThanOrEqual(winner.cvMean! + 1e-4);
+    expect(trainings).toBe(hidden.folds);
+  });
+
   it('searches a multi-task spec: the spec’s model against a linear model per task, auxiliary and masked labels included', async () => {
     // Prepare: "class" and "warm" (main; warm unlabelled on some train records) and an auxiliary task.
     const moreTasks = {
@@ -333,7 +363,9 @@ describe('runTrainingJob', () => {
     for (const e of linears) expect(Object.keys(e.tasks!)).toEqual(['class', 'warm']);
     const hidden = search.leaderboard.find((e) => e.family === 'hidden')!;
     expect(hidden.candidate).toBe(search.chosen);
-    expect(hidden.folds).toBe(3);
+    // All three folds, unless it was stopped once it could no longer beat the linear winner (dropout is not seeded).
+    if (hidden.note) expect(hidden.note).toMatch(new RegExp(`^stopped after ${hidden.folds} of 3 folds`));
+    else expect(hidden.folds).toBe(3);
     const best = (t: string) => Math.max(...linears.map((e) => e.tasks![t].cvMean));
     // Its score is the same criterion as the linear rows': the mean of each task's accuracy over that task's best linear one.
     expect(hidden.cvMean!).toBeCloseTo((hidden.tasks!.class.cvMean / best('class') + hidden.tasks!.warm.cvMean / best('warm')) / 2, 3);
