@@ -201,6 +201,9 @@ async function benchPredictAndPipeline(sections: Set<string>) {
       await uploadAndServe(t, 'bench-small', 10, work);
       const image = (await generateShapesImages({ perClass: 1, seed: 77 }))[0].buffer;
       const body = { instances: [{ image: image.toString('base64') }] };
+      // Steady state: 2 s after a job ends the runner starts the next standby job process, which
+      // loads node, tsx and the job's modules for about a second; measured once it has.
+      await new Promise((r) => setTimeout(r, 5000));
       for (let i = 0; i < 3; i++) await t.call('POST', '/models/bench-small/predict', body); // warm the model cache
       // HTTP calls and in-process calls alternate in blocks, so both see the same load.
       const times: number[] = [];
@@ -213,6 +216,17 @@ async function benchPredictAndPipeline(sections: Set<string>) {
           if (res.status !== 200) throw new Error(`predict answered ${res.status}`);
         }
         inProcess.push(await inProcessPredict(t.platform.defaultTenant.store, 'bench-small', image, 20));
+      }
+      // The same model with an image already at its input size (what the export contract asks
+      // of clients): no resize in the decode. The shape's own pixels differ; its decode is what matters.
+      const sized = (await generateShapesImages({ perClass: 1, seed: 77, minSize: 224, maxSize: 224, formats: ['jpeg'] }))[0].buffer;
+      const sizedBody = { instances: [{ image: sized.toString('base64') }] };
+      const sizedTimes: number[] = [];
+      for (let i = 0; i < 60; i++) {
+        const s = performance.now();
+        const res = await t.call('POST', '/models/bench-small/predict', sizedBody);
+        sizedTimes.push(performance.now() - s);
+        if (res.status !== 200) throw new Error(`predict answered ${res.status}`);
       }
       const p50 = percentile(times, 50);
       const base = percentile(
@@ -232,9 +246,14 @@ async function benchPredictAndPipeline(sections: Set<string>) {
         inProcessDecodeEmbedAndHeadsMs: round(withDecode, 1),
         p50OverInProcessRatio: round(p50 / base),
         fasterThan94MsBaseline: round(94 / p50, 1),
+        imageAtInputSize: {
+          requests: sizedTimes.length,
+          p50Ms: round(percentile(sizedTimes, 50), 1),
+          p50OverInProcessRatio: round(percentile(sizedTimes, 50) / base),
+        },
       };
       log(
-        `predict (${inProcess[0].engine}): p50 ${round(p50, 1)} ms, p99 ${round(percentile(times, 99), 1)} ms over HTTP; in process ${round(base, 1)} ms embed + heads (${round(withDecode, 1)} ms with decode): ${round(p50 / base)}×`,
+        `predict (${inProcess[0].engine}): p50 ${round(p50, 1)} ms, p99 ${round(percentile(times, 99), 1)} ms over HTTP; in process ${round(base, 1)} ms embed + heads (${round(withDecode, 1)} ms with decode): ${round(p50 / base)}×; a JPEG already 224×224: p50 ${round(percentile(sizedTimes, 50), 1)} ms (${round(percentile(sizedTimes, 50) / base)}×)`,
       );
     }
     if (sections.has('busy')) {
