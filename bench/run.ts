@@ -169,6 +169,7 @@ async function benchPredictWhileTraining() {
       const idle = await paced(() => true, 60);
       let done = false;
       const job = uploadAndServe(t, 'bench-busy', 167, work, {}, 13 + niceness).finally(() => (done = true));
+      job.catch(() => {}); // awaited below; a failed predict meanwhile must not leave its rejection unhandled
       const during = await paced(() => done);
       const r = await job;
       const figures = (xs: number[]) => ({

@@ -1,13 +1,13 @@
 /**
  * The representation search's candidates: several cuts of one pretrained base, each
  * through the embedding cache (so a later job on the same images skips the base), and
- * all of them from one forward pass when the engine can return several outputs (onnx).
+ * all of them from one forward pass (both engines return several outputs of one pass).
  *
  * How one pass serves several cache lookups: each cut's lookup embeds the images it
  * misses through a view of one multi-cut embedder; the first view to ask for a batch
  * runs the pass for every cut and keeps the outputs under the batch's content hash,
- * and the other cuts' views read them from there. On the tfjs engine, which has no
- * multi-output embedder here, each cut loads its own.
+ * and the other cuts' views read them from there. An embedder without `embedCuts` (none
+ * of the built-in ones today) falls back to one embedder per cut.
  */
 import { createHash } from 'node:crypto';
 import type { Embedder, EmbedOptions, LoadEmbedderOptions } from './embedder.js';

@@ -69,7 +69,7 @@ export interface LoadEmbedderOptions {
   cuts?: EmbeddingCut[];
 }
 
-/** An embedder that gives several cuts from one forward pass (onnx/embedder.ts, trained-model-embedder.ts). */
+/** An embedder that gives several cuts from one forward pass (LayersEmbedder here, onnx/embedder.ts, trained-model-embedder.ts). */
 export interface MultiCutEmbedder extends Embedder {
   readonly sizes: number[];
   embedCuts(pixels: Uint8Array, count: number, opts?: EmbedOptions): Promise<Float32Array[]>;

@@ -320,7 +320,13 @@ function leaderOf(scored: Scored[], criterion: (s: Scored) => number): Scored | 
 function verdictOf(scored: Scored[], winner: Scored, criterion: (s: Scored) => number): string {
   const others = scored.filter((s) => s !== winner);
   if (others.length === 0) return `${winner.candidate.name} was the only representation tried`;
-  const next = others.reduce((a, b) => (criterion(b) > criterion(a) ? b : a));
+  // The runner-up among the candidates scored on every fold: a stopped one's score covers only the folds it ran.
+  const complete = others.filter((s) => !s.stoppedAfter);
+  if (complete.length === 0) {
+    const pixels = winner.candidate.name.startsWith('pixels');
+    return `${winner.candidate.name} wins: every other candidate was stopped once it could no longer reach it${pixels ? '; transfer does not help this data' : ''}`;
+  }
+  const next = complete.reduce((a, b) => (criterion(b) > criterion(a) ? b : a));
   const margin = (criterion(winner) - criterion(next)) * 100;
   if (margin < 1e-9)
     return `${winner.candidate.name} ties ${next.candidate.name} and has fewer features (${winner.candidate.size} vs ${next.candidate.size}): the simpler one is kept`;

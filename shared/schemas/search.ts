@@ -20,7 +20,7 @@ export const SearchEntrySchema = z.strictObject({
   /** Seconds to compute the features (when not already computed) and cross-validate. */
   seconds: z.number().optional(),
   chosen: z.boolean(),
-  /** Why a candidate has no score (e.g. the time budget was spent). */
+  /** Why a candidate has no score (e.g. the time budget was spent), or why its score covers only `folds` folds (stopped: it could not reach the leader). */
   note: z.string().optional(),
 });
 

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -179,7 +179,8 @@ export class ChildProcessJobRunner implements JobRunner {
     const niceness = this.options.niceness ?? DEFAULT_JOB_NICENESS;
     if (!niceness || child.pid === undefined) return;
     try {
-      setPriority(child.pid, niceness);
+      // Relative to this process (Linux's range ends at 19): a server started with `nice` keeps its jobs below it.
+      setPriority(child.pid, Math.min(19, getPriority() + niceness));
     } catch {
       // Not allowed or already gone: the job runs at the normal priority, as it did before.
     }

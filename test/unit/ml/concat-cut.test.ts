@@ -125,7 +125,7 @@ describe('concat cut', () => {
   }, 300_000);
 
   it.each(['onnx', 'tfjs'] as const)(
-    '%s engine: a concat cut among several cuts of one pass comes back concatenated, its parts computed once',
+    '%s engine: a concat cut among several cuts of one pass comes back concatenated',
     async (engine) => {
       // Prepare
       configureEngine({ engine, threads: 1, log });

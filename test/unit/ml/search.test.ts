@@ -86,6 +86,8 @@ describe('searchRepresentations', () => {
     expect(first.note).toBeUndefined();
     expect(second.folds).toBeLessThan(5);
     expect(second.note).toMatch(new RegExp(`^stopped after ${second.folds} of 5 folds`));
+    // Its partial score is not a runner-up's: the verdict does not measure a margin against it.
+    expect(result.report.verdict).toBe('signal wins: every other candidate was stopped once it could no longer reach it');
     // Scored on every fold, it ends where the bound said: below the leader.
     const full = await crossValidateTask(noise.x, noise.size, task);
     expect(full.folds).toBe(5);
