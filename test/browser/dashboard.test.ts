@@ -383,6 +383,10 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in headless Chromium', () => {
     const cell = (await rows.first().locator('td').nth(2).textContent()) ?? '';
     expect(cell).toContain('±');
     expect(Number.parseFloat(cell)).toBeCloseTo(100 * first.cvMean!, 1);
+    // A candidate stopped once it could not reach the leader (here the pixels) shows its partial score and why.
+    const stopped = board.leaderboard.flatMap((e, i) => (e.cvMean !== undefined && e.note ? [{ e, i }] : []));
+    expect(stopped.map(({ e }) => e.candidate)).toContain('pixels 32×32×3');
+    for (const { e, i } of stopped) expect(await rows.nth(i).getByTestId('search-note').textContent()).toContain(e.note);
     await page.getByText(board.verdict).waitFor();
   });
 
