@@ -283,7 +283,10 @@ export async function searchRepresentations(opts: SearchOptions): Promise<Search
         seconds: round(s.seconds, 2),
         chosen: s === winner,
         ...(s.stoppedAfter
-          ? { folds: s.stoppedAfter, note: `stopped after ${s.stoppedAfter} of ${k} folds: even with every fold left right it could not reach the leader` }
+          ? {
+              folds: s.stoppedAfter,
+              note: `stopped after ${s.stoppedAfter} of ${k} folds: it could not catch up with the leader even if every remaining fold were perfect`,
+            }
           : {}),
       })),
       ...opts.candidates

@@ -284,7 +284,7 @@ async function crossValidateHidden(
       seconds: Math.round(seconds * 100) / 100,
       chosen: false,
       ...(stoppedAfter
-        ? { note: `stopped after ${stoppedAfter} of ${folds.k} folds: even with every record right in the folds left it could not beat the linear model` }
+        ? { note: `stopped after ${stoppedAfter} of ${folds.k} folds: it could not beat the linear model even if every remaining fold were perfect` }
         : {}),
     },
   };
