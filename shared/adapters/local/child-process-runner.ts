@@ -13,7 +13,7 @@ export const TRAIN_ENTRY = path.join(repoRoot, 'functions/train/main.ts');
 const JOB_COMMAND = { file: process.execPath, args: ['--import', 'tsx', TRAIN_ENTRY] };
 
 /**
- * Jobs run at nice 10 by default. Measured here (2 cores, onnx engine, 3 December 2026):
+ * Jobs run 10 nice levels below the platform's process by default. Measured here (2 cores, onnx engine, 3 December 2026):
  * one-image predicts every 20 ms while a 501-image job trained, twice each way: p50
  * 19.4 / 20.5 ms and p99 64.6 / 78.2 ms at the same priority, 15.2 / 13.9 ms and
  * 49.6 / 43.7 ms at nice 10; the pipeline with no requests alongside took the same time

@@ -165,17 +165,16 @@ export class OnnxEmbedder implements Embedder {
   private async run(pixels: Uint8Array, count: number, opts: EmbedOptions, cuts: number[]): Promise<Float32Array[]> {
     const parts = [...new Set(cuts.flatMap((c) => this.plan[c]))];
     const byPart = await this.runParts(pixels, count, opts, parts);
-    const all: Float32Array[] = [];
-    byPart.forEach((rows, p) => (all[p] = rows));
     return assembleCuts(
-      all,
+      byPart,
       this.partSizes,
       cuts.map((c) => this.plan[c]),
       count,
     );
   }
 
-  private async runParts(pixels: Uint8Array, count: number, opts: EmbedOptions, parts: number[]): Promise<Map<number, Float32Array>> {
+  /** Rows of each graph output in `parts`, at that output's index (the others left empty). */
+  private async runParts(pixels: Uint8Array, count: number, opts: EmbedOptions, parts: number[]): Promise<Float32Array[]> {
     const source = opts.sourceShape ?? this.inputShape;
     const per = prod(source);
     if (pixels.length !== count * per)
@@ -194,7 +193,9 @@ export class OnnxEmbedder implements Embedder {
       fetches.forEach((f, i) => out[i].set(result[f].data as Float32Array, start * sizes[i]));
       opts.onProgress?.(start + n, count);
     }
-    return new Map(parts.map((p, i) => [p, out[i]]));
+    const byPart: Float32Array[] = [];
+    parts.forEach((p, i) => (byPart[p] = out[i]));
+    return byPart;
   }
 
   /** The session stays cached for the next embedder of the same graph; nothing to free per embedder. */
