@@ -4,6 +4,7 @@ import { ApiError, errorResult, json, parseBody, routeKey, unexpectedErrorResult
 import { PredictRequestSchema, PromoteRequestSchema } from '../../shared/schemas/predict.js';
 import { retryingLazy } from '../../shared/lazy.js';
 import { createObservability, observeApi } from '../../shared/observability.js';
+import { preferShortGcPauses } from '../../shared/heap.js';
 import { createDeps } from '../../shared/wiring.js';
 import { describeModel, exportModel, latestJob, modelCard, listModelSummaries, predict, rollback, type ApiDeps } from './core.js';
 import { createModelCache } from './model-cache.js';
@@ -42,6 +43,8 @@ const routes: Record<string, Route> = {
 
 /** The inference API: predict and model information, behind API Gateway or the local server. */
 export function createHandler(deps: ApiDeps | (() => Promise<ApiDeps>), log: (msg: string, err?: unknown) => void = console.error) {
+  // The process that serves predictions: fewer, not longer, full GC pauses (see heap.ts).
+  preferShortGcPauses();
   // Built on the first request, and again on the next one if that failed.
   const getDeps = retryingLazy(() => (typeof deps === 'function' ? deps() : Promise.resolve(deps)));
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {

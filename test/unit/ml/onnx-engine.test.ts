@@ -98,6 +98,31 @@ describe('ONNX engine', () => {
     expect(graphs.map((o) => o.key)).toContain((a as unknown as { graphKey: string }).graphKey);
   });
 
+  it('gives concurrent embeds of one session the same answers as one at a time (no shared input buffer)', async () => {
+    // Prepare: 8 different images; each embedded alone, one after the other.
+    configureEngine({ engine: 'onnx', threads: 1, log });
+    const base = await resolveBase(store, 'mobilenet_v2');
+    const embedder = await loadEmbedder(store, base);
+    const per = 224 * 224 * 3;
+    const images = await generateShapesImages({ perClass: 3, seed: 21 });
+    const pixels = new Uint8Array(8 * per);
+    for (let i = 0; i < 8; i++) pixels.set(await decodeImage(images[i].buffer, [224, 224, 3]), i * per);
+    const one = (i: number) => embedder.embed(pixels.subarray(i * per, (i + 1) * per), 1);
+    const alone: Float32Array[] = [];
+    for (let i = 0; i < 8; i++) alone.push(await one(i));
+
+    // Act: the same 8 at once, and two runs of 4 at once.
+    const together = await Promise.all(Array.from({ length: 8 }, (_, i) => one(i)));
+    const halves = await Promise.all([embedder.embed(pixels.subarray(0, 4 * per), 4), embedder.embed(pixels.subarray(4 * per), 4)]);
+
+    // Assess: each image keeps its own embedding (the images differ, so a shared buffer would show).
+    expect(relativeMaxDiff(alone[0], alone[1])).toBeGreaterThan(1e-2);
+    for (let i = 0; i < 8; i++) {
+      expect(relativeMaxDiff(alone[i], together[i])).toBeLessThan(1e-5);
+      expect(relativeMaxDiff(alone[i], halves[i >> 2].subarray((i % 4) * 1280, ((i % 4) + 1) * 1280))).toBeLessThan(1e-5);
+    }
+  });
+
   it('exports a small trained CNN with two heads (softmax, sigmoid) that agrees with tfjs', async () => {
     // Prepare: every layer kind the exporter maps, trained a few steps so batch norm statistics move
     const input = tf.input({ shape: [16, 16, 3] });
