@@ -16,6 +16,8 @@ import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { loadTf } from '../shared/tf/loader.js';
 import { benchEmbedding, benchHeadTraining, ensureFashionMnist } from './ml.js';
 import { benchTransfer, transferTable } from './transfer.js';
@@ -37,6 +39,7 @@ import { getJson, type ObjectStore } from '../shared/ports/object-store.js';
 import { DEFAULT_JOB_NICENESS } from '../shared/adapters/local/child-process-runner.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const execFileAsync = promisify(execFile);
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -193,6 +196,14 @@ async function benchPredictWhileTraining() {
   return rows;
 }
 
+/** Round-trip times of `calls` sequential POSTs from `bench/http-client.ts`, a client in its own process. */
+async function externalClient(url: string, apiKey: string, bodyFile: string, calls: number): Promise<number[]> {
+  const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', path.join(here, 'http-client.ts'), url, apiKey, bodyFile, String(calls)], {
+    maxBuffer: 1 << 20,
+  });
+  return (JSON.parse(stdout) as { times: number[] }).times;
+}
+
 async function benchPredictAndPipeline(sections: Set<string>) {
   const out: Record<string, unknown> = {};
   const t = await startTestPlatform();
@@ -219,6 +230,10 @@ async function benchPredictAndPipeline(sections: Set<string>) {
           if (counting && (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++;
       });
       gcs.observe({ entryTypes: ['gc'] });
+      // The same calls from a client in its own process, as a real caller is.
+      const bodyFile = path.join(work, 'predict-body.json');
+      await writeFile(bodyFile, JSON.stringify(body));
+      const external: number[] = [];
       for (let block = 0; block < 3; block++) {
         counting = true;
         for (let i = 0; i < 60; i++) {
@@ -228,6 +243,7 @@ async function benchPredictAndPipeline(sections: Set<string>) {
           if (res.status !== 200) throw new Error(`predict answered ${res.status}`);
         }
         counting = false;
+        external.push(...(await externalClient(`${t.platform.url}/models/bench-small/predict`, t.apiKey, bodyFile, 60)));
         inProcess.push(await inProcessPredict(t.platform.defaultTenant.store, 'bench-small', image, 20));
       }
       gcs.disconnect();
@@ -258,6 +274,13 @@ async function benchPredictAndPipeline(sections: Set<string>) {
         p90Ms: round(percentile(times, 90), 1),
         p99Ms: round(percentile(times, 99), 1),
         majorGcs,
+        externalClient: {
+          requests: external.length,
+          p50Ms: round(percentile(external, 50), 1),
+          p90Ms: round(percentile(external, 90), 1),
+          p99Ms: round(percentile(external, 99), 1),
+          p50OverInProcessRatio: round(percentile(external, 50) / base),
+        },
         inProcessEmbedAndHeadsMs: round(base, 1),
         inProcessDecodeEmbedAndHeadsMs: round(withDecode, 1),
         p50OverInProcessRatio: round(p50 / base),
@@ -269,7 +292,7 @@ async function benchPredictAndPipeline(sections: Set<string>) {
         },
       };
       log(
-        `predict (${inProcess[0].engine}): p50 ${round(p50, 1)} ms, p90 ${round(percentile(times, 90), 1)} ms, p99 ${round(percentile(times, 99), 1)} ms over HTTP (${times.length} calls, ${majorGcs} full GCs); in process ${round(base, 1)} ms embed + heads (${round(withDecode, 1)} ms with decode): ${round(p50 / base)}×; a JPEG already 224×224: p50 ${round(percentile(sizedTimes, 50), 1)} ms (${round(percentile(sizedTimes, 50) / base)}×)`,
+        `predict (${inProcess[0].engine}): p50 ${round(p50, 1)} ms, p90 ${round(percentile(times, 90), 1)} ms, p99 ${round(percentile(times, 99), 1)} ms over HTTP (${times.length} calls, ${majorGcs} full GCs); from a client in its own process p50 ${round(percentile(external, 50), 1)} ms, p99 ${round(percentile(external, 99), 1)} ms (${round(percentile(external, 50) / base)}×); in process ${round(base, 1)} ms embed + heads (${round(withDecode, 1)} ms with decode): ${round(p50 / base)}×; a JPEG already 224×224: p50 ${round(percentile(sizedTimes, 50), 1)} ms (${round(percentile(sizedTimes, 50) / base)}×)`,
       );
     }
     if (sections.has('busy')) {
@@ -444,11 +467,44 @@ async function main() {
   const measured = Object.fromEntries(
     Object.entries(results)
       .filter(([k]) => !['backend', 'tfjsPackage', 'machine', 'startedAt', 'finishedAt'].includes(k))
-      .map(([k, v]) => [k, { run, figures: v }]),
+      .map(([k, v]) => [k, mergeByEngine(k, previous.sections?.[k] as Stamped | undefined, { run, figures: v as Record<string, unknown> })]),
   );
   await writeFile(latestFile, JSON.stringify({ backend, sections: { ...(previous.sections ?? {}), ...measured } }, null, 2));
   process.stdout.write(`${json}\n`);
   log(`written to ${path.relative(process.cwd(), latestFile)} (merged with earlier sections) and a dated copy`);
+}
+
+interface Stamped {
+  run: unknown;
+  figures: Record<string, unknown>;
+  /** Which run measured each entry, where entries of several runs are kept side by side. */
+  runs?: Record<string, unknown>;
+}
+
+/**
+ * `byEngine` (per engine, per section) and `tfjsOverOnnx` (per ratio) keep the entries a run
+ * did not measure: `-- predict` alone keeps the `pipeline` figures of the run before, and
+ * `runs` says which run measured which entry. Every other section is replaced whole.
+ */
+function mergeByEngine(name: string, previous: Stamped | undefined, next: Stamped): Stamped {
+  if ((name !== 'byEngine' && name !== 'tfjsOverOnnx') || !previous) return next;
+  const keysOf = (figures: Record<string, unknown>) =>
+    name === 'byEngine' ? Object.entries(figures).flatMap(([e, f]) => Object.keys(f as object).map((k) => `${e}.${k}`)) : Object.keys(figures);
+  const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const figures: Record<string, unknown> =
+    name === 'byEngine'
+      ? Object.fromEntries(
+          [...new Set([...Object.keys(previous.figures), ...Object.keys(next.figures)])].map((e) => [
+            e,
+            { ...(previous.figures[e] as object | undefined), ...(next.figures[e] as object | undefined) },
+          ]),
+        )
+      : { ...previous.figures, ...defined(next.figures) };
+  const runs = {
+    ...(previous.runs ?? Object.fromEntries(keysOf(previous.figures).map((k) => [k, previous.run]))),
+    ...Object.fromEntries(keysOf(defined(next.figures)).map((k) => [k, next.run])),
+  };
+  return { run: next.run, figures, runs };
 }
 
 main().catch((err) => {

@@ -14,7 +14,7 @@ let applied = false;
  * of allocation: a full collection every 15–40 one-image predicts, each holding the event
  * loop 20–30 ms (incremental marking steps, then the final pause). Measured here, runs of
  * 1000 predicts in a row on the onnx engine (2 cores): with V8's choice 8 of 36 runs went
- * that way (24–63 full collections, p99 37–51 ms; the others 0–6, p99 19–26 ms); with the
+ * that way (17–63 full collections, p99 37–51 ms; the others 0–6, p99 16–26 ms); with the
  * factor fixed at 1.5 and the embedder's input buffers reused (onnx/embedder.ts) 15 of 15 runs
  * had 2–3 full collections, p99 16.5–24 ms. The price is up to half the live heap in extra
  * memory (about 35 MB here).
