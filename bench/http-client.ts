@@ -2,7 +2,7 @@
  * A client in its own process for the predict bench: sends the same POST one at a time over
  * one keep-alive connection and prints each round trip's time, in ms, as JSON on stdout.
  *
- *   node --import tsx bench/http-client.ts <url> <api key> <body file> <calls> [warm-up calls]
+ *   TL_API_KEY=… node --import tsx bench/http-client.ts <url> <body file> <calls> [warm-up calls]
  *
  * A client inside the server's process (the bench's `fetch`) shares its event loop and its
  * heap, so the server's latency includes the client's work and garbage. autocannon runs in
@@ -12,11 +12,12 @@
 import { Agent, request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 
-const [url, apiKey, bodyFile, callsArg, warmArg] = process.argv.slice(2);
+const [url, bodyFile, callsArg, warmArg] = process.argv.slice(2);
+const apiKey = process.env.TL_API_KEY;
 const calls = Number(callsArg);
 const warm = Number(warmArg ?? 3);
 if (!url || !apiKey || !bodyFile || !Number.isInteger(calls) || calls < 1 || !Number.isInteger(warm) || warm < 0) {
-  console.error('usage: http-client.ts <url> <api key> <body file> <calls> [warm-up calls]');
+  console.error('usage: TL_API_KEY=<key> http-client.ts <url> <body file> <calls> [warm-up calls]');
   process.exit(2);
 }
 const body = await readFile(bodyFile);

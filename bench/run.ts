@@ -198,10 +198,55 @@ async function benchPredictWhileTraining() {
 
 /** Round-trip times of `calls` sequential POSTs from `bench/http-client.ts`, a client in its own process. */
 async function externalClient(url: string, apiKey: string, bodyFile: string, calls: number): Promise<number[]> {
-  const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', path.join(here, 'http-client.ts'), url, apiKey, bodyFile, String(calls)], {
+  const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', path.join(here, 'http-client.ts'), url, bodyFile, String(calls)], {
+    cwd: path.join(here, '..'),
+    env: { ...process.env, TL_API_KEY: apiKey }, // not on the command line, where `ps` shows it
     maxBuffer: 1 << 20,
   });
   return (JSON.parse(stdout) as { times: number[] }).times;
+}
+
+/**
+ * One-image predicts over HTTP from this process and from a client in its own process, and
+ * the same model's embedding + heads in this process, alternating in three blocks.
+ */
+async function timePredicts(t: TestPlatform, image: Buffer, body: unknown, work: string) {
+  // HTTP calls and in-process calls alternate in blocks, so both see the same load.
+  const times: number[] = [];
+  const inProcess: Array<Awaited<ReturnType<typeof inProcessPredict>>> = [];
+  // Full (mark-compact) collections while the HTTP calls run: each holds the event loop
+  // 20–30 ms, so they make the p99 (shared/heap.ts). Entries reach the observer later
+  // than they happen, so they are matched to the blocks' time windows by their start.
+  const majorGcStarts: number[] = [];
+  const windows: Array<[number, number]> = [];
+  const gcs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) majorGcStarts.push(e.startTime);
+  });
+  gcs.observe({ entryTypes: ['gc'] });
+  // The same calls from a client in its own process, as a real caller is.
+  const bodyFile = path.join(work, 'predict-body.json');
+  await writeFile(bodyFile, JSON.stringify(body));
+  const external: number[] = [];
+  try {
+    for (let block = 0; block < 3; block++) {
+      const from = performance.now();
+      for (let i = 0; i < 60; i++) {
+        const s = performance.now();
+        const res = await t.call('POST', '/models/bench-small/predict', body);
+        times.push(performance.now() - s);
+        if (res.status !== 200) throw new Error(`predict answered ${res.status}`);
+      }
+      windows.push([from, performance.now()]);
+      external.push(...(await externalClient(`${t.platform.url}/models/bench-small/predict`, t.apiKey, bodyFile, 60)));
+      inProcess.push(await inProcessPredict(t.platform.defaultTenant.store, 'bench-small', image, 20));
+    }
+    await new Promise((r) => setImmediate(r)); // the last block's entries are delivered
+  } finally {
+    gcs.disconnect();
+  }
+  const majorGcs = majorGcStarts.filter((at) => windows.some(([from, to]) => at >= from && at <= to)).length;
+  return { times, external, inProcess, majorGcs };
 }
 
 async function benchPredictAndPipeline(sections: Set<string>) {
@@ -218,35 +263,7 @@ async function benchPredictAndPipeline(sections: Set<string>) {
       // loads node, tsx and the job's modules for about a second; measured once it has.
       await new Promise((r) => setTimeout(r, 5000));
       for (let i = 0; i < 3; i++) await t.call('POST', '/models/bench-small/predict', body); // warm the model cache
-      // HTTP calls and in-process calls alternate in blocks, so both see the same load.
-      const times: number[] = [];
-      const inProcess: Array<Awaited<ReturnType<typeof inProcessPredict>>> = [];
-      // Full (mark-compact) collections while the HTTP calls run: each holds the event loop
-      // 20–30 ms, so they make the p99 (shared/heap.ts).
-      let majorGcs = 0;
-      let counting = false;
-      const gcs = new PerformanceObserver((list) => {
-        for (const e of list.getEntries())
-          if (counting && (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++;
-      });
-      gcs.observe({ entryTypes: ['gc'] });
-      // The same calls from a client in its own process, as a real caller is.
-      const bodyFile = path.join(work, 'predict-body.json');
-      await writeFile(bodyFile, JSON.stringify(body));
-      const external: number[] = [];
-      for (let block = 0; block < 3; block++) {
-        counting = true;
-        for (let i = 0; i < 60; i++) {
-          const s = performance.now();
-          const res = await t.call('POST', '/models/bench-small/predict', body);
-          times.push(performance.now() - s);
-          if (res.status !== 200) throw new Error(`predict answered ${res.status}`);
-        }
-        counting = false;
-        external.push(...(await externalClient(`${t.platform.url}/models/bench-small/predict`, t.apiKey, bodyFile, 60)));
-        inProcess.push(await inProcessPredict(t.platform.defaultTenant.store, 'bench-small', image, 20));
-      }
-      gcs.disconnect();
+      const { times, external, inProcess, majorGcs } = await timePredicts(t, image, body, work);
       // The same model with an image already at its input size (what the export contract asks
       // of clients): no resize in the decode. The shape's own pixels differ; its decode is what matters.
       const sized = (await generateShapesImages({ perClass: 1, seed: 77, minSize: 224, maxSize: 224, formats: ['jpeg'] }))[0].buffer;
@@ -477,32 +494,35 @@ async function main() {
 interface Stamped {
   run: unknown;
   figures: Record<string, unknown>;
-  /** Which run measured each entry, where entries of several runs are kept side by side. */
+  /** When the run that measured each entry started, where entries of several runs are kept side by side. */
   runs?: Record<string, unknown>;
 }
 
 /**
  * `byEngine` (per engine, per section) and `tfjsOverOnnx` (per ratio) keep the entries a run
  * did not measure: `-- predict` alone keeps the `pipeline` figures of the run before, and
- * `runs` says which run measured which entry. Every other section is replaced whole.
+ * `runs` gives the start of the run that measured each entry. Every other section is
+ * replaced whole.
  */
 function mergeByEngine(name: string, previous: Stamped | undefined, next: Stamped): Stamped {
-  if ((name !== 'byEngine' && name !== 'tfjsOverOnnx') || !previous) return next;
+  if (name !== 'byEngine' && name !== 'tfjsOverOnnx') return next;
+  const prev: Stamped = previous ?? { run: next.run, figures: {}, runs: {} };
+  const startOf = (run: unknown) => (run as { startedAt?: string }).startedAt;
   const keysOf = (figures: Record<string, unknown>) =>
     name === 'byEngine' ? Object.entries(figures).flatMap(([e, f]) => Object.keys(f as object).map((k) => `${e}.${k}`)) : Object.keys(figures);
   const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   const figures: Record<string, unknown> =
     name === 'byEngine'
       ? Object.fromEntries(
-          [...new Set([...Object.keys(previous.figures), ...Object.keys(next.figures)])].map((e) => [
+          [...new Set([...Object.keys(prev.figures), ...Object.keys(next.figures)])].map((e) => [
             e,
-            { ...(previous.figures[e] as object | undefined), ...(next.figures[e] as object | undefined) },
+            { ...(prev.figures[e] as object | undefined), ...(next.figures[e] as object | undefined) },
           ]),
         )
-      : { ...previous.figures, ...defined(next.figures) };
+      : { ...prev.figures, ...defined(next.figures) };
   const runs = {
-    ...(previous.runs ?? Object.fromEntries(keysOf(previous.figures).map((k) => [k, previous.run]))),
-    ...Object.fromEntries(keysOf(defined(next.figures)).map((k) => [k, next.run])),
+    ...(prev.runs ?? Object.fromEntries(keysOf(prev.figures).map((k) => [k, startOf(prev.run)]))),
+    ...Object.fromEntries(keysOf(defined(next.figures)).map((k) => [k, startOf(next.run)])),
   };
   return { run: next.run, figures, runs };
 }

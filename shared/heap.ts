@@ -1,9 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
-
-/** Head room, as a percentage of the live heap, that V8 leaves before its next full collection. */
-export const SERVING_HEAP_GROWING_PERCENT = 50;
-
-let applied = false;
+import { HeapEnvSchema, loadEnv } from './schemas/env.js';
 
 /**
  * Gives a serving process's V8 heap more room between full (mark-compact) collections.
@@ -15,22 +11,17 @@ let applied = false;
  * loop 20–30 ms (incremental marking steps, then the final pause). Measured here, runs of
  * 1000 predicts in a row on the onnx engine (2 cores): with V8's choice 8 of 36 runs went
  * that way (17–63 full collections, p99 37–51 ms; the others 0–6, p99 16–26 ms); with the
- * factor fixed at 1.5 and the embedder's input buffers reused (onnx/embedder.ts) 15 of 15 runs
- * had 2–3 full collections, p99 16.5–24 ms. The price is up to half the live heap in extra
- * memory (about 35 MB here).
+ * factor fixed at 1.5 and the embedder's one-image input buffers reused (onnx/embedder.ts)
+ * 15 of 15 runs had 2–3 full collections, p99 16.5–24 ms. The price is up to half the live
+ * heap in extra memory (about 35 MB here).
  *
- * Process-wide and idempotent; called by the inference API's handler factory, so both the
- * Lambda container and the local server get it. `TL_HEAP_GROWING_PERCENT=0` keeps V8's own
- * choice.
+ * Process-wide (`TL_HEAP_GROWING_PERCENT`, default 50; 0 gives V8 its choice back); setting
+ * it again is harmless. The inference API's handler factory calls it, and `handler.ts` builds
+ * the Lambda entry's handler when it is imported: so every process that imports the predict
+ * handler (the Lambda container, the local server, tests that load it) gets the flag.
+ * @throws ConfigError when TL_HEAP_GROWING_PERCENT is not an integer from 0 to 300
  */
-export function preferShortGcPauses(env: NodeJS.ProcessEnv = process.env): void {
-  if (applied) return;
-  applied = true;
-  const raw = env.TL_HEAP_GROWING_PERCENT;
-  const percent = raw === undefined || raw === '' ? SERVING_HEAP_GROWING_PERCENT : Number(raw);
-  if (!Number.isInteger(percent) || percent < 0 || percent > 400) {
-    throw new RangeError(`TL_HEAP_GROWING_PERCENT must be an integer from 0 to 400, got "${raw}"`);
-  }
-  // 0 is V8's default: it picks the factor itself.
-  setFlagsFromString(`--heap-growing-percent=${percent}`);
+export function preferShortGcPauses(env: NodeJS.ProcessEnv = process.env, setFlags: (flags: string) => void = setFlagsFromString): void {
+  const { TL_HEAP_GROWING_PERCENT: percent } = loadEnv(HeapEnvSchema, env);
+  setFlags(`--heap-growing-percent=${percent}`);
 }

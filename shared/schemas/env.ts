@@ -13,6 +13,17 @@ export const EngineEnvSchema = z.object({
 export type EngineEnv = z.infer<typeof EngineEnvSchema>;
 
 /**
+ * Head room V8 leaves the serving process's heap before a full collection, as a percentage
+ * of the live heap (shared/heap.ts); 0 gives V8 its own choice. V8 caps the factor at 4, so
+ * at most 300.
+ */
+export const HeapEnvSchema = z.object({
+  /** @default 50 */
+  TL_HEAP_GROWING_PERCENT: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(0).max(300).default(50)),
+});
+export type HeapEnv = z.infer<typeof HeapEnvSchema>;
+
+/**
  * Environment of every handler and of the training job. Validated once, at cold
  * start, by `loadEnv`. Local runs use a folder as the bucket and child processes
  * as jobs; the cloud uses S3 and AWS Batch.

@@ -126,12 +126,13 @@ function sessionFor(ort: Ort, key: string, bytes: Uint8Array, inputShape: ImageS
 export const MAX_RUN = 4;
 
 /**
- * Input buffers no run is using, by length (at most `KEPT_INPUTS` of each). A fresh one per
- * call was 600 KB of ArrayBuffer per one-image predict; the serving process's full
- * collections came from it and V8's heap sizing (see `shared/heap.ts`): with the buffers
- * reused and the heap's growing factor fixed, 15 of 15 runs of 1000 predicts had 2–3 full
- * collections, and 7 runs with the factor fixed alone 8–10. Each call takes its own buffer,
- * so concurrent calls never share one.
+ * One-image input buffers no run is using, by length (at most `KEPT_INPUTS` of each: 2.4 MB
+ * at 224×224). A fresh one per call was 600 KB of ArrayBuffer per one-image predict; the
+ * serving process's full collections came from it and V8's heap sizing (see `shared/heap.ts`):
+ * with the buffers reused and the heap's growing factor fixed, 15 of 15 runs of 1000 predicts
+ * had 2–3 full collections, and 7 runs with the factor fixed alone 8–10. Each call takes its
+ * own buffer, so concurrent calls never share one; calls of several images (the job's) are
+ * few and large, and allocate theirs.
  */
 const freeInputs = new Map<number, Float32Array[]>();
 const KEPT_INPUTS = 4;
@@ -202,9 +203,10 @@ export class OnnxEmbedder implements Embedder {
     const fetches = parts.map(cutName);
     const sizes = parts.map((p) => this.partSizes[p]);
     const out = sizes.map((s) => new Float32Array(count * s));
-    // One input buffer for every batch of this call, given back when its runs are over (the
-    // graph normalises the 0–255 values).
-    const input = takeInput(Math.min(batch, count) * prod(this.inputShape));
+    // One input buffer for every batch of this call; a one-image call's comes from the pool
+    // and goes back when its run is over (the graph normalises the 0–255 values).
+    const length = Math.min(batch, count) * prod(this.inputShape);
+    const input = count === 1 ? takeInput(length) : new Float32Array(length);
     try {
       for (let start = 0; start < count; start += batch) {
         const n = Math.min(batch, count - start);
@@ -215,7 +217,7 @@ export class OnnxEmbedder implements Embedder {
         opts.onProgress?.(start + n, count);
       }
     } finally {
-      giveBackInput(input);
+      if (count === 1) giveBackInput(input);
     }
     const byPart: Float32Array[] = [];
     parts.forEach((p, i) => (byPart[p] = out[i]));
