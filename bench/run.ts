@@ -353,7 +353,8 @@ async function benchPredictAndPipeline(sections: Set<string>) {
  * Predict and pipeline on each engine of the frozen base, in the same run: a fresh
  * platform per engine (its own store and embedding cache), the engine forced in this
  * process (predict) and in the job's child process (TL_ENGINE is inherited).
- * `--engine=onnx|tfjs` runs one. The figures of the default engine (onnx) stay at the top level.
+ * `--engine=onnx|tfjs` runs one. The figures of the default engine (onnx) stay at the top level
+ * (`--engine=tfjs` updates only `byEngine`).
  */
 async function predictAndPipelineByEngine(sections: Set<string>) {
   const only = process.argv.find((a) => a.startsWith('--engine='))?.slice('--engine='.length);
@@ -379,7 +380,7 @@ async function predictAndPipelineByEngine(sections: Set<string>) {
     return t && o ? round(t / o, 1) : undefined;
   };
   return {
-    ...(byEngine.onnx ?? byEngine.tfjs),
+    ...byEngine.onnx,
     byEngine,
     tfjsOverOnnx: { predictP50: ratio('predict', 'p50Ms'), uploadToServable: ratio('pipeline', 'uploadToServableSeconds') },
   };
