@@ -16,9 +16,8 @@ import { HeapEnvSchema, loadEnv } from './schemas/env.js';
  * heap in extra memory (about 35 MB here).
  *
  * Process-wide (`TL_HEAP_GROWING_PERCENT`, default 50; 0 gives V8 its choice back); setting
- * it again is harmless. The inference API's handler factory calls it, and `handler.ts` builds
- * the Lambda entry's handler when it is imported: so every process that imports the predict
- * handler (the Lambda container, the local server, tests that load it) gets the flag.
+ * it again is harmless. Called where a process starts serving predictions: the predict
+ * Lambda's cold start and `startPlatform` (the local server, and the bench that hosts it).
  * @throws ConfigError when TL_HEAP_GROWING_PERCENT is not an integer from 0 to 300
  */
 export function preferShortGcPauses(env: NodeJS.ProcessEnv = process.env, setFlags: (flags: string) => void = setFlagsFromString): void {

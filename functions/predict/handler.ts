@@ -43,8 +43,6 @@ const routes: Record<string, Route> = {
 
 /** The inference API: predict and model information, behind API Gateway or the local server. */
 export function createHandler(deps: ApiDeps | (() => Promise<ApiDeps>), log: (msg: string, err?: unknown) => void = console.error) {
-  // The process that serves predictions: fewer, not longer, full GC pauses (see heap.ts).
-  preferShortGcPauses();
   // Built on the first request, and again on the next one if that failed.
   const getDeps = retryingLazy(() => (typeof deps === 'function' ? deps() : Promise.resolve(deps)));
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
@@ -67,6 +65,9 @@ export function createHandler(deps: ApiDeps | (() => Promise<ApiDeps>), log: (ms
 export const handler = withCors(
   observeApi(
     createHandler(async () => {
+      // This container serves predictions: rare full GC pauses (heap.ts). At cold start with the
+      // other settings, not at import: the local platform imports this module too.
+      preferShortGcPauses();
       const { env, store } = await createDeps();
       return { store, models: createModelCache(store, { capacity: env.MODEL_CACHE_SIZE }) };
     }),

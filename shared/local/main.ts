@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { z } from 'zod';
-import { loadEnv } from '../schemas/env.js';
+import { ConfigError, loadEnv } from '../schemas/env.js';
 import { startPlatform, type Platform } from './platform.js';
 import { runDemo } from './demo.js';
 
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+  // A setting that does not validate is the user's to fix: its message, not a stack trace.
+  process.stderr.write(`${err instanceof ConfigError ? err.message : ((err as Error).stack ?? err)}\n`);
   process.exit(1);
 });

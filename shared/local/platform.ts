@@ -8,6 +8,7 @@ import type { ObjectStore } from '../ports/object-store.js';
 import { TERMINAL_STATES } from '../schemas/job.js';
 import { jobEndCode, readJobStatus, updateJobStatus } from '../jobs/status.js';
 import { collectGarbage } from '../models/garbage.js';
+import { preferShortGcPauses } from '../heap.js';
 import { createHandler as createPredictHandler } from '../../functions/predict/handler.js';
 import { createModelCache } from '../../functions/predict/model-cache.js';
 import { createHandler as createUploadsHandler } from '../../functions/uploads/handler.js';
@@ -76,6 +77,8 @@ const TEMP_FILE_MAX_AGE_MS = 15 * 60 * 1000;
  * training jobs run as child processes.
  */
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
+  // This process serves predictions: rare full GC pauses (shared/heap.ts).
+  preferShortGcPauses();
   const log = options.log ?? structuredLog(new Logger({ serviceName: 'platform' }));
   const dataDir = path.resolve(options.dataDir);
   const file = await loadOrCreateTenants(dataDir);

@@ -1,9 +1,14 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { apiEvent } from '../helpers/api.js';
+import { startTestPlatform } from '../helpers/platform.js';
 import { preferShortGcPauses } from '../../shared/heap.js';
 import { ConfigError } from '../../shared/schemas/env.js';
 
-// A V8 flag cannot be read back from JavaScript: the handler's wiring is checked by recording
-// what it would set (and so the test worker's own heap is left alone).
+// A V8 flag cannot be read back from JavaScript: the wiring is checked by recording what would
+// be set (and so the test worker's own heap is left alone).
 const setFlags = vi.hoisted(() => vi.fn());
 vi.mock('node:v8', async (importOriginal) => ({ ...(await importOriginal<typeof import('node:v8')>()), setFlagsFromString: setFlags }));
 
@@ -47,18 +52,36 @@ describe('preferShortGcPauses', () => {
     expect(set.mock.calls).toEqual([['--heap-growing-percent=300']]);
   });
 
-  it('is applied by the inference API handler (the local server and the Lambda function build theirs with it)', async () => {
-    // Prepare
+  it('is applied by the predict Lambda at its cold start, not when its module is imported', async () => {
+    // Prepare: a local bucket for the Lambda's deps.
+    const bucket = await mkdtemp(path.join(tmpdir(), 'tl-heap-'));
+    vi.stubEnv('STORE_KIND', 'local');
+    vi.stubEnv('BUCKET_DIR', bucket);
     vi.stubEnv('TL_HEAP_GROWING_PERCENT', '');
     setFlags.mockClear();
+    const { handler } = await import('../../functions/predict/handler.js');
+    const atImport = setFlags.mock.calls.length;
 
-    // Act: importing the module builds the Lambda entry's handler with createHandler; one more local one.
-    const { createHandler } = await import('../../functions/predict/handler.js');
-    createHandler(async () => {
-      throw new Error('not called: no request is made');
-    });
+    // Act
+    const res = await handler(apiEvent('GET', '/models', null));
 
     // Assess
-    expect(setFlags.mock.calls).toEqual([['--heap-growing-percent=50'], ['--heap-growing-percent=50']]);
+    expect(atImport).toBe(0);
+    expect(res.statusCode).toBe(200);
+    expect(setFlags.mock.calls).toEqual([['--heap-growing-percent=50']]);
+    await rm(bucket, { recursive: true, force: true });
+  });
+
+  it('is applied by the local platform when it starts', async () => {
+    // Prepare
+    vi.stubEnv('TL_HEAP_GROWING_PERCENT', '40');
+    setFlags.mockClear();
+
+    // Act
+    const t = await startTestPlatform({ runner: { standby: false } });
+    await t.close();
+
+    // Assess
+    expect(setFlags.mock.calls).toEqual([['--heap-growing-percent=40']]);
   });
 });
