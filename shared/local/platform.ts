@@ -9,6 +9,7 @@ import { TERMINAL_STATES } from '../schemas/job.js';
 import { jobEndCode, readJobStatus, updateJobStatus } from '../jobs/status.js';
 import { collectGarbage } from '../models/garbage.js';
 import { preferShortGcPauses } from '../heap.js';
+import { EngineEnvSchema, loadEnv } from '../schemas/env.js';
 import { createHandler as createPredictHandler } from '../../functions/predict/handler.js';
 import { createModelCache } from '../../functions/predict/model-cache.js';
 import { createHandler as createUploadsHandler } from '../../functions/uploads/handler.js';
@@ -79,6 +80,9 @@ const TEMP_FILE_MAX_AGE_MS = 15 * 60 * 1000;
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
   // This process serves predictions: rare full GC pauses (shared/heap.ts).
   preferShortGcPauses();
+  // Read lazily by the engine and by every job process: a typo would only show when the
+  // first job failed. Checked here, it stops the start with the setting's name.
+  loadEnv(EngineEnvSchema);
   const log = options.log ?? structuredLog(new Logger({ serviceName: 'platform' }));
   const dataDir = path.resolve(options.dataDir);
   const file = await loadOrCreateTenants(dataDir);

@@ -10,7 +10,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 
 describe('npm start (shared/local/main.ts)', () => {
   it('refuses settings that do not validate with their names and no stack trace, exit 1', async () => {
-    // Prepare: one of main's own settings and one read when the platform starts.
+    // Prepare: one of main's own settings, and two read later that the start checks.
     const dataDir = await mkdtemp(path.join(tmpdir(), 'tl-main-'));
     const start = (env: Record<string, string>) =>
       promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(root, 'shared/local/main.ts')], {
@@ -22,12 +22,13 @@ describe('npm start (shared/local/main.ts)', () => {
       );
 
     // Act
-    const [port, heap] = await Promise.all([start({ PORT: 'eighty' }), start({ TL_HEAP_GROWING_PERCENT: 'lots' })]);
+    const [port, heap, engine] = await Promise.all([start({ PORT: 'eighty' }), start({ TL_HEAP_GROWING_PERCENT: 'lots' }), start({ TL_ENGINE: 'gpu' })]);
 
     // Assess
     for (const [run, name] of [
       [port, 'PORT'],
       [heap, 'TL_HEAP_GROWING_PERCENT'],
+      [engine, 'TL_ENGINE'],
     ] as const) {
       expect(run.code).toBe(1);
       expect(run.stderr).toContain('invalid environment');
