@@ -487,6 +487,7 @@ async function main() {
       .filter(([k]) => !['backend', 'tfjsPackage', 'machine', 'startedAt', 'finishedAt'].includes(k))
       .map(([k, v]) => [k, mergeByEngine(k, previous.sections?.[k] as Stamped | undefined, { run, figures: v as Record<string, unknown> })]),
   );
+  if (measured.byEngine) measured.tfjsOverOnnx = ratiosOf(measured.byEngine);
   await writeFile(latestFile, JSON.stringify({ backend, sections: { ...(previous.sections ?? {}), ...measured } }, null, 2));
   process.stdout.write(`${json}\n`);
   log(`written to ${path.relative(process.cwd(), latestFile)} (merged with earlier sections) and a dated copy`);
@@ -500,32 +501,48 @@ interface Stamped {
 }
 
 /**
- * `byEngine` (per engine, per section) and `tfjsOverOnnx` (per ratio) keep the entries a run
- * did not measure: `-- predict` alone keeps the `pipeline` figures of the run before, and
- * `runs` gives the start of the run that measured each entry. Every other section is
- * replaced whole.
+ * `byEngine` (per engine, per section) keeps the entries a run did not measure: `-- predict`
+ * alone keeps the `pipeline` figures of the run before, and `runs` gives the start of the run
+ * that measured each entry. Every other section is replaced whole.
  */
 function mergeByEngine(name: string, previous: Stamped | undefined, next: Stamped): Stamped {
-  if (name !== 'byEngine' && name !== 'tfjsOverOnnx') return next;
+  if (name !== 'byEngine') return next;
   const prev: Stamped = previous ?? { run: next.run, figures: {}, runs: {} };
   const startOf = (run: unknown) => (run as { startedAt?: string }).startedAt;
-  const keysOf = (figures: Record<string, unknown>) =>
-    name === 'byEngine' ? Object.entries(figures).flatMap(([e, f]) => Object.keys(f as object).map((k) => `${e}.${k}`)) : Object.keys(figures);
-  const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-  const figures: Record<string, unknown> =
-    name === 'byEngine'
-      ? Object.fromEntries(
-          [...new Set([...Object.keys(prev.figures), ...Object.keys(next.figures)])].map((e) => [
-            e,
-            { ...(prev.figures[e] as object | undefined), ...(next.figures[e] as object | undefined) },
-          ]),
-        )
-      : { ...prev.figures, ...defined(next.figures) };
+  const keysOf = (figures: Record<string, unknown>) => Object.entries(figures).flatMap(([e, f]) => Object.keys(f as object).map((k) => `${e}.${k}`));
+  const figures: Record<string, unknown> = Object.fromEntries(
+    [...new Set([...Object.keys(prev.figures), ...Object.keys(next.figures)])].map((e) => [
+      e,
+      { ...(prev.figures[e] as object | undefined), ...(next.figures[e] as object | undefined) },
+    ]),
+  );
   const runs = {
     ...(prev.runs ?? Object.fromEntries(keysOf(prev.figures).map((k) => [k, startOf(prev.run)]))),
-    ...Object.fromEntries(keysOf(defined(next.figures)).map((k) => [k, startOf(next.run)])),
+    ...Object.fromEntries(keysOf(next.figures).map((k) => [k, startOf(next.run)])),
   };
   return { run: next.run, figures, runs };
+}
+
+/**
+ * tfjs over onnx from the merged `byEngine`: each ratio from the two engines' latest figures,
+ * with the start of the run(s) that measured its two sides (a one-engine run changes one side).
+ */
+function ratiosOf(byEngine: Stamped): Stamped {
+  const side = (engine: string, section: string, key: string) =>
+    (byEngine.figures[engine] as Record<string, Record<string, number>> | undefined)?.[section]?.[key];
+  const figures: Record<string, number> = {};
+  const runs: Record<string, unknown> = {};
+  for (const [name, section, key] of [
+    ['predictP50', 'predict', 'p50Ms'],
+    ['uploadToServable', 'pipeline', 'uploadToServableSeconds'],
+  ] as const) {
+    const t = side('tfjs', section, key);
+    const o = side('onnx', section, key);
+    if (!t || !o) continue;
+    figures[name] = round(t / o, 1);
+    runs[name] = [...new Set([byEngine.runs?.[`tfjs.${section}`], byEngine.runs?.[`onnx.${section}`]])];
+  }
+  return { run: byEngine.run, figures, runs };
 }
 
 main().catch((err) => {

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+/** A variable set to nothing (`X= npm start`) counts as unset, not as 0. */
+const unsetWhenEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+
 /**
  * Which engine runs the frozen part of models (shared/ml/onnx/runtime.ts):
  * `auto` prefers onnxruntime-node and falls back to tfjs when it cannot load.
@@ -8,7 +11,7 @@ export const EngineEnvSchema = z.object({
   /** @default "auto" */
   TL_ENGINE: z.enum(['auto', 'onnx', 'tfjs']).default('auto'),
   /** Intra-op threads of each ONNX Runtime session. @default the cores available */
-  TL_ONNX_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+  TL_ONNX_THREADS: z.preprocess(unsetWhenEmpty, z.coerce.number().int().min(1).max(256).optional()),
 });
 export type EngineEnv = z.infer<typeof EngineEnvSchema>;
 
@@ -19,7 +22,7 @@ export type EngineEnv = z.infer<typeof EngineEnvSchema>;
  */
 export const HeapEnvSchema = z.object({
   /** @default 50 */
-  TL_HEAP_GROWING_PERCENT: z.preprocess((v) => (v === '' ? undefined : v), z.coerce.number().int().min(0).max(300).default(50)),
+  TL_HEAP_GROWING_PERCENT: z.preprocess(unsetWhenEmpty, z.coerce.number().int().min(0).max(300).default(50)),
 });
 export type HeapEnv = z.infer<typeof HeapEnvSchema>;
 

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { apiEvent } from '../helpers/api.js';
 import { startTestPlatform } from '../helpers/platform.js';
 import { preferShortGcPauses } from '../../shared/heap.js';
@@ -58,6 +58,8 @@ describe('preferShortGcPauses', () => {
     vi.stubEnv('STORE_KIND', 'local');
     vi.stubEnv('BUCKET_DIR', bucket);
     vi.stubEnv('TL_HEAP_GROWING_PERCENT', '');
+    onTestFinished(() => rm(bucket, { recursive: true, force: true }));
+    vi.resetModules(); // this file's helpers imported the handler already: load it afresh
     setFlags.mockClear();
     const { handler } = await import('../../functions/predict/handler.js');
     const atImport = setFlags.mock.calls.length;
@@ -69,7 +71,6 @@ describe('preferShortGcPauses', () => {
     expect(atImport).toBe(0);
     expect(res.statusCode).toBe(200);
     expect(setFlags.mock.calls).toEqual([['--heap-growing-percent=50']]);
-    await rm(bucket, { recursive: true, force: true });
   });
 
   it('is applied by the local platform when it starts', async () => {
