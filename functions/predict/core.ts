@@ -24,6 +24,11 @@ export interface ModelCache {
   /** A version's metadata (undefined when it has none), read from the store once and then kept: a version never changes. */
   readVersion(model: string, version: string): Promise<ModelMetadata | undefined>;
   predict(metadata: ModelMetadata, request: PredictRequest): Promise<Array<Record<string, TaskPrediction>>>;
+  /**
+   * Loads a version and answers one prediction on a blank input, so that its first caller does
+   * not wait for the engine, the frozen base's session and the heads to load.
+   */
+  warm(metadata: ModelMetadata): Promise<void>;
 }
 
 export interface ApiDeps {

@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { ApiError } from '../../shared/http/api.js';
 import { LeaseCache, LruCache } from '../../shared/lru.js';
@@ -171,6 +172,13 @@ export function createModelCache(store: ObjectStore, options: ModelCacheOptions 
     return new HeadServable(meta, meta.input.type === 'image' ? embedWith(meta.base) : undefined, await loadModel(store, prefix));
   };
 
+  const predict: ModelCache['predict'] = (meta, request) =>
+    models.use(
+      `${meta.model}@${meta.version}`,
+      () => load(meta),
+      (s) => s.predict(request),
+    );
+
   return {
     async readVersion(model, version) {
       const key = `${model}@${version}`;
@@ -181,11 +189,20 @@ export function createModelCache(store: ObjectStore, options: ModelCacheOptions 
       if (meta) metadata.set(key, meta);
       return meta;
     },
-    predict: (meta, request) =>
-      models.use(
-        `${meta.model}@${meta.version}`,
-        () => load(meta),
-        (s) => s.predict(request),
-      ),
+    predict,
+    async warm(meta) {
+      const instance = meta.input.type === 'image' ? { image: await blankImage() } : { features: new Array<number>(meta.input.size).fill(0) };
+      await predict(meta, { instances: [instance], topK: 1 });
+    },
   };
+}
+
+let blank: Promise<string> | undefined;
+/** A small white PNG, base64: decoding it runs the same code as a caller's image does. */
+function blankImage(): Promise<string> {
+  blank ??= sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 255, g: 255, b: 255 } } })
+    .png()
+    .toBuffer()
+    .then((b) => b.toString('base64'));
+  return blank;
 }

@@ -13,8 +13,10 @@ describe('embedded platform end to end (HTTP)', () => {
   let t: TestPlatform;
   let work: string;
 
+  const logged: Array<{ message: string; attributes?: Record<string, unknown> }> = [];
+
   beforeAll(async () => {
-    t = await startTestPlatform();
+    t = await startTestPlatform({ log: (message, attributes) => void logged.push({ message, attributes }) });
     work = await mkdtemp(path.join(tmpdir(), 'tl-e2e-data-'));
   });
   afterAll(async () => {
@@ -41,6 +43,11 @@ describe('embedded platform end to end (HTTP)', () => {
     const corrupt = dataset.corrupt;
     expect(corrupt).toHaveLength(2);
     for (const key of corrupt) expect(report.skipped.map((s) => s.key)).toContain(key);
+
+    // The served version was loaded as soon as the job ended, before anyone called it.
+    await expect
+      .poll(() => logged.find((l) => l.message === 'model warmed' && l.attributes?.model === 'shapes')?.attributes?.version, { timeout: 30_000 })
+      .toBe(job.version);
 
     // Held-out images, drawn with another seed.
     const heldOut = await generateShapesImages({ perClass: 10, seed: 4242 });

@@ -65,4 +65,22 @@ describe('model cache: what a predict call reads from the store', () => {
     expect([broken.status, broken.body.error?.code]).toEqual([409, 'MODEL_BROKEN']);
     expect([repaired.status, repaired.body.version]).toEqual([200, V3]);
   });
+
+  it('warms a version: its files are read then, and its first predict reads none of them', async () => {
+    // Prepare
+    const models = createModelCache(store);
+    handler = createHandler({ store, models }, () => {});
+    const get = vi.spyOn(store, 'get');
+    const versionFiles = () => get.mock.calls.filter(([k]) => String(k).startsWith(`${versionPrefix('m', V1)}/`)).length;
+
+    // Act
+    await models.warm(vectorModelMetadata('m', V1));
+    const readByWarm = versionFiles();
+    const first = await predict();
+
+    // Assess: the heads (model.json, weights) were read by the warm-up, none after it.
+    expect(readByWarm).toBeGreaterThanOrEqual(2);
+    expect(first.status).toBe(200);
+    expect(versionFiles()).toBe(readByWarm + 1); // the version's metadata, read once by predict
+  });
 });
