@@ -204,5 +204,6 @@ function blankImage(): Promise<string> {
     .png()
     .toBuffer()
     .then((b) => b.toString('base64'));
+  blank.catch(() => (blank = undefined)); // the next warm-up tries again
   return blank;
 }

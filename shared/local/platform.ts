@@ -120,6 +120,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     }, ms);
     timers.add(t);
   };
+  const warmUps = createWarmUps(log, () => shuttingDown);
   const recordEndUntilDone = createJobEndRecorder({
     log,
     retryMs: options.recordRetryMs ?? 2000,
@@ -138,7 +139,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       // unfinished and resume on the next start.
       if (!rt || shuttingDown) return;
       recordEndUntilDone(rt.store, d);
-      void warmServedModel(rt, d.jobId, log);
+      warmUps.start(rt, d.jobId);
     },
   });
 
@@ -197,8 +198,9 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       for (;;) {
         await Promise.all(tenants.map((t) => t.queue.whenIdle()));
         await runner.whenIdle();
+        await warmUps.settled();
         await new Promise((r) => setTimeout(r, 100));
-        if (tenants.every((t) => t.queue.idle) && runner.idle) return;
+        if (tenants.every((t) => t.queue.idle) && runner.idle && warmUps.idle) return;
       }
     },
     collectGarbage: collectAllGarbage,
@@ -209,6 +211,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
       await collecting;
       for (const t of tenants) t.queue.stop();
       await runner.stopAll();
+      await warmUps.settled();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections?.();
     },
@@ -287,6 +290,23 @@ function createTenantRuntime(tenant: Tenant, { dataDir, url, uploadSecret, runne
   return { rt, jobs };
 }
 
+/** Warm-ups of published models in flight: `stop()` and `whenIdle()` wait for them; none logs after stop. */
+function createWarmUps(log: LogFn, stopped: () => boolean) {
+  const running = new Set<Promise<void>>();
+  return {
+    start(rt: TenantRuntime, jobId: string): void {
+      const warm: Promise<void> = warmServedModel(rt, jobId, (m, a) => {
+        if (!stopped()) log(m, a);
+      }).finally(() => running.delete(warm));
+      running.add(warm);
+    },
+    settled: () => Promise.all(running).then(() => undefined),
+    get idle() {
+      return running.size === 0;
+    },
+  };
+}
+
 /**
  * Once a job has published, the model's served version is loaded and answers one blank
  * prediction, so its first caller does not wait for the engine, the frozen base's session
@@ -298,7 +318,8 @@ async function warmServedModel(rt: TenantRuntime, jobId: string, log: LogFn): Pr
   if (status?.state !== 'succeeded') return;
   const started = performance.now();
   try {
-    const meta = await resolveModel(rt.store, status.model);
+    // Through the cache, so the first predict reads only the alias, as every later one does.
+    const meta = await resolveModel(rt.store, status.model, undefined, { readVersion: (m, v) => rt.models.readVersion(m, v) });
     await rt.models.warm(meta);
     log('model warmed', { tenant: rt.id, model: meta.model, version: meta.version, ms: Math.round(performance.now() - started) });
   } catch (err) {
