@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { readLatestJobOfModel } from '../jobs/status.js';
-import { readAlias, resolveModel } from '../models/registry.js';
+import { readAlias } from '../models/registry.js';
 import { TERMINAL_STATES, type JobStatus } from '../schemas/job.js';
 import { generateShapesDataset, generateShapesImages } from './demo-data.js';
-import type { Platform } from './platform.js';
+import { warmModel, type Platform } from './platform.js';
 
 export const DEMO_MODEL = 'demo';
 
@@ -71,9 +71,7 @@ export async function runDemo(platform: Platform, options: DemoOptions): Promise
   const shown = (p: string) => (path.relative(process.cwd(), p).startsWith('..') ? p : path.relative(process.cwd(), p));
   const sample = shown(written[0]);
   // "Serving" means loaded: the first call does not wait about a second for the engine and the session.
-  await resolveModel(tenant.store, DEMO_MODEL, undefined, { readVersion: (m, v) => tenant.models.readVersion(m, v) })
-    .then((meta) => tenant.models.warm(meta))
-    .catch((err: unknown) => out(`demo: could not load the model ahead of its first call (${(err as Error).message})`));
+  await warmModel(tenant, DEMO_MODEL).catch((err: unknown) => out(`demo: could not load the model ahead of its first call (${(err as Error).message})`));
   out(`Demo model "${DEMO_MODEL}" is serving. Try it on images it has never seen (in ${shown(heldOutDir)}):`);
   out(`  npx tl predict ${DEMO_MODEL} ${written.map(shown).join(' ')}`);
   out(

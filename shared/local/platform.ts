@@ -13,6 +13,7 @@ import { EngineEnvSchema, loadEnv } from '../schemas/env.js';
 import { createHandler as createPredictHandler } from '../../functions/predict/handler.js';
 import { createModelCache } from '../../functions/predict/model-cache.js';
 import type { ModelCache } from '../../functions/predict/core.js';
+import type { ModelMetadata } from '../schemas/model.js';
 import { resolveModel } from '../models/registry.js';
 import { createHandler as createUploadsHandler } from '../../functions/uploads/handler.js';
 import { createHandler as createPreprocessHandler } from '../../functions/preprocess/handler.js';
@@ -318,13 +319,19 @@ async function warmServedModel(rt: TenantRuntime, jobId: string, log: LogFn): Pr
   if (status?.state !== 'succeeded') return;
   const started = performance.now();
   try {
-    // Through the cache, so the first predict reads only the alias, as every later one does.
-    const meta = await resolveModel(rt.store, status.model, undefined, { readVersion: (m, v) => rt.models.readVersion(m, v) });
-    await rt.models.warm(meta);
+    const meta = await warmModel(rt, status.model);
     log('model warmed', { tenant: rt.id, model: meta.model, version: meta.version, ms: Math.round(performance.now() - started) });
   } catch (err) {
     log('could not warm the model; its first predict loads it', { tenant: rt.id, model: status.model, error: err });
   }
+}
+
+/** Loads a model's served version into the tenant's predict cache (one blank prediction). */
+export async function warmModel(rt: TenantRuntime, model: string): Promise<ModelMetadata> {
+  // Through the cache, so the first predict reads only the alias, as every later one does.
+  const meta = await resolveModel(rt.store, model, undefined, { readVersion: (m, v) => rt.models.readVersion(m, v) });
+  await rt.models.warm(meta);
+  return meta;
 }
 
 /**
